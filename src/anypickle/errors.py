@@ -1,0 +1,93 @@
+"""The exception tree: every error anypickle raises on purpose derives from :class:`AnyPickleError`.
+
+Each error is also the builtin that users already catch (``TypeError`` for objects that cannot be
+serialized, ``ValueError`` for bytes that cannot be loaded), so code written against ``pickle`` keeps
+working.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+__all__ = [
+    "AnyPickleError",
+    "DecodeError",
+    "EncodeError",
+    "InterpreterMismatchError",
+    "SignatureError",
+    "UnsafePickleError",
+    "UsageError",
+]
+
+
+class AnyPickleError(Exception):
+    """Base class for every error anypickle raises on purpose."""
+
+
+class UsageError(AnyPickleError, ValueError):
+    """An argument to an anypickle function is invalid (unknown backend name, bad option...)."""
+
+
+class EncodeError(AnyPickleError, TypeError):
+    """No backend can serialize this object.
+
+    ``path`` says where in the object graph the culprit sits (``"obj.jobs[2].gen"``), ``type_name``
+    its type, and ``attempts`` what each backend said, as ``(backend name, message)`` pairs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        type_name: str | None = None,
+        attempts: Sequence[tuple[str, str]] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.path = path
+        self.type_name = type_name
+        self.attempts = tuple(attempts)
+        self.hint = hint
+        lines = [message]
+        if path is not None:
+            lines.append(f"  at: {path}" + (f" ({type_name})" if type_name else ""))
+        for backend, said in self.attempts:
+            lines.append(f"  {backend}: {said}")
+        if hint:
+            lines.append(f"  what to do: {hint}")
+        super().__init__("\n".join(lines))
+
+
+class DecodeError(AnyPickleError, ValueError):
+    """These bytes are not a payload this anypickle can load (truncated, corrupted, foreign)."""
+
+
+class InterpreterMismatchError(DecodeError):
+    """The payload carries bytecode for another interpreter; it was refused before unpickling.
+
+    ``written_by`` and ``running`` describe both interpreters, e.g. ``"CPython 3.12"``.
+    """
+
+    def __init__(self, message: str, *, written_by: str, running: str) -> None:
+        self.written_by = written_by
+        self.running = running
+        super().__init__(message)
+
+
+class SignatureError(DecodeError):
+    """The HMAC tag is missing, stripped, or does not match: nothing was unpickled."""
+
+
+class UnsafePickleError(DecodeError):
+    """A safe load refused the stream before executing anything.
+
+    ``global_name`` names the refused global (``"os.system"``) when there is one and ``position`` the
+    byte offset of the opcode that would have imported or executed it.
+    """
+
+    def __init__(
+        self, message: str, *, global_name: str | None = None, position: int | None = None
+    ) -> None:
+        self.global_name = global_name
+        self.position = position
+        super().__init__(message)
