@@ -1,0 +1,8 @@
+"""``python -m anypickle``: the same as the ``anypickle`` console script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

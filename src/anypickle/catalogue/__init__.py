@@ -1,0 +1,129 @@
+"""The catalogue of object kinds the compatibility matrix ships through every backend.
+
+A :class:`Case` is the *source* of a sender script (run as ``__main__`` in its own folder), optionally
+the source of a helper module ``example_helper.py`` placed beside it, an expression that builds the
+object in the script's namespace, and the source of a function ``check(obj)`` that exercises the object
+and returns JSON-able data. The sender runs ``check`` on the original object; a receiver runs it on
+the loaded object; the cell is ``ok`` only when both agree.
+
+``expect`` records, per backend column, the outcome in the *fresh process* mode; ``expect_same``
+overrides the *same process* mode where it differs from the default (a dumps-side failure carries
+over, everything else is ``ok``). Tests assert every recorded outcome, so a backend upgrade that
+changes behaviour fails a test instead of silently changing the published matrix.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import textwrap
+from dataclasses import dataclass, field
+from typing import Mapping
+
+__all__ = [
+    "BACKENDS",
+    "CLEAR",
+    "DUMPS",
+    "LOADS",
+    "OK",
+    "OUTCOMES",
+    "WRONG",
+    "Case",
+    "all_cases",
+    "select_cases",
+]
+
+OK = "ok"
+DUMPS = "dumps fails"
+LOADS = "loads fails"
+WRONG = "wrong result"
+CLEAR = "clear error"
+OUTCOMES = (OK, DUMPS, LOADS, WRONG, CLEAR)
+
+BACKENDS = ("pickle", "marshal", "cloudpickle", "dill", "auto")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One object kind: how to make it in a script, how to exercise it, what each backend does."""
+
+    name: str
+    group: str
+    script: str
+    build: str
+    check: str
+    expect: Mapping[str, str]
+    expect_same: Mapping[str, str] = field(default_factory=dict)
+    helper: "str | None" = None
+    receiver_has_helper: bool = False
+    carries_code: bool = True
+    requires: tuple = ()
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "script", textwrap.dedent(self.script).strip() + "\n")
+        object.__setattr__(self, "check", textwrap.dedent(self.check).strip() + "\n")
+        if self.helper is not None:
+            object.__setattr__(self, "helper", textwrap.dedent(self.helper).strip() + "\n")
+        missing = set(BACKENDS) - set(self.expect)
+        if missing:
+            raise ValueError(f"case {self.name}: no expected outcome for {sorted(missing)}")
+        for outcome in list(self.expect.values()) + list(self.expect_same.values()):
+            if outcome not in OUTCOMES:
+                raise ValueError(f"case {self.name}: unknown outcome {outcome!r}")
+
+    def expected(self, backend: str, mode: str) -> "str | None":
+        """The outcome this case records for ``backend`` in ``mode`` ("same", "fresh" or "other").
+
+        ``None`` means "recorded, not asserted": a raw backend shipping bytecode to another Python
+        version may load, fail or crash depending on both versions.
+        """
+        fresh = self.expect[backend]
+        if mode == "fresh":
+            return fresh
+        if mode == "same":
+            if backend in self.expect_same:
+                return self.expect_same[backend]
+            return fresh if fresh in (DUMPS, CLEAR) else OK
+        if mode == "other":
+            if fresh in (DUMPS,):
+                return fresh
+            if backend == "auto":
+                if fresh == OK and self.carries_code:
+                    return CLEAR
+                return fresh
+            if backend == "pickle" or not self.carries_code:
+                return fresh
+            return None
+        raise ValueError(f"unknown mode {mode!r}")
+
+
+def exp(pickle: str, marshal: str, cloudpickle: str, dill: str, auto: str) -> dict:
+    """Fresh-process outcomes, one per column, in column order."""
+    return {"pickle": pickle, "marshal": marshal, "cloudpickle": cloudpickle, "dill": dill, "auto": auto}
+
+
+def all_cases() -> list:
+    """Every case of the built-in catalogue, sorted by group then name."""
+    from . import _classes, _containers, _functions, _helper, _installed, _patched, _unshippable
+
+    cases = []
+    for module in (_functions, _classes, _patched, _helper, _installed, _containers, _unshippable):
+        cases.extend(module.CASES)
+    names = [case.name for case in cases]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise ValueError(f"duplicate case names: {sorted(duplicates)}")
+    return sorted(cases, key=lambda case: (case.group, case.name))
+
+
+def select_cases(pattern: "str | None" = None) -> list:
+    """Cases whose name or group matches the glob ``pattern`` (comma-separated globs allowed)."""
+    cases = all_cases()
+    if not pattern:
+        return cases
+    globs = [part.strip() for part in pattern.split(",") if part.strip()]
+    return [
+        case for case in cases
+        if any(fnmatch.fnmatchcase(case.name, g) or fnmatch.fnmatchcase(case.group, g)
+               or g in case.name for g in globs)
+    ]

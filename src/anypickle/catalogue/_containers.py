@@ -1,0 +1,142 @@
+"""Containers: plain data, shared references, recursive structures, objects holding locks."""
+
+from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+
+G = "containers and state"
+
+DATA = exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK)
+
+CASES = [
+    Case(
+        "data: nested builtin containers", G,
+        "",
+        "{'ints': [1, 2, 3], 'nested': {'t': (1, 'two', 3.0), 'b': b'\\\\x00\\\\xff'}, 's': {1, 2}, 'n': None}",
+        """
+        def check(d):
+            return [sorted(d), d["ints"], list(d["nested"]["t"]), d["nested"]["b"].hex(), sorted(d["s"]),
+                    type(d["nested"]["t"]).__name__, d["n"]]
+        """,
+        DATA, carries_code=False,
+    ),
+    Case(
+        "data: large flat list", G,
+        "",
+        "list(range(100_000))",
+        """
+        def check(v):
+            return [len(v), sum(v), v[-1]]
+        """,
+        DATA, carries_code=False,
+    ),
+    Case(
+        "data: shared references", G,
+        "shared = [1]\npair = [shared, shared, {'again': shared}]\n",
+        "pair",
+        """
+        def check(p):
+            p[0].append(2)
+            return [p[1], p[2]["again"], p[0] is p[1]]
+        """,
+        exp(pickle=OK, marshal=WRONG, cloudpickle=OK, dill=OK, auto=OK), carries_code=False,
+        note="marshal copies each reference: mutating one copy leaves the others alone",
+    ),
+    Case(
+        "data: recursive list", G,
+        "loop = [1]\nloop.append(loop)\n",
+        "loop",
+        """
+        def check(v):
+            return [v[0], v[1] is v, v[1][1][1][0]]
+        """,
+        exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK), carries_code=False,
+    ),
+    Case(
+        "data: recursive dict", G,
+        "node = {'name': 'root'}\nnode['self'] = node\n",
+        "node",
+        """
+        def check(v):
+            return [v["self"]["self"]["name"], v["self"] is v]
+        """,
+        exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK), carries_code=False,
+    ),
+    Case(
+        "data: cycle between __main__ instances", G,
+        """
+        class Node:
+            def __init__(self, name):
+                self.name = name
+                self.children = []
+                self.parent = None
+            def add(self, child):
+                child.parent = self
+                self.children.append(child)
+                return child
+            def path(self):
+                return (self.parent.path() + "/" if self.parent else "") + self.name
+        root = Node("root")
+        leaf = root.add(Node("a")).add(Node("b"))
+        """,
+        "leaf",
+        """
+        def check(n):
+            return [n.path(), n.parent.parent.children[0] is n.parent, len(n.parent.parent.children)]
+        """,
+        exp(pickle=LOADS, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+    ),
+    Case(
+        "data: memoryview", G,
+        "",
+        "memoryview(b'abc')",
+        """
+        def check(m):
+            return [m.tobytes().decode(), len(m)]
+        """,
+        exp(pickle=DUMPS, marshal=OK, cloudpickle=DUMPS, dill=DUMPS, auto=OK), carries_code=False,
+    ),
+    Case(
+        "locks: threading.Lock", G,
+        "import threading\nlock = threading.Lock()\n",
+        "lock",
+        """
+        def check(lock):
+            first = lock.acquire(blocking=False)
+            second = lock.acquire(blocking=False)
+            lock.release()
+            return [first, second, lock.locked()]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=DUMPS, dill=OK, auto=OK), carries_code=False,
+    ),
+    Case(
+        "locks: __main__ instance holding an RLock", G,
+        """
+        import threading
+        class Account:
+            def __init__(self):
+                self.lock = threading.RLock()
+                self.balance = 10
+            def deposit(self, n):
+                with self.lock:
+                    with self.lock:
+                        self.balance += n
+                return self.balance
+        """,
+        "Account()",
+        """
+        def check(a):
+            return [a.deposit(5), a.deposit(1)]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=DUMPS, dill=OK, auto=OK),
+    ),
+    Case(
+        "locks: queue.Queue with items", G,
+        "import queue\nq = queue.Queue()\nq.put('a'); q.put('b')\n",
+        "q",
+        """
+        def check(q):
+            q.put("c")
+            return [q.get(), q.get(), q.qsize()]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=DUMPS, dill=OK, auto=OK), carries_code=False,
+    ),
+]
