@@ -157,7 +157,7 @@ def run_matrix(
     modes: Iterable[str] = ("same", "fresh", "other"),
     pythons: Iterable[str] = (),
     search_pythons: bool = True,
-    timeout: float = 10.0,
+    timeout: float = 5.0,
     workers: int = 2,
     progress: Callable[[int, int, str], None] = _default_progress,
 ) -> dict:
@@ -337,7 +337,7 @@ def add_matrix_parser(subparsers) -> None:
                         help="comma-separated subset of same,fresh,other (default: all)")
     parser.add_argument("--cases", metavar="PATTERN",
                         help="glob(s) on case names or groups, comma-separated; a plain word matches a substring")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per load (default 10)")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per load before it counts as a hang (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="parallel child servers (default 2)")
     parser.add_argument("--list", action="store_true", help="list the catalogue cases and exit")
     parser.set_defaults(handler=run_matrix_command)

@@ -50,7 +50,7 @@ CASES = [
     Case(
         "installed: compiled regular expression", G,
         "import re\n",
-        "re.compile(r'(\\\\d+)-(\\\\w+)', re.IGNORECASE)",
+        "re.compile(r'(\\d+)-(\\w+)', re.IGNORECASE)",
         """
         def check(p):
             return [p.match("12-ab").groups(), p.flags & 2, p.pattern]
