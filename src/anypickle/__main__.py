@@ -1,8 +1,5 @@
-"""``python -m anypickle``: the same as the ``anypickle`` console script."""
-
-import sys
+"""``python -m anypickle``: the command line."""
 
 from .cli import main
 
-if __name__ == "__main__":
-    sys.exit(main())
+raise SystemExit(main())
