@@ -64,12 +64,30 @@ def _api():
     return anypickle if hasattr(anypickle, "dumps") and hasattr(anypickle, "loads") else None
 
 
-def _is_own_error(exc: BaseException) -> bool:
+def _is_own_error(exc: "BaseException | None") -> bool:
     try:
         from anypickle.errors import AnyPickleError
     except ImportError:  # pragma: no cover - the package is always importable in a matrix child
         return False
     return isinstance(exc, AnyPickleError)
+
+
+def classify(exc: BaseException, stage: str, backend: str) -> str:
+    """The outcome for an exception raised by dumps (``stage="dumps"``) or loads.
+
+    anypickle translates a backend's own failure into its error tree (``raise EncodeError(...) from
+    exc``), so the type alone does not say who failed. A *clear error* is anypickle refusing on its
+    own: auto finding no way to ship an object, or loads refusing bytecode from another interpreter
+    before unpickling. An anypickle error that wraps the backend's exception is that backend failing:
+    *dumps fails* for a forced backend, *loads fails* for any column (the load was attempted).
+    """
+    failed = DUMPS_FAILS if stage == "dumps" else LOADS_FAILS
+    if not _is_own_error(exc):
+        return failed
+    wraps_backend = exc.__cause__ is not None and not _is_own_error(exc.__cause__)
+    if stage == "dumps" and backend == "auto":
+        return CLEAR_ERROR
+    return failed if wraps_backend else CLEAR_ERROR
 
 
 class Unavailable(Exception):
@@ -114,6 +132,19 @@ def _loads(data: bytes, backend: str) -> Any:
 
         return dill.loads(data)
     raise Unavailable(f"backend {backend!r} needs anypickle.loads")
+
+
+def _written_by(data: bytes) -> "str | None":
+    """The backend named in an anypickle envelope header, plus "+bytecode" when flagged."""
+    try:
+        from anypickle import _envelope
+    except ImportError:
+        return None
+    view = memoryview(data)
+    if not _envelope.is_envelope(view):
+        return None
+    header = _envelope.parse(view)
+    return header.backend.label + ("+bytecode" if header.carries_code else "")
 
 
 def _preimport() -> None:
@@ -193,8 +224,7 @@ def _load_and_exercise(data: bytes, backend: str, check_source: str, expected: A
     except Unavailable as exc:
         return {"outcome": NOT_AVAILABLE, "detail": str(exc)}
     except BaseException as exc:
-        outcome = CLEAR_ERROR if _is_own_error(exc) else LOADS_FAILS
-        return {"outcome": outcome, "detail": _short(exc)}
+        return {"outcome": classify(exc, "loads", backend), "detail": _short(exc)}
     return _exercise(obj, check_source, expected, emit)
 
 
@@ -256,13 +286,12 @@ def _send(job: dict, emit) -> dict:
             cells[backend] = {"outcome": NOT_AVAILABLE, "detail": str(exc)}
             continue
         except BaseException as exc:
-            outcome = CLEAR_ERROR if _is_own_error(exc) else DUMPS_FAILS
-            cells[backend] = {"outcome": outcome, "detail": _short(exc)}
+            cells[backend] = {"outcome": classify(exc, "dumps", backend), "detail": _short(exc)}
             continue
         path = os.path.join(job["payload_dir"], f"{backend}.bin")
         with open(path, "wb") as handle:
             handle.write(data)
-        dumped[backend] = {"path": path, "size": len(data)}
+        dumped[backend] = {"path": path, "size": len(data), "written_by": _written_by(data)}
 
     # The check may mutate the object or global state, so the expected value and every same-process
     # load run in their own fork of this post-dumps state.

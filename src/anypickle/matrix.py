@@ -237,10 +237,14 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
 
     cells: list = []
 
-    def add(case: Case, backend: str, mode: str, outcome: str, detail: str = "") -> None:
+    def add(case: Case, backend: str, mode: str, outcome: str, detail: str = "",
+            written_by: "str | None" = None) -> None:
+        cell = {"case": case.name, "group": case.group, "backend": backend,
+                "mode": mode, "outcome": outcome, "detail": detail}
+        if written_by:
+            cell["written_by"] = written_by
         with lock:
-            cells.append({"case": case.name, "group": case.group, "backend": backend,
-                          "mode": mode, "outcome": outcome, "detail": detail})
+            cells.append(cell)
 
     jobs: list = []
     for case in cases:
@@ -258,16 +262,17 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
                     add(case, backend, mode_id, cell["outcome"], cell["detail"])
                 tick(case.name, len(receivers))
                 continue
+            written_by = result["dumped"][backend].get("written_by")
             if "same" in modes:
                 cell = result["same"][backend]
-                add(case, backend, "same", cell["outcome"], cell["detail"])
+                add(case, backend, "same", cell["outcome"], cell["detail"], written_by)
             for mode_id, _, receiver in receivers:
                 missing = [r for r in case.requires if not versions[mode_id].get(r)]
                 if missing:
                     add(case, backend, mode_id, SKIPPED, f"receiver lacks {', '.join(missing)}")
                     tick(case.name)
                     continue
-                jobs.append((case, backend, mode_id, receiver, {
+                jobs.append((case, backend, mode_id, receiver, written_by, {
                     "kind": "receive", "backend": backend, "check": case.check,
                     "expected": result["expected"], "timeout": timeout,
                     "payload": result["dumped"][backend]["path"],
@@ -275,13 +280,14 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
                 }))
 
     def receive(item) -> None:
-        case, backend, mode_id, receiver, job = item
+        case, backend, mode_id, receiver, written_by, job = item
         answer = pool.call(receiver, job, timeout * 3)
         if answer is None or "result" not in answer:
             detail = "the receiver server died" if answer is None else answer.get("error", "")
-            add(case, backend, mode_id, "loads fails", detail)
+            add(case, backend, mode_id, "loads fails", detail, written_by)
         else:
-            add(case, backend, mode_id, answer["result"]["outcome"], answer["result"]["detail"])
+            add(case, backend, mode_id, answer["result"]["outcome"], answer["result"]["detail"],
+                written_by)
         tick(case.name)
 
     # Interleave interpreters so both workers stay busy with warm servers.

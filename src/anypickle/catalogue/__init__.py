@@ -55,6 +55,8 @@ class Case:
     expect_same: Mapping[str, str] = field(default_factory=dict)
     helper: "str | None" = None
     receiver_has_helper: bool = False
+    # auto's payload carries bytecode (it ships code by value, or falls back to cloudpickle/dill):
+    # another Python version must refuse it with a clear error.
     carries_code: bool = True
     requires: tuple = ()
     note: str = ""
@@ -71,11 +73,9 @@ class Case:
             if outcome not in OUTCOMES:
                 raise ValueError(f"case {self.name}: unknown outcome {outcome!r}")
 
-    def expected(self, backend: str, mode: str) -> "str | None":
+    def expected(self, backend: str, mode: str) -> str:
         """The outcome this case records for ``backend`` in ``mode`` ("same", "fresh" or "other").
 
-        ``None`` means "recorded, not asserted": a raw backend shipping bytecode to another Python
-        version may load, fail or crash depending on both versions.
         """
         fresh = self.expect[backend]
         if mode == "fresh":
@@ -85,15 +85,15 @@ class Case:
                 return self.expect_same[backend]
             return fresh if fresh in (DUMPS, CLEAR) else OK
         if mode == "other":
-            if fresh in (DUMPS,):
+            # Another Python version: dumps-side outcomes carry over; pickle payloads name things
+            # and behave as in a fresh process; every payload anypickle marks as carrying bytecode
+            # (forced marshal, cloudpickle and dill always; auto when it ships code) must be
+            # refused with InterpreterMismatchError before anything is unpickled.
+            if fresh in (DUMPS, CLEAR) or backend == "pickle":
                 return fresh
-            if backend == "auto":
-                if fresh == OK and self.carries_code:
-                    return CLEAR
+            if backend == "auto" and not self.carries_code:
                 return fresh
-            if backend == "pickle" or not self.carries_code:
-                return fresh
-            return None
+            return CLEAR
         raise ValueError(f"unknown mode {mode!r}")
 
 

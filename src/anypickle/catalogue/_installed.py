@@ -122,6 +122,6 @@ CASES = [
             import numpy as np
             return [round(float(x), 6) for x in f(np.array([1.0, 2.0, 3.0]))]
         """,
-        exp(pickle=DUMPS, marshal=WRONG, cloudpickle=OK, dill=OK, auto=OK), requires=("numpy",),
+        exp(pickle=DUMPS, marshal=OK, cloudpickle=OK, dill=OK, auto=OK), requires=("numpy",),
     ),
 ]
