@@ -8,6 +8,7 @@
 
 from ._api import dump, dumps, load, loads
 from ._backend import Backend
+from ._check import CheckResult, check
 from ._explain import Explanation, explain
 from ._needs import Finding, Need
 from .errors import (
@@ -23,6 +24,7 @@ from .errors import (
 __all__ = [
     "AnyPickleError",
     "Backend",
+    "CheckResult",
     "DecodeError",
     "EncodeError",
     "Explanation",
@@ -32,6 +34,7 @@ __all__ = [
     "SignatureError",
     "UnsafePickleError",
     "UsageError",
+    "check",
     "dump",
     "dumps",
     "explain",

@@ -203,6 +203,14 @@ def _normalize(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True))
 
 
+def _normalize_quietly(value: Any) -> Any:
+    """Like :func:`_normalize`, but values JSON cannot hold are compared as they are."""
+    try:
+        return _normalize(value)
+    except (TypeError, ValueError):
+        return value
+
+
 def _exercise(obj: Any, check_source: str, expected: Any, emit) -> dict:
     """Run the check on a loaded object and compare with the sender's value."""
     emit({"stage": "loaded"})
