@@ -188,6 +188,9 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         return found
     if t is types.MethodType:
         return _method_need(obj)  # type: ignore[arg-type]
+    if t is functools._lru_cache_wrapper:
+        # the wrapper pickles by qualname: it needs its module exactly as a plain function does
+        return _definition_need(obj, policy)
     if t is typing.TypeVar and policy.goes_by_value(obj.__module__):  # type: ignore[attr-defined]
         need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE  # type: ignore[attr-defined]
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]

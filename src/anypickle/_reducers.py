@@ -6,6 +6,7 @@ locks, patches on installed classes). Never rename or remove one: old payloads n
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import types
@@ -56,3 +57,40 @@ def reapply_patches(module: str, qualname: str, patches: dict[str, Any]) -> type
     for name, value in patches.items():
         setattr(obj, name, value)
     return obj
+
+
+def make_memoryview(data: bytes, fmt: str, shape: tuple, readonly: bool) -> memoryview:
+    """A memoryview over a copy of the original's bytes, with its format and shape."""
+    view = memoryview(data if readonly else bytearray(data))
+    if fmt != "B" or len(shape) != 1:
+        view = view.cast(fmt, shape)
+    return view
+
+
+def make_singledispatch(default: Any, implementations: list, attributes: dict) -> Any:
+    """A ``functools.singledispatch`` function registered again, implementation by implementation.
+
+    The original's dispatch cache is a ``WeakKeyDictionary``, which no pickler can carry; the
+    registry is all the state that matters.
+    """
+    func = functools.singledispatch(default)
+    for cls, implementation in implementations:
+        func.register(cls, implementation)
+    func.__dict__.update(attributes)
+    return func
+
+
+def make_lru_cache(wrapped: Any, maxsize: Any, typed: bool, attributes: dict) -> Any:
+    """A ``functools.lru_cache`` wrapper around ``wrapped`` (with an empty cache)."""
+    func = functools.lru_cache(maxsize=maxsize, typed=typed)(wrapped)
+    func.__dict__.update(attributes)
+    return func
+
+
+def make_exception(cls: type, args: tuple) -> BaseException:
+    """An exception instance created without calling ``__init__``; its ``__dict__`` follows as state.
+
+    ``BaseException.__reduce__`` replays ``cls(*args)``, which fails for a custom ``__init__`` whose
+    parameters differ from the ``args`` it passed to ``super().__init__``.
+    """
+    return cls.__new__(cls, *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import types
 import typing
@@ -37,12 +38,28 @@ class AnyPickler(cloudpickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
+        if t is memoryview:
+            # cloudpickle turns a memoryview into bytes: the receiver would get another type.
+            # (Checked first: the probe pass may have cached memoryview as a plain type.)
+            return _reducers.make_memoryview, (obj.tobytes(), obj.format, obj.shape, obj.readonly)
         if t in self._plain:
             return NotImplemented
         if t is types.FunctionType:
             if _definition_need(obj, self._policy) is None:
                 return NotImplemented
+            if _is_singledispatch(obj):
+                return _singledispatch_reduce(obj)
             return self._dynamic_function_reduce(obj)
+        if t is functools._lru_cache_wrapper:
+            if _definition_need(obj, self._policy) is None:
+                return NotImplemented
+            # cloudpickle names the wrapper by qualname, which a fresh receiver's __main__ lacks
+            params = obj.cache_parameters()
+            return _reducers.make_lru_cache, (
+                obj.__wrapped__, params["maxsize"], params["typed"], _wrapper_attributes(obj))
+        if isinstance(obj, BaseException) and _has_custom_exception_init(t):
+            state = dict(vars(obj)) or None
+            return _reducers.make_exception, (t, obj.args), state
         if issubclass(t, type):
             return self._class_reduce(obj)
         if t is types.CellType:
@@ -87,6 +104,11 @@ class AnyPickler(cloudpickle.Pickler):
         rv = _cp._dynamic_class_reduce(obj)
         # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.
         rv[2][0]["__qualname__"] = obj.__qualname__
+        if "__slots__" in vars(obj) and typing.NamedTuple not in getattr(obj, "__orig_bases__", ()):
+            # (typing.NamedTuple's base refuses a __slots__ entry and makes its own)
+            # cloudpickle sets __slots__ after creating the class, where it creates no slots: the
+            # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
+            rv[1][3]["__slots__"] = obj.__slots__
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
@@ -96,6 +118,34 @@ class AnyPickler(cloudpickle.Pickler):
         state = dict(vars(module))
         state.pop("__builtins__", None)
         return _cp.dynamic_subimport, (name, state)
+
+
+_SINGLEDISPATCH_ATTRIBUTES = ("register", "dispatch", "registry", "_clear_cache")
+_WRAPPER_ATTRIBUTES = _SINGLEDISPATCH_ATTRIBUTES + ("__wrapped__",)
+
+
+def _is_singledispatch(func: types.FunctionType) -> bool:
+    return all(name in func.__dict__ for name in _SINGLEDISPATCH_ATTRIBUTES)
+
+
+def _wrapper_attributes(func: Any) -> dict:
+    return {k: v for k, v in vars(func).items() if k not in _WRAPPER_ATTRIBUTES}
+
+
+def _singledispatch_reduce(func: types.FunctionType) -> Any:
+    registry = dict(func.registry)
+    default = registry.pop(object)
+    return _reducers.make_singledispatch, (default, list(registry.items()), _wrapper_attributes(func))
+
+
+def _has_custom_exception_init(t: type) -> bool:
+    """A Python-level __init__ somewhere in the class's MRO, and the default __reduce__."""
+    if t.__reduce__ is not BaseException.__reduce__:
+        return False
+    return any("__init__" in vars(k) for k in t.__mro__ if k.__flags__ & _HEAPTYPE)
+
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: the class was defined in Python, not in C
 
 
 def _cell_value(cell: types.CellType) -> Any:
