@@ -78,7 +78,9 @@ def render_markdown(doc: dict) -> str:
         by_mode.setdefault(cell["mode"], {})[(cell["group"], cell["case"], cell["backend"])] = cell
     rows = sorted({(c["group"], c["case"]) for c in doc["cells"]})
     ordered = sorted(doc["modes"], key=lambda m: {"fresh": 0, "same": 1}.get(m["kind"], 2))
-    lines.append("## Summary (cells ok / cells)")
+    lines.append("## Summary")
+    lines.append("")
+    lines.append("Cells ok out of the cells run; in parentheses, how many anypickle refused with a clear error.")
     lines.append("")
     lines.append("| mode | " + " | ".join(columns) + " |")
     lines.append("|---|" + "---|" * len(columns))
@@ -87,12 +89,15 @@ def render_markdown(doc: dict) -> str:
         counts = []
         for backend in columns:
             mine = [c for (g, n, b), c in cells.items() if b == backend and c["outcome"] != "skipped"]
-            counts.append(f"{sum(c['outcome'] == 'ok' for c in mine)}/{len(mine)}")
+            ok = sum(c["outcome"] == "ok" for c in mine)
+            clear = sum(c["outcome"] == "clear error" for c in mine)
+            counts.append(f"{ok}/{len(mine)}" + (f" ({clear} clear)" if clear else ""))
         lines.append(f"| {mode['label']} | " + " | ".join(counts) + " |")
     lines.append("")
     for mode in ordered:
         cells = by_mode.get(mode["id"], {})
-        lines.append(f"## {mode['label']}" + (f" (Python {mode['python']})" if mode.get("python") else ""))
+        suffix = f" (Python {mode['python']})" if mode.get("python") and mode["kind"] != "other" else ""
+        lines.append(f"## {mode['label']}{suffix}")
         lines.append("")
         if mode.get("note"):
             lines += [f"Note: {mode['note']}.", ""]
