@@ -146,6 +146,10 @@ def _write_case_files(case: Case, workdir: str) -> dict:
     return {"script": script, "payload_dir": payload_dir, "extra_path": extra_path}
 
 
+def _timeout(case: Case, default: float) -> float:
+    return default if case.timeout is None else min(case.timeout, default)
+
+
 def _default_progress(done: int, total: int, label: str) -> None:
     return None
 
@@ -216,7 +220,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
 
     def send(case: Case) -> None:
         job = {"kind": "send", "script": files[case.name]["script"], "build": case.build,
-               "check": case.check, "backends": backends, "timeout": timeout,
+               "check": case.check, "backends": backends, "timeout": _timeout(case, timeout),
                "payload_dir": files[case.name]["payload_dir"]}
         answer = pool.call(here, job, guard)
         if answer is None:
@@ -274,7 +278,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
                     continue
                 jobs.append((case, backend, mode_id, receiver, written_by, {
                     "kind": "receive", "backend": backend, "check": case.check,
-                    "expected": result["expected"], "timeout": timeout,
+                    "expected": result["expected"], "timeout": _timeout(case, timeout),
                     "payload": result["dumped"][backend]["path"],
                     "extra_path": files[case.name]["extra_path"],
                 }))

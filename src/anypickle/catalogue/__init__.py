@@ -60,6 +60,9 @@ class Case:
     carries_code: bool = True
     requires: tuple = ()
     note: str = ""
+    # seconds before a load that does not finish counts as a hang (None: the run's default); set
+    # on rows known to hang so that a run does not wait the full default there
+    timeout: "float | None" = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "script", textwrap.dedent(self.script).strip() + "\n")

@@ -302,6 +302,7 @@ CASES = [
         exp(pickle=LOADS, marshal=DUMPS, cloudpickle=DUMPS, dill=WRONG, auto=OK),
         note="cached_property holds an RLock before Python 3.12: cloudpickle refuses it, and dill "
              "rebuilds it held, so the first uncached access hangs",
+        timeout=2.0,
     ),
     Case(
         "class: builtin subclass (list)", G,

@@ -119,7 +119,7 @@ CASES = [
                 self.balance = 10
             def deposit(self, n):
                 # a timeout instead of a plain `with`: a lock that arrives held must not hang the check
-                if not self.lock.acquire(timeout=1):
+                if not self.lock.acquire(timeout=0.2):
                     return "lock held by another thread"
                 try:
                     with self.lock:
