@@ -247,3 +247,26 @@ def test_cli_rejects_bad_options_with_a_clear_message(args, message):
     done = _cli(*args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_raw_columns_skip_the_envelope_and_its_interpreter_check():
+    """--raw runs the bare libraries: another Python gets the bytecode and is not protected."""
+    if not OTHER_PYTHONS:
+        pytest.skip(NO_OTHER_PYTHON)
+    lam = [c for c in CASES if c.name == "function: lambda"]
+    guarded = run_matrix(lam, backends=["cloudpickle", "auto"], modes=["other"])
+    bare = run_matrix(lam, backends=["cloudpickle", "auto"], modes=["other"], raw=True)
+    assert {c["outcome"] for c in guarded["cells"]} == {CLEAR}
+    assert {c["outcome"] for c in bare["cells"] if c["backend"] == "auto"} == {CLEAR}
+    raw_cells = [c for c in bare["cells"] if c["backend"] == "cloudpickle"]
+    assert raw_cells and all(c["outcome"] != CLEAR and "written_by" not in c for c in raw_cells)
+
+
+def test_rows_needing_a_package_the_sender_lacks_are_skipped_with_the_reason():
+    """A row that requires a missing package is reported as skipped, naming the package."""
+    case = Case("needs: a missing package", "test", "", "1", "def check(o):\n    return o\n",
+                exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
+                requires=("no_such_package_anypickle",))
+    doc = run_matrix([case], backends=["pickle"], modes=["same", "fresh"])
+    assert [(c["outcome"], c["detail"]) for c in doc["cells"]] == [
+        ("skipped", "the sender lacks no_such_package_anypickle")] * 2

@@ -94,12 +94,11 @@ class Unavailable(Exception):
     """This column cannot run here (e.g. the auto facade is not in this checkout yet)."""
 
 
-def _dumps(obj: Any, backend: str) -> bytes:
+def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
+    """Column ``backend``: ``anypickle.dumps(obj, backend=...)``, or the bare library when ``raw``."""
     api = _api()
-    if api is not None:
+    if api is not None and not (raw and backend != "auto"):
         return api.dumps(obj, backend=backend)
-    # Before the facade existed, the columns ran the raw libraries; kept as the fallback so the
-    # catalogue can still be exercised against an older checkout.
     if backend == "pickle":
         import pickle
 
@@ -112,12 +111,19 @@ def _dumps(obj: Any, backend: str) -> bytes:
         import dill
 
         return dill.dumps(obj)
+    if backend == "marshal" and api is not None:
+        import marshal
+
+        from anypickle._modules import ModulePolicy
+        from anypickle.backends._marshal import encode_function
+
+        return marshal.dumps(encode_function(obj, ModulePolicy((), ())), 4)
     raise Unavailable(f"backend {backend!r} needs anypickle.dumps")
 
 
-def _loads(data: bytes, backend: str) -> Any:
+def _loads(data: bytes, backend: str, raw: bool = False) -> Any:
     api = _api()
-    if api is not None:
+    if api is not None and not (raw and backend != "auto"):
         return api.loads(data)
     if backend == "pickle":
         import pickle
@@ -131,6 +137,12 @@ def _loads(data: bytes, backend: str) -> Any:
         import dill
 
         return dill.loads(data)
+    if backend == "marshal" and api is not None:
+        import marshal
+
+        from anypickle.backends._marshal import decode_function
+
+        return decode_function(marshal.loads(data))
     raise Unavailable(f"backend {backend!r} needs anypickle.loads")
 
 
@@ -226,9 +238,10 @@ def _exercise(obj: Any, check_source: str, expected: Any, emit) -> dict:
     }
 
 
-def _load_and_exercise(data: bytes, backend: str, check_source: str, expected: Any, emit) -> dict:
+def _load_and_exercise(data: bytes, backend: str, check_source: str, expected: Any, emit,
+                       raw: bool = False) -> dict:
     try:
-        obj = _loads(data, backend)
+        obj = _loads(data, backend, raw)
     except Unavailable as exc:
         return {"outcome": NOT_AVAILABLE, "detail": str(exc)}
     except BaseException as exc:
@@ -289,7 +302,7 @@ def _send(job: dict, emit) -> dict:
     dumped: dict = {}
     for backend in job["backends"]:
         try:
-            data = _dumps(obj, backend)
+            data = _dumps(obj, backend, job.get("raw", False))
         except Unavailable as exc:
             cells[backend] = {"outcome": NOT_AVAILABLE, "detail": str(exc)}
             continue
@@ -316,7 +329,7 @@ def _send(job: dict, emit) -> dict:
             data = handle.read()
         run = run_isolated(
             lambda emit, data=data, backend=backend: _load_and_exercise(
-                data, backend, job["check"], expected, emit
+                data, backend, job["check"], expected, emit, job.get("raw", False)
             ),
             job["timeout"],
         )
@@ -329,7 +342,8 @@ def _receive(job: dict, emit) -> dict:
         sys.path.insert(0, entry)
     with open(job["payload"], "rb") as handle:
         data = handle.read()
-    return _load_and_exercise(data, job["backend"], job["check"], job["expected"], emit)
+    return _load_and_exercise(data, job["backend"], job["check"], job["expected"], emit,
+                              job.get("raw", False))
 
 
 def _run_job(job: dict) -> dict:

@@ -71,8 +71,13 @@ def _versions_line(doc: dict) -> str:
 
 def render_markdown(doc: dict) -> str:
     columns = doc["columns"]
+    columns_line = (
+        "Columns pickle, marshal, cloudpickle, dill: the bare libraries (no anypickle envelope); "
+        "auto: `anypickle.dumps(obj)`." if doc.get("raw") else
+        "Columns pickle, marshal, cloudpickle, dill: `anypickle.dumps(obj, backend=...)` (the library "
+        "inside anypickle's envelope); auto: `anypickle.dumps(obj)`.")
     lines = ["# Compatibility matrix", "",
-             f"Sender: {_versions_line(doc)}.", "", LEGEND, ""]
+             f"Sender: {_versions_line(doc)}.", "", columns_line, "", LEGEND, ""]
     by_mode: dict = {}
     for cell in doc["cells"]:
         by_mode.setdefault(cell["mode"], {})[(cell["group"], cell["case"], cell["backend"])] = cell

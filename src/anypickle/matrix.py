@@ -18,9 +18,9 @@ Markdown or CSV.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import queue
 import re
 import shutil
 import subprocess
@@ -163,9 +163,14 @@ def run_matrix(
     search_pythons: bool = True,
     timeout: float = 5.0,
     workers: int = 2,
+    raw: bool = False,
     progress: Callable[[int, int, str], None] = _default_progress,
 ) -> dict:
-    """Run ``cases`` (default: the whole catalogue) and return the matrix as a JSON-able document."""
+    """Run ``cases`` (default: the whole catalogue) and return the matrix as a JSON-able document.
+
+    ``raw=True`` runs the pickle, marshal, cloudpickle and dill columns on the bare libraries (no
+    anypickle envelope, so no refusal of bytecode from another Python version); auto is unchanged.
+    """
     cases = list(select_cases() if cases is None else cases)
     backends = list(backends)
     unknown = [b for b in backends if b not in BACKENDS]
@@ -179,13 +184,13 @@ def run_matrix(
     pool = _Pool(workdir)
     try:
         return _run(cases, backends, modes, list(pythons), search_pythons, timeout, workers,
-                    progress, workdir, pool)
+                    raw, progress, workdir, pool)
     finally:
         pool.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, progress, workdir, pool):
+def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw, progress, workdir, pool):
     here = _interpreters.same_interpreter()
     files = {case.name: _write_case_files(case, workdir) for case in cases}
     receivers: list = []  # (mode id, kind, Receiver)
@@ -220,7 +225,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
 
     def send(case: Case) -> None:
         job = {"kind": "send", "script": files[case.name]["script"], "build": case.build,
-               "check": case.check, "backends": backends, "timeout": _timeout(case, timeout),
+               "check": case.check, "backends": backends, "timeout": _timeout(case, timeout), "raw": raw,
                "payload_dir": files[case.name]["payload_dir"]}
         answer = pool.call(here, job, guard)
         if answer is None:
@@ -230,8 +235,16 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
         sent[case.name] = result
         tick(case.name)
 
+    runnable = []
+    for case in cases:
+        missing = [name for name in case.requires if importlib.util.find_spec(name) is None]
+        if missing:  # e.g. numpy rows on a machine without numpy
+            sent[case.name] = {"skip": f"the sender lacks {', '.join(missing)}"}
+            tick(case.name)
+        else:
+            runnable.append(case)
     with ThreadPoolExecutor(max_workers=workers) as executor:
-        list(executor.map(send, cases))
+        list(executor.map(send, runnable))
 
     versions = {}
     for mode_id, _, receiver in receivers:
@@ -253,10 +266,11 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
     jobs: list = []
     for case in cases:
         result = sent[case.name]
-        if "error" in result:
+        if "error" in result or "skip" in result:
+            outcome, detail = (CASE_ERROR, result["error"]) if "error" in result else (SKIPPED, result["skip"])
             for mode_id in (["same"] if "same" in modes else []) + [m for m, _, _ in receivers]:
                 for backend in backends:
-                    add(case, backend, mode_id, CASE_ERROR, result["error"])
+                    add(case, backend, mode_id, outcome, detail)
             tick(case.name, len(backends) * len(receivers))
             continue
         for backend in backends:
@@ -277,7 +291,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
                     tick(case.name)
                     continue
                 jobs.append((case, backend, mode_id, receiver, written_by, {
-                    "kind": "receive", "backend": backend, "check": case.check,
+                    "kind": "receive", "backend": backend, "check": case.check, "raw": raw,
                     "expected": result["expected"], "timeout": _timeout(case, timeout),
                     "payload": result["dumped"][backend]["path"],
                     "extra_path": files[case.name]["extra_path"],
@@ -317,6 +331,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, prog
     return {
         "schema": SCHEMA,
         "generated_by": "anypickle matrix",
+        "raw": raw,
         "sender": sender_versions,
         "columns": backends,
         "modes": mode_list,
@@ -349,6 +364,9 @@ def add_matrix_parser(subparsers) -> None:
                         help="glob(s) on case names or groups, comma-separated; a plain word matches a substring")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per load before it counts as a hang (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="parallel child servers (default 2)")
+    parser.add_argument("--raw", action="store_true",
+                        help="run the pickle/marshal/cloudpickle/dill columns on the bare libraries, "
+                             "without anypickle's envelope (shows what they do across Python versions)")
     parser.add_argument("--list", action="store_true", help="list the catalogue cases and exit")
     parser.set_defaults(handler=run_matrix_command)
 
@@ -394,7 +412,7 @@ def run_matrix_command(args) -> int:
     try:
         doc = run_matrix(cases, backends=backends, modes=modes, pythons=args.python,
                          search_pythons=not args.no_search, timeout=args.timeout,
-                         workers=max(1, args.workers), progress=update)
+                         workers=max(1, args.workers), raw=args.raw, progress=update)
     finally:
         close()
     text = render(doc, args.format)

@@ -1,6 +1,6 @@
 """Classes and instances defined in the sender's ``__main__``: the class must travel by value."""
 
-from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+from . import DUMPS, LOADS, OK, WRONG, Case, exp
 
 G = "main classes"
 

@@ -1,6 +1,6 @@
 """Containers: plain data, shared references, recursive structures, objects holding locks."""
 
-from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+from . import DUMPS, LOADS, OK, WRONG, Case, exp
 
 G = "containers and state"
 

@@ -1,6 +1,6 @@
 """Functions defined in the sender's ``__main__``: the code must travel by value."""
 
-from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+from . import DUMPS, LOADS, OK, WRONG, Case, exp
 
 G = "functions"
 

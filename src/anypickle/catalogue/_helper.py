@@ -4,7 +4,7 @@ cloudpickle and dill pickle an importable module's functions and classes by refe
 only where the module exists; anypickle auto ships modules that are not installed by value.
 """
 
-from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+from . import DUMPS, LOADS, OK, Case, exp
 
 G = "helper module"
 

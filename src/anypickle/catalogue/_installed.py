@@ -1,6 +1,6 @@
 """Installed things (stdlib, numpy) that every backend should send by reference, never by value."""
 
-from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+from . import DUMPS, OK, Case, exp
 
 G = "installed by reference"
 

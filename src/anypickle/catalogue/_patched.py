@@ -6,7 +6,7 @@ These are the rows where an in-process round trip lies: the sender still has the
 cases, so that importing by name succeeds and the check can see which method actually runs.
 """
 
-from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+from . import DUMPS, LOADS, OK, WRONG, Case, exp
 
 G = "patched objects"
 

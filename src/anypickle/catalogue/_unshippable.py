@@ -1,6 +1,6 @@
 """Objects whose state lives in a running frame: nothing can ship them, auto must say so clearly."""
 
-from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
+from . import CLEAR, DUMPS, Case, exp
 
 G = "cannot ship"
 
