@@ -69,6 +69,11 @@ def same_interpreter() -> Receiver:
         parent = _package_parent(name)
         if parent and parent not in paths:
             paths.append(parent)
+    # The caller's own PYTHONPATH stays: it is part of this interpreter's installed environment
+    # (the catalogue's scripts and helper modules live in temporary folders that are never on it).
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if entry and entry not in paths:
+            paths.append(entry)
     return Receiver(sys.executable, tuple(sys.version_info[:3]), paths)
 
 

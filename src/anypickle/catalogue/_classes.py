@@ -300,6 +300,7 @@ CASES = [
             return [r.total, r.computed, fresh.total, fresh.total, fresh.computed]
         """,
         exp(pickle=LOADS, marshal=DUMPS, cloudpickle=DUMPS, dill=WRONG, auto=OK),
+        expect_from={(3, 12): {"cloudpickle": OK, "dill": OK}},
         note="cached_property holds an RLock before Python 3.12: cloudpickle refuses it, and dill "
              "rebuilds it held, so the first uncached access hangs",
         timeout=2.0,
