@@ -76,8 +76,11 @@ def _extras(cls: type) -> dict[str, Any]:
     """Class attributes that may have changed since the class statement ran (``C.count = 3``, patches)."""
     if isinstance(cls, enum.EnumMeta):
         return {}  # members are the class's own instances, re-made by the body; Enum forbids reassignment
+    # Data dunders (__slots__, __dataclass_fields__, __match_args__...) are written by the class
+    # machinery on the receiver; a dunder *method* patched in after the class statement is not.
     return {name: value for name, value in vars(cls).items()
-            if not _is_dunder(name) and name not in _SKIP_NAMES and not _defined_by_source(cls, value)}
+            if name not in _SKIP_NAMES and not _defined_by_source(cls, value)
+            and (not _is_dunder(name) or _source._function_of(value) is not None)}
 
 
 def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
@@ -93,10 +96,13 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
         return _dynamic_class_reduce(cls, str(exc))
     methods = _methods(cls)
     module = sys.modules.get(cls.__module__)
-    if methods:
-        globals_dict = methods[0].__globals__
+    own = [m.__globals__ for m in methods if m.__globals__.get("__name__") == cls.__module__]
+    if own:
+        globals_dict = own[0]  # the globals the class statement ran in (a module, or an exec namespace)
     elif module is not None:
         globals_dict = vars(module)
+    elif methods:
+        globals_dict = methods[0].__globals__
     else:
         globals_dict = {"__name__": cls.__module__}
     namespace = pickler._namespace_of(globals_dict)
@@ -142,6 +148,12 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
 
     args = (record, namespace, cells, found, module_attrs, expr_locals)
     return _rebuild_class_from_source, args, state, None, None, _set_class_state
+
+
+def attribute_state(cls: type) -> dict:
+    """The state of a class rebuilt by its owner's class statement: only what changed since."""
+    return {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
+            "module": cls.__module__, "extras": _extras(cls)}
 
 
 def _namedtuple_reduce(cls: type) -> Any:

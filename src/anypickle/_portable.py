@@ -99,6 +99,13 @@ class PortablePickler(pickle.Pickler):
         except (KeyError, AttributeError):
             return None
         if isinstance(owner, type) and vars(owner).get(name) is not None and getattr(owner, name, None) is obj:
+            if isinstance(obj, type):
+                # The owner's class statement rebuilds this class; what changed since comes as state.
+                from ._classes import attribute_state
+
+                return getattr, (owner, name), attribute_state(obj), None, None, _set_class_state
+            if vars(obj):
+                return getattr, (owner, name), dict(vars(obj)), None, None, _set_function_dict
             return getattr, (owner, name)
         return None
 
@@ -307,6 +314,10 @@ def _set_function_state(func: types.FunctionType, state: dict) -> None:
         func.__annotations__ = state["annotations"]
     if state["dict"]:
         func.__dict__.update(state["dict"])
+
+
+def _set_function_dict(func: types.FunctionType, state: dict) -> None:
+    func.__dict__.update(state)
 
 
 def _rebuild_decorated(record: dict, namespace: Any, raw: Any, found: dict, module_attrs: list) -> Any:

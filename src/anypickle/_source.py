@@ -249,28 +249,40 @@ def class_source(cls: type) -> ClassSource:
     """The record that lets the receiver rebuild ``cls`` from its ``class`` statement."""
     module = sys.modules.get(cls.__module__)
     module_globals = vars(module) if module is not None else None
-    filename = None
+    # Methods say which file holds the class (a notebook cell, an exec'd file); machinery-made ones
+    # (namedtuple's __new__, dataclass's __init__) say '<string>', which linecache does not know.
+    filenames: list[str] = []
     method_lines = []
     for value in vars(cls).values():
         func = _function_of(value)
         if func is not None and func.__qualname__.startswith(cls.__qualname__ + "."):
-            filename = filename or func.__code__.co_filename
-            if func.__code__.co_filename == filename:
-                method_lines.append(func.__code__.co_firstlineno)
-    if filename is None:
-        filename = getattr(module, "__file__", None)
-    if filename is None:
+            if func.__code__.co_filename not in filenames:
+                filenames.append(func.__code__.co_filename)
+            method_lines.append((func.__code__.co_filename, func.__code__.co_firstlineno))
+    module_file = getattr(module, "__file__", None)
+    if module_file and module_file not in filenames:
+        filenames.append(module_file)
+    candidates: list[tuple[ast.AST, str]] = []
+    text = filename = ""
+    for filename in filenames:
+        try:
+            text, tree = _file_tree(filename, module_globals)
+        except NoSource:
+            continue
+        candidates = [(node, qualname) for node, qualname in _scopes(tree)
+                      if isinstance(node, ast.ClassDef) and qualname == cls.__qualname__]
+        if candidates:
+            break
+    if not filenames:
         raise NoSource(f"cannot tell which file defines class {cls.__qualname__!r}")
-    text, tree = _file_tree(filename, module_globals)
-    candidates = [(node, qualname) for node, qualname in _scopes(tree)
-                  if isinstance(node, ast.ClassDef) and qualname == cls.__qualname__]
+    lines = [ln for f, ln in method_lines if f == filename]
     if len(candidates) > 1:
         first = getattr(cls, "__firstlineno__", None)  # 3.13+ records it
         if first is not None:
             candidates = [c for c in candidates if c[0].lineno == first] or candidates
-        elif method_lines:
+        elif lines:
             candidates = [c for c in candidates
-                          if all(c[0].lineno <= ln <= c[0].end_lineno for ln in method_lines)] or candidates
+                          if all(c[0].lineno <= ln <= c[0].end_lineno for ln in lines)] or candidates
     if not candidates:
         raise NoSource(f"no 'class {cls.__name__}' statement with qualified name {cls.__qualname__!r} in {filename!r}")
     node = candidates[-1][0]  # a redefinition later in the file is the one that ran last
@@ -285,11 +297,25 @@ def class_source(cls: type) -> ClassSource:
         "bases": tuple(ast.get_source_segment(text, b) for b in node.bases),
         "keywords": tuple((k.arg, ast.get_source_segment(text, k.value)) for k in node.keywords),
         "futures": future_names(_module_futures(tree)),
-        "freevars": (),
+        # Which names are closure variables of an enclosing function: the methods' closures say. (A
+        # name only the class body itself reads from the enclosing function compiles as a global.)
+        "freevars": tuple(sorted(_method_freevars(cls) - {"__class__"})),
     }
     body = compile_class_body(record)
     record["freevars"] = tuple(body.co_freevars)
     return record
+
+
+def _method_freevars(cls: type) -> set[str]:
+    names: set[str] = set()
+    prefix = cls.__qualname__ + "."
+    for value in vars(cls).values():
+        func = _function_of(value)
+        if func is not None and func.__qualname__.startswith(prefix):
+            names.update(func.__code__.co_freevars)
+        elif isinstance(value, type) and value.__qualname__.startswith(prefix):
+            names |= _method_freevars(value)
+    return names
 
 
 def _module_futures(tree: ast.Module) -> int:
