@@ -18,6 +18,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from . import _source
+from ._modules import is_installed_module
 from ._source import NoSource
 
 if TYPE_CHECKING:
@@ -76,11 +77,20 @@ def _extras(cls: type) -> dict[str, Any]:
     """Class attributes that may have changed since the class statement ran (``C.count = 3``, patches)."""
     if isinstance(cls, enum.EnumMeta):
         return {}  # members are the class's own instances, re-made by the body; Enum forbids reassignment
-    # Data dunders (__slots__, __dataclass_fields__, __match_args__...) are written by the class
-    # machinery on the receiver; a dunder *method* patched in after the class statement is not.
     return {name: value for name, value in vars(cls).items()
             if name not in _SKIP_NAMES and not _defined_by_source(cls, value)
-            and (not _is_dunder(name) or _source._function_of(value) is not None)}
+            and (not _is_dunder(name) or _patched_dunder_method(value))}
+
+
+def _patched_dunder_method(value: object) -> bool:
+    """True for a dunder method the user assigned after the class statement.
+
+    Data dunders (``__slots__``, ``__dataclass_fields__``, ``__match_args__``...) and dunder methods
+    from installed code (``dataclasses._replace`` as ``__replace__`` on 3.13, ``functools.total_ordering``'s
+    comparisons) are written by the class machinery, which runs again on the receiver, in its own version.
+    """
+    func = _source._function_of(value)
+    return func is not None and not is_installed_module(func.__module__ or "__main__")
 
 
 def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
