@@ -123,11 +123,13 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
     expressions += [(text, "base", i) for i, text in enumerate(record["bases"])]
     expressions += [(text, "keyword", key) for key, text in record["keywords"]]
     expression_names: set[str] = set()
+    expression_attrs: set[str] = set()
     expr_locals: dict[str, Any] = {}
     for text, role, where in expressions:
         expression = _source.compile_expression(text.lstrip("*"), record)
-        expression_names |= _source.code_names(expression)
-        for name in _source.loaded_names(expression):
+        expression_attrs |= _source.code_names(expression)
+        expression_names |= _source.global_names(expression)
+        for name in _source.global_names(expression):
             if name in globals_dict or hasattr(builtins, name) or name in cells or name in expr_locals:
                 continue
             # A local variable of the enclosing function (``class C(base)`` inside ``make(base)``): its
@@ -142,8 +144,9 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
     by_value = pickler._namespace_by_value(namespace)
     construct = _source.construction_names(body) | expression_names
     if by_value:
-        found, module_attrs = pickler._globals_for(construct, globals_dict)
-        late, late_attrs = pickler._globals_for(_source.code_names(body) - construct, globals_dict)
+        attrs = _source.code_names(body) | expression_attrs
+        found, module_attrs = pickler._globals_for(construct, attrs, globals_dict)
+        late, late_attrs = pickler._globals_for(_source.global_names(body) - construct, attrs, globals_dict)
     else:
         found, module_attrs, late, late_attrs = {}, [], {}, []
     state = {

@@ -123,10 +123,10 @@ class PortablePickler(pickle.Pickler):
     def _namespace_by_value(self, ref: object) -> bool:
         return not isinstance(ref, types.ModuleType) or self._policy.goes_by_value(ref.__name__)
 
-    def _globals_for(self, names: Iterable[str], globals_dict: dict) -> tuple[dict, list]:
-        """The globals among ``names``, and for by-value modules among them, their attributes in ``names``."""
-        names = set(names)
-        found = {n: globals_dict[n] for n in sorted(names) if n in globals_dict and n != "__builtins__"}
+    def _globals_for(self, names: Iterable[str], attr_names: Iterable[str], globals_dict: dict) -> tuple[dict, list]:
+        """The globals among ``names``, and for by-value modules among them, their attributes in ``attr_names``."""
+        found = {n: globals_dict[n] for n in sorted(set(names)) if n in globals_dict and n != "__builtins__"}
+        names = set(attr_names)
         module_attrs = []
         seen: set[int] = set()
         stack = [v for v in found.values() if isinstance(v, types.ModuleType)]
@@ -190,7 +190,8 @@ class PortablePickler(pickle.Pickler):
                                hint="define it in a file (or a notebook cell), not with exec/compile from a string") from None
         namespace = self._namespace_of(func.__globals__)
         if self._namespace_by_value(namespace):
-            found, module_attrs = self._globals_for(_source.code_names(code), func.__globals__)
+            found, module_attrs = self._globals_for(_source.global_names(code), _source.code_names(code),
+                                                    func.__globals__)
         else:
             found, module_attrs = {}, []
         cells = dict(zip(code.co_freevars, func.__closure__ or ()))
@@ -226,13 +227,14 @@ class PortablePickler(pickle.Pickler):
         for text in record["decorators"]:
             expression = _source.compile_expression(text, record)
             names |= _source.code_names(expression)
-            loaded |= _source.loaded_names(expression)
+            loaded |= _source.global_names(expression)
         missing = sorted(n for n in loaded if n not in raw.__globals__ and not hasattr(builtins, n))
         if missing:
             raise _Unshippable(obj, f"the decorators of {raw.__qualname__!r} use {', '.join(missing)}, which are not "
                                     "globals: decorators applied inside a function cannot be replayed")
         namespace = self._namespace_of(raw.__globals__)
-        found, module_attrs = self._globals_for(names, raw.__globals__) if self._namespace_by_value(namespace) else ({}, [])
+        found, module_attrs = (self._globals_for(loaded, names, raw.__globals__) if self._namespace_by_value(namespace)
+                               else ({}, []))
         return _rebuild_decorated, (record, namespace, raw, found, module_attrs)
 
     def _class_reduce(self, cls: type) -> Any:

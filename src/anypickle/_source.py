@@ -454,30 +454,38 @@ def code_names(code: types.CodeType, *, nested: bool = True) -> set[str]:
     return names
 
 
-def loaded_names(code: types.CodeType) -> set[str]:
-    """The names an ``eval`` code object (and code nested in it) loads as variables, not as attributes."""
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_FROM_DICT_OR_GLOBALS"})
+
+
+def global_names(code: types.CodeType, *, nested: bool = True) -> set[str]:
+    """The names a code object (and, with ``nested``, code nested in it) reads or writes as globals.
+
+    Attribute names are left out (``self.lock`` must not drag a global ``lock`` along), unlike
+    :func:`code_names`, which is the over-approximation used for attributes of by-value modules.
+    """
     import dis
 
-    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_NAME", "LOAD_GLOBAL")}
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= loaded_names(const)
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in _GLOBAL_OPS}
+    if nested:
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                names |= global_names(const)
     return names
 
 
 def construction_names(body: types.CodeType) -> set[str]:
-    """The names a class body looks up while the class statement runs.
+    """The globals a class body looks up while the class statement runs.
 
     That is the body's own names plus those of nested class bodies and comprehensions (which run at
     once), but not those of methods, which run later.
     """
-    names = set(body.co_names)
+    names = global_names(body, nested=False)
     for const in body.co_consts:
         if isinstance(const, types.CodeType):
             if const.co_flags & 0x2 == 0:  # CO_NEWLOCALS unset: a nested class body
                 names |= construction_names(const)
             elif const.co_name.startswith("<") and const.co_name != "<lambda>":  # <listcomp>, <genexpr>...
-                names |= code_names(const)
+                names |= global_names(const)
     return names
 
 
