@@ -213,15 +213,18 @@ class PortablePickler(pickle.Pickler):
         """An object a decorator made of a function (``functools.lru_cache``): re-apply the decorators."""
         if not self._goes_by_value(obj):
             return NotImplemented
-        raw = obj
+        raw, hops = obj, 0
         while hasattr(raw, "__wrapped__"):
-            raw = raw.__wrapped__
+            raw, hops = raw.__wrapped__, hops + 1
         if not isinstance(raw, types.FunctionType):
             raise _Unshippable(obj, f"cannot find the function that {obj!r} wraps")
         try:
             record = _source.decorators_source(raw)
         except NoSource as exc:
             raise _Unshippable(obj, f"cannot ship {obj!r} by source: {exc}") from None
+        # ``obj`` is what the innermost ``hops`` decorators made (each wrapper links to the next by
+        # __wrapped__); outer decorators wrap ``obj`` in turn and travel as their own objects.
+        record["decorators"] = record["decorators"][-hops:]
         names: set[str] = set()
         loaded: set[str] = set()
         for text in record["decorators"]:

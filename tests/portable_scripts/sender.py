@@ -106,6 +106,34 @@ def managed(n):
     yield n * 10
 
 
+@twice_result
+@functools.lru_cache(maxsize=None)
+def stacked(x):
+    return x + 10
+
+
+def with_hello(cls):
+    cls.hello = lambda self: "hello from " + cls.__name__
+    return cls
+
+
+@with_hello
+class Greeter:
+    pass
+
+
+@functools.total_ordering
+class Version:
+    def __init__(self, n):
+        self.n = n
+
+    def __eq__(self, other):
+        return self.n == other.n
+
+    def __lt__(self, other):
+        return self.n < other.n
+
+
 class Outer:
     class Inner:
         def hi(self):
@@ -336,6 +364,9 @@ def build_cases():
         "decorated_with_args": shout,
         "decorated_attribute": tagged_square,
         "decorated_contextmanager": managed,
+        "decorated_stacked": stacked,
+        "class_decorator_main": Greeter,
+        "class_total_ordering": Version,
         "nested_class": Outer.Inner,
         "private_names": Vault(),
         "dataclass_frozen": Point(3, 4),
