@@ -271,3 +271,37 @@ def test_source_with_syntax_the_receiver_lacks_fails_with_a_clear_decode_error(t
     out = json.loads(_child(receiver, RECEIVER, str(payload), str(tmp_path / "unused"), cwd=tmp_path))
     assert out["error"] == "DecodeError"
     assert "does not compile on Python 3.10" in out["message"] and "quote" in out["message"]
+
+
+PEP695_SENDER = '''
+import sys, anypickle
+def first[U](xs: list[U]) -> U:
+    return xs[0]
+class Box[V]:
+    def __init__(self, v: V):
+        self.v = v
+with open(sys.argv[1], "wb") as f:
+    f.write(anypickle.dumps((first, Box), portable=True))
+'''
+
+PEP695_RECEIVER = '''
+import json, sys, anypickle
+first, Box = anypickle.loads(open(sys.argv[1], "rb").read())
+print(json.dumps([first([7, 8]), [p.__name__ for p in first.__type_params__], Box(3).v,
+                  [p.__name__ for p in Box.__type_params__], repr(Box[int])]))
+'''
+
+
+def test_type_parameter_syntax_crosses_from_312_to_313(tmp_path):
+    """``def f[T]`` and ``class C[T]`` (3.12) rebuild with their type parameters under 3.13."""
+    import json
+
+    sender, receiver = _python("3.12"), _python("3.13")
+    script = tmp_path / "send.py"
+    script.write_text(PEP695_SENDER)
+    payload = tmp_path / "payload.apkl"
+    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(_child(receiver, PEP695_RECEIVER, str(payload), cwd=tmp_path)) == [
+        7, ["U"], 3, ["V"], "__main__.Box[int]"]

@@ -118,6 +118,14 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
     namespace = pickler._namespace_of(globals_dict)
     body = _source.compile_class_body(record)
     cells = _closure_cells(cls, tuple(record["freevars"]))
+    if record.get("type_params"):
+        # The type-parameter scope's variables (.type_params, T...) are not in any method's closure.
+        params = getattr(cls, "__type_params__", ())
+        for name in record["freevars"]:
+            if name not in cells:
+                value = params if name == ".type_params" else next((p for p in params if p.__name__ == name), None)
+                if value is not None:
+                    cells[name] = types.CellType(value)
 
     expressions = [(text, "decorator", i) for i, text in enumerate(record["decorators"])]
     expressions += [(text, "base", i) for i, text in enumerate(record["bases"])]
@@ -232,6 +240,12 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
             keywords.update(value(text))
         else:
             keywords[key] = value(text)
+    if record.get("type_params") and ".type_params" in cells:
+        import typing
+
+        params = cells[".type_params"].cell_contents
+        if not any(getattr(b, "__origin__", None) is typing.Generic for b in bases):
+            bases.append(typing.Generic[params])  # what the 3.12 type-parameter scope adds
     body_function = types.FunctionType(body, globals_dict, record["name"], None, closure or None)
     cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)  # type: ignore[attr-defined]
     for text in reversed(record["decorators"]):

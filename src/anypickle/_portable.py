@@ -17,6 +17,7 @@ import io
 import pickle
 import sys
 import types
+import typing
 from typing import Any, Iterable, Union
 
 from . import _source
@@ -104,7 +105,7 @@ class PortablePickler(pickle.Pickler):
                 from ._classes import attribute_state
 
                 return getattr, (owner, name), attribute_state(obj), None, None, _set_class_state
-            if vars(obj):
+            if type(obj) is types.FunctionType and vars(obj):
                 return getattr, (owner, name), dict(vars(obj)), None, None, _set_function_dict
             return getattr, (owner, name)
         return None
@@ -160,6 +161,11 @@ class PortablePickler(pickle.Pickler):
             return _make_union, (obj.__args__,)
         if t is functools._lru_cache_wrapper:
             return self._decorated_reduce(obj)
+        if t is typing.TypeVar and self._typevar_by_value(obj):
+            # TypeVar pickles by name (module.T), which the receiver lacks for a __main__ TypeVar or a
+            # 3.12 type parameter (def f[T]), whose __module__ is 'typing'.
+            return _rebuild_typevar, (obj.__name__, obj.__constraints__, obj.__bound__, obj.__covariant__,
+                                      obj.__contravariant__)
         if t is types.CodeType:
             raise _Unshippable(obj, "a code object is bytecode, which differs between Python versions",
                                hint="ship the function that owns it instead")
@@ -170,6 +176,15 @@ class PortablePickler(pickle.Pickler):
                                         "module: it has no Python source to ship",
                                    hint="install the module on the receiver and pass by_reference=[...]")
         return NotImplemented
+
+    def _typevar_by_value(self, tv: Any) -> bool:
+        module = getattr(tv, "__module__", None)
+        try:
+            if module and _lookup(module, tv.__name__) is tv:
+                return self._policy.goes_by_value(module)
+        except (KeyError, AttributeError):
+            pass
+        return True
 
     def _module_reduce(self, module: types.ModuleType) -> tuple:
         if self._policy.goes_by_value(module.__name__):
@@ -207,12 +222,18 @@ class PortablePickler(pickle.Pickler):
             "annotations": func.__annotations__ or None,
             "dict": dict(vars(func)) or None,
         }
+        type_params = getattr(func, "__type_params__", ())
+        if type_params:  # 3.12+: def f[T](); the receiver, being 3.12+ to compile it, can take them
+            state["type_params"] = type_params
         return _rebuild_function, (record, namespace, cells), state, None, None, _set_function_state
 
     def _decorated_reduce(self, obj: Any) -> Any:
         """An object a decorator made of a function (``functools.lru_cache``): re-apply the decorators."""
         if not self._goes_by_value(obj):
             return NotImplemented
+        as_attribute = self._attribute_of_class(obj)
+        if as_attribute is not None:
+            return as_attribute
         raw, hops = obj, 0
         while hasattr(raw, "__wrapped__"):
             raw, hops = raw.__wrapped__, hops + 1
@@ -273,6 +294,10 @@ def _set_cell(cell: types.CellType, state: tuple) -> None:
     cell.cell_contents = state[0]
 
 
+def _rebuild_typevar(name: str, constraints: tuple, bound: Any, covariant: bool, contravariant: bool) -> Any:
+    return typing.TypeVar(name, *constraints, bound=bound, covariant=covariant, contravariant=contravariant)
+
+
 def _make_union(args: tuple) -> Any:
     return functools.reduce(lambda a, b: a | b, args)
 
@@ -291,6 +316,8 @@ def _globals_dict(namespace: Any) -> dict:
 def _compile_or_explain(compile_: Any, record: dict) -> Any:
     try:
         return compile_(record)
+    except NoSource as exc:
+        raise DecodeError(f"the shipped source of {record['qualname']!r} does not define it: {exc}") from None
     except SyntaxError as exc:
         raise DecodeError(
             f"the source of {record['qualname']!r} ({record['filename']}:{record['lineno']}) does not compile on "
@@ -319,6 +346,8 @@ def _set_function_state(func: types.FunctionType, state: dict) -> None:
         func.__annotations__ = state["annotations"]
     if state["dict"]:
         func.__dict__.update(state["dict"])
+    if state.get("type_params"):
+        func.__type_params__ = state["type_params"]
 
 
 def _set_function_dict(func: types.FunctionType, state: dict) -> None:

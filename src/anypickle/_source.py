@@ -300,6 +300,8 @@ def class_source(cls: type) -> ClassSource:
         # Which names are closure variables of an enclosing function: the methods' closures say. (A
         # name only the class body itself reads from the enclosing function compiles as a global.)
         "freevars": tuple(sorted(_method_freevars(cls) - {"__class__"})),
+        # 3.12 ``class C[T]:`` runs inside a type-parameter scope that adds Generic[T] to the bases.
+        "type_params": bool(getattr(node, "type_params", None)),
     }
     body = compile_class_body(record)
     record["freevars"] = tuple(body.co_freevars)
@@ -402,10 +404,21 @@ def _scoped_module(inner: ast.stmt, freevars: tuple[str, ...], qualname: str) ->
 
 
 def _const_code(code: types.CodeType, name: str) -> types.CodeType:
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType) and const.co_name == name:
-            return const
-    raise LookupError(f"compiled source holds no code object named {name!r}")
+    """The code object called ``name`` nested in ``code``, nearest first.
+
+    Usually a direct constant; with 3.12 type parameters (``def f[T]()``, ``class C[T]:``) it sits one
+    level down, inside the ``<generic parameters of ...>`` scope.
+    """
+    queue = [code]
+    while queue:
+        current = queue.pop(0)
+        for const in current.co_consts:
+            if isinstance(const, types.CodeType):
+                if const.co_name == name:
+                    return const
+                if const.co_name.startswith("<generic parameters of"):
+                    queue.append(const)
+    raise NoSource(f"compiled source holds no code object named {name!r}")
 
 
 def _compile_scoped(inner: ast.stmt, record: dict, name: str) -> types.CodeType:
