@@ -17,7 +17,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from . import _source
+from . import _recompile, _source
 from ._modules import is_installed_module
 from ._source import NoSource
 
@@ -40,7 +40,7 @@ def _methods(cls: type) -> list[types.FunctionType]:
     found = []
     prefix = cls.__qualname__ + "."
     for value in vars(cls).values():
-        func = _source._function_of(value)
+        func = _source.function_of(value)
         if func is not None:
             if func.__qualname__.startswith(prefix):
                 found.append(func)
@@ -61,7 +61,7 @@ def _closure_cells(cls: type, freevars: tuple[str, ...]) -> dict[str, types.Cell
 
 def _defined_by_source(cls: type, value: object) -> bool:
     prefix = cls.__qualname__ + "."
-    func = _source._function_of(value)
+    func = _source.function_of(value)
     if func is not None:
         return func.__qualname__.startswith(prefix)
     if isinstance(value, type):
@@ -89,7 +89,7 @@ def _patched_dunder_method(value: object) -> bool:
     from installed code (``dataclasses._replace`` as ``__replace__`` on 3.13, ``functools.total_ordering``'s
     comparisons) are written by the class machinery, which runs again on the receiver, in its own version.
     """
-    func = _source._function_of(value)
+    func = _source.function_of(value)
     return func is not None and not is_installed_module(func.__module__ or "__main__")
 
 
@@ -116,7 +116,7 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
     else:
         globals_dict = {"__name__": cls.__module__}
     namespace = pickler._namespace_of(globals_dict)
-    body = _source.compile_class_body(record)
+    body = _recompile.compile_class_body(record)
     cells = _closure_cells(cls, tuple(record["freevars"]))
     if record.get("type_params"):
         # The type-parameter scope's variables (.type_params, T...) are not in any method's closure.
@@ -134,10 +134,10 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
     expression_attrs: set[str] = set()
     expr_locals: dict[str, Any] = {}
     for text, role, where in expressions:
-        expression = _source.compile_expression(text.lstrip("*"), record)
-        expression_attrs |= _source.code_names(expression)
-        expression_names |= _source.global_names(expression)
-        for name in _source.global_names(expression):
+        expression = _recompile.compile_expression(text.lstrip("*"), record)
+        expression_attrs |= _recompile.code_names(expression)
+        expression_names |= _recompile.global_names(expression)
+        for name in _recompile.global_names(expression):
             if name in globals_dict or hasattr(builtins, name) or name in cells or name in expr_locals:
                 continue
             # A local variable of the enclosing function (``class C(base)`` inside ``make(base)``): its
@@ -150,11 +150,11 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
                 raise _Unshippable(cls, f"the {role} {text!r} of class {cls.__qualname__!r} reads the local variable "
                                         f"{name!r} of the function that defined the class; its value is lost")
     by_value = pickler._namespace_by_value(namespace)
-    construct = _source.construction_names(body) | expression_names
+    construct = _recompile.construction_names(body) | expression_names
     if by_value:
-        attrs = _source.code_names(body) | expression_attrs
+        attrs = _recompile.code_names(body) | expression_attrs
         found, module_attrs = pickler._globals_for(construct, attrs, globals_dict)
-        late, late_attrs = pickler._globals_for(_source.global_names(body) - construct, attrs, globals_dict)
+        late, late_attrs = pickler._globals_for(_recompile.global_names(body) - construct, attrs, globals_dict)
     else:
         found, module_attrs, late, late_attrs = {}, [], {}, []
     state = {
@@ -216,7 +216,7 @@ def _dynamic_class_reduce(cls: type, why: str) -> Any:
 
 
 def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_locals: dict) -> type:
-    body = _source.compile_class_body(record)
+    body = _recompile.compile_class_body(record)
     closure = tuple(cells[n] if n in cells else types.CellType() for n in body.co_freevars)
     local_values = dict(expr_locals)
     for name, cell in cells.items():
@@ -226,7 +226,7 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
             pass
 
     def value(text: str) -> Any:
-        return _source.evaluate(text, record, globals_dict, local_values)
+        return _recompile.evaluate(text, record, globals_dict, local_values)
 
     bases: list[Any] = []
     for text in record["bases"]:

@@ -20,7 +20,7 @@ import types
 import typing
 from typing import Any, Iterable, Union
 
-from . import _source
+from . import _recompile, _source
 from ._modules import ModulePolicy
 from ._source import NoSource
 from .errors import DecodeError, EncodeError
@@ -205,7 +205,7 @@ class PortablePickler(pickle.Pickler):
                                hint="define it in a file (or a notebook cell), not with exec/compile from a string") from None
         namespace = self._namespace_of(func.__globals__)
         if self._namespace_by_value(namespace):
-            found, module_attrs = self._globals_for(_source.global_names(code), _source.code_names(code),
+            found, module_attrs = self._globals_for(_recompile.global_names(code), _recompile.code_names(code),
                                                     func.__globals__)
         else:
             found, module_attrs = {}, []
@@ -249,9 +249,9 @@ class PortablePickler(pickle.Pickler):
         names: set[str] = set()
         loaded: set[str] = set()
         for text in record["decorators"]:
-            expression = _source.compile_expression(text, record)
-            names |= _source.code_names(expression)
-            loaded |= _source.global_names(expression)
+            expression = _recompile.compile_expression(text, record)
+            names |= _recompile.code_names(expression)
+            loaded |= _recompile.global_names(expression)
         missing = sorted(n for n in loaded if n not in raw.__globals__ and not hasattr(builtins, n))
         if missing:
             raise _Unshippable(obj, f"the decorators of {raw.__qualname__!r} use {', '.join(missing)}, which are not "
@@ -316,7 +316,7 @@ def _globals_dict(namespace: Any) -> dict:
 def _compile_or_explain(compile_: Any, record: dict) -> Any:
     try:
         return compile_(record)
-    except NoSource as exc:
+    except LookupError as exc:
         raise DecodeError(f"the shipped source of {record['qualname']!r} does not define it: {exc}") from None
     except SyntaxError as exc:
         raise DecodeError(
@@ -327,7 +327,7 @@ def _compile_or_explain(compile_: Any, record: dict) -> Any:
 
 def _rebuild_function(record: dict, namespace: Any, cells: dict) -> types.FunctionType:
     """Compile a shipped function definition and build the function with the shipped closure cells."""
-    code = _compile_or_explain(_source.compile_function, record)
+    code = _compile_or_explain(_recompile.compile_function, record)
     closure = tuple(cells[name] if name in cells else types.CellType() for name in code.co_freevars)
     return types.FunctionType(code, _globals_dict(namespace), record["name"], None, closure or None)
 
@@ -362,7 +362,7 @@ def _rebuild_decorated(record: dict, namespace: Any, raw: Any, found: dict, modu
         vars(module).update(attrs)
     obj = raw
     for text in reversed(record["decorators"]):
-        obj = eval(_source.compile_expression(text, record), globals_dict)(obj)  # noqa: S307
+        obj = eval(_recompile.compile_expression(text, record), globals_dict)(obj)  # noqa: S307
     return obj
 
 

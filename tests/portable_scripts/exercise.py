@@ -47,6 +47,7 @@ EXERCISES = {
     "dataclass_frozen": lambda p: [repr(p), p.norm2(), hash(p) == hash(type(p)(3, 4)), _frozen_refuses(p)],
     "enum": lambda m: [m.name, m.value, m.label(), [x.name for x in type(m)], m is type(m)(2)],
     "namedtuple_typing": lambda t: [list(t), t._replace(a=5).a, t.total(), type(t)._fields],
+    "enum_functional": lambda m: [m.name, int(m) + 1, [x.name for x in type(m)], type(m).__qualname__],
     "namedtuple_functional": lambda t: [list(t), t.y, type(t)._fields, type(t).__name__],
     "slots": lambda o: [o.total(), hasattr(o, "__dict__"), sorted(type(o).__slots__)],
     "metaclass": lambda c: [c.registry_name, type(c).__name__, c().ping()],

@@ -181,6 +181,7 @@ class Pair(typing.NamedTuple):
 
 
 Coord = collections.namedtuple("Coord", "x y", defaults=[0])
+Mood = enum.IntEnum("Mood", "HAPPY SAD")
 
 
 class Slotted:
@@ -373,6 +374,7 @@ def build_cases():
         "enum": Level.HIGH,
         "namedtuple_typing": Pair(1),
         "namedtuple_functional": Coord(1, 2),
+        "enum_functional": Mood.SAD,
         "slots": Slotted(1, 2),
         "metaclass": Plugin,
         "class_methods_kinds": Kinds,
