@@ -69,6 +69,8 @@ EXERCISES = {
     "notebook_cell": lambda f: f(4),
     "future_annotations": lambda f: [f(2), f.__annotations__["x"]],
     "multiline_string": lambda f: f(),
+    "def_in_if_block": lambda f: f(10),
+    "multiline_lambda": lambda f: [f(3), f(3, 4)],
     "init_subclass": lambda c: [c.kind, c.__mro__[1].__name__],
 }
 

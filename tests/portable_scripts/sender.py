@@ -329,6 +329,16 @@ linecache.cache[__file__ + ".future"] = (0, None, [
     __file__ + ".future")
 
 
+if __name__ == "__main__":
+    def in_if_block(x):
+        return [x - 1, FACTOR]
+
+multi_line_lambda = (lambda x,
+                     y=2:
+                     x * y
+                     + FACTOR)
+
+
 def multiline():
     text = """line one
     line two (indented inside the string)
@@ -395,6 +405,8 @@ def build_cases():
         "notebook_cell": cell_fn,  # noqa: F821 - defined by the exec above
         "future_annotations": future_fn,  # noqa: F821
         "multiline_string": multiline,
+        "def_in_if_block": in_if_block,  # noqa: F821 - defined under the __main__ guard
+        "multiline_lambda": multi_line_lambda,
         "init_subclass": Dog,
     }
 
