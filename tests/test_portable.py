@@ -160,6 +160,18 @@ def test_closure_over_sourceless_function_names_the_cell_path():
     assert info.value.path is not None and "closure" in info.value.path and "target" in info.value.path
 
 
+def test_local_class_whose_body_reads_an_enclosing_variable_is_refused():
+    """A class body that read a local of its factory: no method holds that value, so EncodeError names it."""
+    def make(v):
+        class Holder:
+            attr = v * 2
+        return Holder
+
+    with pytest.raises(anypickle.EncodeError, match="reads 'v'") as info:
+        anypickle.dumps({"cls": make(3)}, portable=True)
+    assert info.value.path == "obj['cls']"
+
+
 def test_code_object_is_refused():
     """A bare code object is bytecode: portable mode refuses it and says to ship its function."""
     with pytest.raises(anypickle.EncodeError, match="bytecode"):

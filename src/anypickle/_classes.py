@@ -151,6 +151,12 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
                                         f"{name!r} of the function that defined the class; its value is lost")
     by_value = pickler._namespace_by_value(namespace)
     construct = _recompile.construction_names(body) | expression_names
+    unresolved = sorted(n for n in construct - _recompile.stored_names(body) - expression_names
+                        if n not in globals_dict and not hasattr(builtins, n))
+    if unresolved and "<locals>" in cls.__qualname__:
+        raise _Unshippable(cls, f"the body of class {cls.__qualname__!r} reads {', '.join(map(repr, unresolved))}, a "
+                                "local variable of the function that defined the class that no method closes "
+                                "over: its value is lost", hint="pass the value as a class attribute or a default")
     if by_value:
         attrs = _recompile.code_names(body) | expression_attrs
         found, module_attrs = pickler._globals_for(construct, attrs, globals_dict)

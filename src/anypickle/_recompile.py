@@ -186,6 +186,11 @@ def global_names(code: types.CodeType, *, nested: bool = True) -> set[str]:
     return names
 
 
+def stored_names(code: types.CodeType) -> set[str]:
+    """The names a class body (or module code) binds itself, so reading them needs no global."""
+    return {i.argval for i in dis.get_instructions(code) if i.opname in ("STORE_NAME", "DELETE_NAME", "IMPORT_NAME")}
+
+
 def construction_names(body: types.CodeType) -> set[str]:
     """The globals a class body looks up while the class statement runs.
 
