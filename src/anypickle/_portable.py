@@ -70,7 +70,9 @@ class PortablePickler(pickle.Pickler):
         super().__init__(file, protocol=PROTOCOL)
         self._policy = policy
         self._namespaces: dict[int, object] = {}
-        self._keep: list[object] = []  # keeps the dicts keyed by id() alive for the whole dump
+        self._records: dict[int, dict] = {}
+        self._names: dict[int, tuple[set[str], set[str]]] = {}
+        self._keep: list[object] = []  # keeps the objects keyed by id() alive for the whole dump
 
     # -- decisions -------------------------------------------------------------------------------
 
@@ -198,15 +200,23 @@ class PortablePickler(pickle.Pickler):
         if as_attribute is not None:
             return as_attribute
         code = func.__code__
-        try:
-            record = _source.function_source(func)
-        except NoSource as exc:
-            raise _Unshippable(func, f"function {func.__qualname__!r} has no source to ship: {exc}",
-                               hint="define it in a file (or a notebook cell), not with exec/compile from a string") from None
+        # Closures made by one def share its code object: find and check the source once, and ship one
+        # record object, which the pickle memo then writes once.
+        record = self._records.get(id(code))
+        if record is None:
+            try:
+                record = _source.function_source(func)
+            except NoSource as exc:
+                raise _Unshippable(func, f"function {func.__qualname__!r} has no source to ship: {exc}",
+                                   hint="define it in a file (or a notebook cell), not with exec/compile from a string") from None
+            self._records[id(code)] = record
+            self._keep.append(code)
         namespace = self._namespace_of(func.__globals__)
         if self._namespace_by_value(namespace):
-            found, module_attrs = self._globals_for(_recompile.global_names(code), _recompile.code_names(code),
-                                                    func.__globals__)
+            names = self._names.get(id(code))
+            if names is None:
+                names = self._names[id(code)] = (_recompile.global_names(code), _recompile.code_names(code))
+            found, module_attrs = self._globals_for(names[0], names[1], func.__globals__)
         else:
             found, module_attrs = {}, []
         cells = dict(zip(code.co_freevars, func.__closure__ or ()))

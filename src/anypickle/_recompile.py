@@ -15,6 +15,7 @@ import ast
 import dis
 import sys
 import types
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -132,8 +133,22 @@ def _compile_scoped(inner: ast.stmt, record: dict, name: str) -> types.CodeType:
     return _const_code(code, name)
 
 
-def compile_function(record: FunctionSource) -> types.CodeType:
+def compile_function(record: dict) -> types.CodeType:
     """Compile a function record back into the code object of the function it describes."""
+    return _compile_function(tuple((k, _frozen(record[k])) for k in _FUNCTION_KEYS))
+
+
+_FUNCTION_KEYS = ("kind", "name", "qualname", "text", "filename", "lineno", "freevars", "futures")
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@lru_cache(maxsize=512)
+def _compile_function(items: tuple) -> types.CodeType:
+    # Cached: many closures of one def arrive with one record; code objects are immutable, so sharing is safe.
+    record = dict(items)
     if record["kind"] == "lambda":
         inner: ast.stmt = ast.Expr(value=_parse_expression(record["text"], record["filename"], record["lineno"]))
         ast.copy_location(inner, inner.value)
@@ -142,7 +157,7 @@ def compile_function(record: FunctionSource) -> types.CodeType:
     return _compile_scoped(inner, record, record["name"])
 
 
-def compile_class_body(record: ClassSource) -> types.CodeType:
+def compile_class_body(record: dict) -> types.CodeType:
     """Compile a class record into the code object of its body (decorators and bases are evaluated apart)."""
     stmt = _parse_statement(record)
     assert isinstance(stmt, ast.ClassDef)
