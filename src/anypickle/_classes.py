@@ -59,11 +59,24 @@ def _closure_cells(cls: type, freevars: tuple[str, ...]) -> dict[str, types.Cell
     return cells
 
 
-def _defined_by_source(cls: type, value: object) -> bool:
+def _defined_by_source(cls: type, name: str, value: object, span: tuple | None) -> bool:
+    """True when running the class statement again (body, decorators, metaclass) recreates ``name``.
+
+    A function is recreated when its qualname is ``<class qualname>.<name>`` (a method, or one the class
+    machinery wrote, like dataclass's ``__init__``), or when it is a lambda written inside the class
+    statement (``span`` is its file and line range). An alias (``m = other`` in the body, or
+    ``C.m = C.other`` afterwards: the two look the same) travels as an extra attribute, as a reference
+    to the rebuilt ``C.other``.
+    """
     prefix = cls.__qualname__ + "."
     func = _source.function_of(value)
     if func is not None:
-        return func.__qualname__.startswith(prefix)
+        if func.__qualname__ == prefix + name:
+            return True
+        if func.__qualname__ != prefix + "<lambda>" or span is None:
+            return False
+        code = func.__code__
+        return code.co_filename == span[0] and span[1] <= code.co_firstlineno <= span[2]
     if isinstance(value, type):
         return value.__qualname__.startswith(prefix)
     if isinstance(value, (staticmethod, classmethod, property)):
@@ -73,12 +86,12 @@ def _defined_by_source(cls: type, value: object) -> bool:
     return hasattr(type(value), "__get__")
 
 
-def _extras(cls: type) -> dict[str, Any]:
+def _extras(cls: type, span: tuple | None = None) -> dict[str, Any]:
     """Class attributes that may have changed since the class statement ran (``C.count = 3``, patches)."""
     if isinstance(cls, enum.EnumMeta):
         return {}  # members are the class's own instances, re-made by the body; Enum forbids reassignment
     return {name: value for name, value in vars(cls).items()
-            if name not in _SKIP_NAMES and not _defined_by_source(cls, value)
+            if name not in _SKIP_NAMES and not _defined_by_source(cls, name, value, span)
             and (not _is_dunder(name) or _patched_dunder_method(value))}
 
 
@@ -169,7 +182,7 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
         "module_attrs": late_attrs,
         "qualname": cls.__qualname__,
         "module": cls.__module__,
-        "extras": _extras(cls),
+        "extras": _extras(cls, (record["filename"], record["lineno"], record["end_lineno"])),
     }
     from ._portable import _rebuild_class_from_source, _set_class_state
 

@@ -285,6 +285,7 @@ def class_source(cls: type) -> ClassSource:
         "text": _segment(text, node),
         "filename": filename,
         "lineno": node.lineno,
+        "end_lineno": node.end_lineno,
         "decorators": tuple(ast.get_source_segment(text, d) for d in node.decorator_list),
         "bases": tuple(ast.get_source_segment(text, b) for b in node.bases),
         "keywords": tuple((k.arg, ast.get_source_segment(text, k.value)) for k in node.keywords),

@@ -64,6 +64,7 @@ EXERCISES = {
     "generator_function": lambda g: list(g(4)),
     "async_function": lambda f: asyncio.run(f(3)),
     "kwonly_defaults_annotations": lambda f: [f(1), f(1, k=5), sorted(f.__annotations__), f.__kwdefaults__],
+    "method_aliases": lambda c: [c().inside(), c().after(), c().key(), c.after is c.original],
     "lambda_in_class_body": lambda c: [c().key(), c.sort_key((3, 1))],
     "dynamic_type_class": lambda c: [c().hello(), c.__name__, c.flag],
     "notebook_cell": lambda f: f(4),

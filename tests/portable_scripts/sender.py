@@ -307,6 +307,17 @@ def kwonly(a: int, *, k: int = 2) -> int:
     return a * k
 
 
+class Aliased:
+    def original(self):
+        return "orig"
+
+    inside = original
+    key = lambda self: "lam"  # noqa: E731
+
+
+Aliased.after = Aliased.original
+
+
 class Sorter:
     key = lambda self: "key"  # noqa: E731
     sort_key = staticmethod(lambda t: sorted(t))
@@ -401,6 +412,7 @@ def build_cases():
         "async_function": async_double,
         "kwonly_defaults_annotations": kwonly,
         "lambda_in_class_body": Sorter,
+        "method_aliases": Aliased,
         "dynamic_type_class": Dynamic,
         "notebook_cell": cell_fn,  # noqa: F821 - defined by the exec above
         "future_annotations": future_fn,  # noqa: F821
