@@ -254,15 +254,24 @@ def class_source(cls: type) -> ClassSource:
     module_file = getattr(module, "__file__", None)
     if module_file and module_file not in filenames:
         filenames.append(module_file)
+    # Last resort, for a class with no method of its own in a notebook: IPython keeps each cell in
+    # linecache under a made-up name, newest last; the newest cell defining the class is the one that ran.
+    filenames.extend(f for f in reversed(list(linecache.cache)) if _looks_like_a_cell(f) and f not in filenames)
     candidates: list[tuple[ast.AST, str]] = []
     text = filename = ""
+    # The methods compiled from a file must appear in the class statement found in that file: that
+    # rules out a same-named class of another notebook cell.
+    methods = {n: func.__code__.co_filename for n, v in vars(cls).items()
+               if (func := function_of(v)) is not None and func.__qualname__ == f"{cls.__qualname__}.{n}"}
     for filename in filenames:
         try:
             text, tree = _file_tree(filename, module_globals)
         except NoSource:
             continue
+        own_methods = {n for n, f in methods.items() if f == filename}
         candidates = [(node, qualname) for node, qualname in _scopes(tree)
-                      if isinstance(node, ast.ClassDef) and qualname == cls.__qualname__]
+                      if isinstance(node, ast.ClassDef) and qualname == cls.__qualname__
+                      and own_methods <= _defined_names(node)]
         if candidates:
             break
     if not filenames:
@@ -299,6 +308,22 @@ def class_source(cls: type) -> ClassSource:
     body = _compiled(_recompile.compile_class_body, record)
     record["freevars"] = tuple(body.co_freevars)
     return record
+
+
+def _looks_like_a_cell(filename: str) -> bool:
+    """IPython names cells ``<ipython-input-3-...>`` (classic) or ``/tmp/ipykernel_<pid>/<hash>.py`` (Jupyter)."""
+    return filename.startswith("<ipython-input-") or "ipykernel_" in filename
+
+
+def _defined_names(node: ast.AST) -> set[str]:
+    """Names of the functions a class body defines, also under ``if``/``try`` (not inside nested scopes)."""
+    names = set()
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(child.name)
+        elif not isinstance(child, (ast.ClassDef, ast.Lambda)):
+            names |= _defined_names(child)
+    return names
 
 
 def _method_freevars(cls: type) -> set[str]:

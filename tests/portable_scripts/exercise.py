@@ -68,6 +68,7 @@ EXERCISES = {
     "lambda_in_class_body": lambda c: [c().key(), c.sort_key((3, 1))],
     "dynamic_type_class": lambda c: [c().hello(), c.__name__, c.flag],
     "notebook_cell": lambda f: f(4),
+    "notebook_dataclass": lambda p: [repr(p), p == type(p)(1, 5)],
     "future_annotations": lambda f: [f(2), f.__annotations__["x"]],
     "multiline_string": lambda f: f(),
     "def_in_if_block": lambda f: f(10),

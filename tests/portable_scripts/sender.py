@@ -330,6 +330,12 @@ _CELL = "<ipython-input-7-deadbeef>"
 _cell_text = "def cell_fn(x):\n    return x ** 3 + FACTOR\n"
 linecache.cache[_CELL] = (len(_cell_text), None, _cell_text.splitlines(True), _CELL)
 exec(compile(_cell_text, _CELL, "exec"), globals())
+# A later cell: a dataclass with no method of its own (its __init__ is generated), so only the cell's
+# text in linecache says where it is.
+_CELL2 = "/tmp/ipykernel_4242/2718281828.py"
+_cell2_text = "@dataclasses.dataclass\nclass CellPoint:\n    x: int\n    y: int = 5\n"
+linecache.cache[_CELL2] = (len(_cell2_text), None, _cell2_text.splitlines(True), _CELL2)
+exec(compile(_cell2_text, _CELL2, "exec"), globals())
 
 exec(compile(
     "from __future__ import annotations\n"
@@ -415,6 +421,7 @@ def build_cases():
         "method_aliases": Aliased,
         "dynamic_type_class": Dynamic,
         "notebook_cell": cell_fn,  # noqa: F821 - defined by the exec above
+        "notebook_dataclass": CellPoint(1),  # noqa: F821
         "future_annotations": future_fn,  # noqa: F821
         "multiline_string": multiline,
         "def_in_if_block": in_if_block,  # noqa: F821 - defined under the __main__ guard
