@@ -317,3 +317,42 @@ def test_type_parameter_syntax_crosses_from_312_to_313(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(_child(receiver, PEP695_RECEIVER, str(payload), cwd=tmp_path)) == [
         7, ["U"], 3, ["V"], "__main__.Box[int]"]
+
+
+IPYTHON_SENDER = '''
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+cells = [
+    "import anypickle, dataclasses",
+    "@dataclasses.dataclass\\nclass P:\\n    x: int\\n    y: int = 1",
+    "double = lambda p: p.x * 2",
+    "def total(p):\\n    return double(p) + p.y",
+    "class Counter:\\n    def __init__(self):\\n        self.n = 0\\n    def hit(self):\\n        self.n += 1\\n        return self.n",
+    "c = Counter(); c.hit()",
+    f"_ = open({sys.argv[1]!r}, 'wb').write(anypickle.dumps((P(3), total, c), portable=True))",
+]
+for cell in cells:
+    result = shell.run_cell(cell)
+    if not result.success:
+        raise SystemExit(f"cell failed: {cell!r}: {result.error_in_exec or result.error_before_exec}")
+'''
+
+IPYTHON_RECEIVER = '''
+import json, sys, anypickle
+p, total, counter = anypickle.loads(open(sys.argv[1], "rb").read())
+print(json.dumps([total(p), repr(p), counter.hit(), "IPython" in sys.modules]))
+'''
+
+
+def test_code_typed_in_ipython_cells_loads_in_another_version_without_ipython(tmp_path):
+    """Cells run by a real IPython shell (3.11) ship from linecache and load under 3.13, which lacks IPython."""
+    import json
+
+    pytest.importorskip("IPython", reason="IPython is not installed (pip install -e '.[test]')")
+    receiver = _python("3.13")
+    payload = tmp_path / "cells.apkl"
+    proc = subprocess.run([sys.executable, "-c", IPYTHON_SENDER, str(payload)], cwd=tmp_path, env=child_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert json.loads(_child(receiver, IPYTHON_RECEIVER, str(payload), cwd=tmp_path)) == [7, "P(x=3, y=1)", 2, False]
