@@ -111,12 +111,12 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
 
     try:
         record = _source.class_source(cls)
-    except NoSource as exc:
+    except NoSource:
         if issubclass(cls, tuple) and hasattr(cls, "_fields") and hasattr(cls, "_make"):
             return _namedtuple_reduce(cls)
         if isinstance(cls, enum.EnumMeta):
             return _functional_enum_reduce(cls)
-        return _dynamic_class_reduce(cls, str(exc))
+        return _dynamic_class_reduce(cls)
     methods = _methods(cls)
     module = sys.modules.get(cls.__module__)
     own = [m.__globals__ for m in methods if m.__globals__.get("__name__") == cls.__module__]
@@ -213,7 +213,7 @@ def _functional_enum_reduce(cls: type) -> Any:
     return _rebuild_functional_enum, (base, cls.__name__, members, cls.__module__, cls.__qualname__)
 
 
-def _dynamic_class_reduce(cls: type, why: str) -> Any:
+def _dynamic_class_reduce(cls: type) -> Any:
     """A class with no ``class`` statement (``type(name, bases, ns)``): rebuild it from its ``__dict__``."""
     from ._portable import _rebuild_dynamic_class, _set_class_state
 

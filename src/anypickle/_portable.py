@@ -3,9 +3,12 @@
 Bytecode changes with every CPython minor version (``marshal`` format, opcodes, inline caches), so
 cloudpickle and dill payloads only load in the interpreter that wrote them. Portable mode pickles every
 by-value function, lambda, closure and class as a call of a rebuild function of this module with the
-*source text* of its definition (see :mod:`anypickle._source`), plus its closure cells, the globals it
-reads, defaults, ``__dict__`` and so on. Everything else (data, installed-library objects) pickles as
-usual. The rebuild functions are module-level, so plain ``pickle.loads`` reads a portable payload.
+*source text* of its definition, plus its closure cells, the globals it reads, defaults, ``__dict__``
+and so on. Everything else (data, installed-library objects) pickles as usual. The rebuild functions are
+module-level, so plain ``pickle.loads`` reads a portable payload.
+
+:mod:`anypickle._source` finds a definition's text (sender), :mod:`anypickle._recompile` compiles it
+back (both sides), :mod:`anypickle._classes` decides what a class needs. See docs/portable.md.
 """
 
 from __future__ import annotations
