@@ -59,38 +59,42 @@ def reapply_patches(module: str, qualname: str, patches: dict[str, Any]) -> type
     return obj
 
 
+def make_singledispatch(default: Any, registry: dict[type, Any], attributes: dict[str, Any]) -> Any:
+    """Rebuild a ``functools.singledispatch`` function from its default and registered implementations.
+
+    The dispatcher's own caches (a WeakKeyDictionary and closures over it) cannot be pickled and
+    need not be: registering the implementations again rebuilds them.
+    """
+    func = functools.singledispatch(default)
+    for cls, impl in registry.items():
+        func.register(cls, impl)
+    for name, value in attributes.items():
+        setattr(func, name, value)
+    return func
+
+
+def make_lru_cache(wrapped: Any, maxsize: int | None, typed: bool) -> Any:
+    """Wrap a by-value function in a new, empty ``functools.lru_cache``."""
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(wrapped)
+
+
+def make_exception(cls: type, args: tuple[Any, ...], state: dict[str, Any] | None, cause: Any) -> BaseException:
+    """Rebuild an exception without calling its ``__init__``, whose signature need not match ``args``.
+
+    ``BaseException.__reduce__`` rebuilds with ``cls(*self.args)``, which breaks for the common
+    ``__init__(self, code, msg)`` that passes only ``msg`` to ``super().__init__``.
+    """
+    exc = cls.__new__(cls, *args)  # type: ignore[call-overload]
+    exc.args = args
+    if state:
+        exc.__dict__.update(state)
+    exc.__cause__ = cause
+    return exc
+
+
 def make_memoryview(data: bytes, fmt: str, shape: tuple, readonly: bool) -> memoryview:
     """A memoryview over a copy of the original's bytes, with its format and shape."""
     view = memoryview(data if readonly else bytearray(data))
     if fmt != "B" or len(shape) != 1:
         view = view.cast(fmt, shape)
     return view
-
-
-def make_singledispatch(default: Any, implementations: list, attributes: dict) -> Any:
-    """A ``functools.singledispatch`` function registered again, implementation by implementation.
-
-    The original's dispatch cache is a ``WeakKeyDictionary``, which no pickler can carry; the
-    registry is all the state that matters.
-    """
-    func = functools.singledispatch(default)
-    for cls, implementation in implementations:
-        func.register(cls, implementation)
-    func.__dict__.update(attributes)
-    return func
-
-
-def make_lru_cache(wrapped: Any, maxsize: Any, typed: bool, attributes: dict) -> Any:
-    """A ``functools.lru_cache`` wrapper around ``wrapped`` (with an empty cache)."""
-    func = functools.lru_cache(maxsize=maxsize, typed=typed)(wrapped)
-    func.__dict__.update(attributes)
-    return func
-
-
-def make_exception(cls: type, args: tuple) -> BaseException:
-    """An exception instance created without calling ``__init__``; its ``__dict__`` follows as state.
-
-    ``BaseException.__reduce__`` replays ``cls(*args)``, which fails for a custom ``__init__`` whose
-    parameters differ from the ``args`` it passed to ``super().__init__``.
-    """
-    return cls.__new__(cls, *args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import pickle
 import types
 import typing
@@ -14,7 +13,14 @@ from cloudpickle import cloudpickle as _cp
 from .. import _reducers
 from .._backend import Backend
 from .._modules import ModulePolicy
-from .._needs import _LOCK_TYPES, _definition_need, _patched_attributes, _plain_instance_types
+from .._needs import (
+    _LOCK_TYPES,
+    _LRU_WRAPPER,
+    _definition_need,
+    _patched_attributes,
+    _plain_instance_types,
+    exception_needs_own_reducer,
+)
 
 PROTOCOL = 5
 
@@ -47,19 +53,17 @@ class AnyPickler(cloudpickle.Pickler):
         if t is types.FunctionType:
             if _definition_need(obj, self._policy) is None:
                 return NotImplemented
-            if _is_singledispatch(obj):
-                return _singledispatch_reduce(obj)
+            extra = obj.__dict__
+            if "registry" in extra and "dispatch" in extra and "__wrapped__" in extra:
+                return self._singledispatch_reduce(obj)
             return self._dynamic_function_reduce(obj)
-        if t is functools._lru_cache_wrapper:
+        if t is _LRU_WRAPPER:
             if _definition_need(obj, self._policy) is None:
                 return NotImplemented
-            # cloudpickle names the wrapper by qualname, which a fresh receiver's __main__ lacks
             params = obj.cache_parameters()
-            return _reducers.make_lru_cache, (
-                obj.__wrapped__, params["maxsize"], params["typed"], _wrapper_attributes(obj))
-        if isinstance(obj, BaseException) and _has_custom_exception_init(t):
-            state = dict(vars(obj)) or None
-            return _reducers.make_exception, (t, obj.args), state
+            return _reducers.make_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
+        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+            return _reducers.make_exception, (t, obj.args, obj.__dict__ or None, obj.__cause__)
         if issubclass(t, type):
             return self._class_reduce(obj)
         if t is types.CellType:
@@ -94,6 +98,12 @@ class AnyPickler(cloudpickle.Pickler):
             _reducers.set_function_state,
         )
 
+    def _singledispatch_reduce(self, func: types.FunctionType) -> Any:
+        registry = {cls: impl for cls, impl in func.registry.items() if cls is not object}  # type: ignore[attr-defined]
+        skip = {"registry", "dispatch", "register", "_clear_cache", "__wrapped__"}
+        attributes = {k: v for k, v in func.__dict__.items() if k not in skip}
+        return _reducers.make_singledispatch, (func.__wrapped__, registry, attributes)  # type: ignore[attr-defined]
+
     def _class_reduce(self, obj: type) -> Any:
         if _definition_need(obj, self._policy) is None:
             patched = _patched_attributes(obj, self._policy)
@@ -105,9 +115,9 @@ class AnyPickler(cloudpickle.Pickler):
         # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.
         rv[2][0]["__qualname__"] = obj.__qualname__
         if "__slots__" in vars(obj) and typing.NamedTuple not in getattr(obj, "__orig_bases__", ()):
-            # (typing.NamedTuple's base refuses a __slots__ entry and makes its own)
             # cloudpickle sets __slots__ after creating the class, where it creates no slots: the
             # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
+            # (typing.NamedTuple's base refuses a __slots__ entry and makes its own.)
             rv[1][3]["__slots__"] = obj.__slots__
         return rv
 
@@ -118,34 +128,6 @@ class AnyPickler(cloudpickle.Pickler):
         state = dict(vars(module))
         state.pop("__builtins__", None)
         return _cp.dynamic_subimport, (name, state)
-
-
-_SINGLEDISPATCH_ATTRIBUTES = ("register", "dispatch", "registry", "_clear_cache")
-_WRAPPER_ATTRIBUTES = _SINGLEDISPATCH_ATTRIBUTES + ("__wrapped__",)
-
-
-def _is_singledispatch(func: types.FunctionType) -> bool:
-    return all(name in func.__dict__ for name in _SINGLEDISPATCH_ATTRIBUTES)
-
-
-def _wrapper_attributes(func: Any) -> dict:
-    return {k: v for k, v in vars(func).items() if k not in _WRAPPER_ATTRIBUTES}
-
-
-def _singledispatch_reduce(func: types.FunctionType) -> Any:
-    registry = dict(func.registry)
-    default = registry.pop(object)
-    return _reducers.make_singledispatch, (default, list(registry.items()), _wrapper_attributes(func))
-
-
-def _has_custom_exception_init(t: type) -> bool:
-    """A Python-level __init__ somewhere in the class's MRO, and the default __reduce__."""
-    if t.__reduce__ is not BaseException.__reduce__:
-        return False
-    return any("__init__" in vars(k) for k in t.__mro__ if k.__flags__ & _HEAPTYPE)
-
-
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: the class was defined in Python, not in C
 
 
 def _cell_value(cell: types.CellType) -> Any:
