@@ -118,6 +118,7 @@ def render_markdown(doc: dict) -> str:
                 marks.append(mark)
             lines.append(f"| {group} | {_escape(case)} | " + " | ".join(marks) + " |")
         lines.append("")
+    lines += _render_extra_cells(doc.get("extra_cells", []))
     if doc.get("skipped_modes"):
         lines.append("## Modes not run")
         lines.append("")
@@ -132,6 +133,32 @@ def render_markdown(doc: dict) -> str:
             lines.append(f"- {_escape(name)}: {note}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _render_extra_cells(cells: list) -> list:
+    """Cells other tests recorded in their own shape: one table per (mode, column), rows = cases.
+
+    A cell with ``sender`` and ``receiver`` (e.g. the portable mode across Python versions) gets one
+    table column per ``sender -> receiver`` pair; any other cell gets a single ``outcome`` column.
+    """
+    lines: list = []
+    tables: dict = {}
+    for cell in cells:
+        if "case" not in cell or "outcome" not in cell:
+            continue
+        key = (str(cell.get("mode", "other tests")), str(cell.get("column", "")))
+        pair = f"{cell['sender']} → {cell['receiver']}" if "sender" in cell and "receiver" in cell else "outcome"
+        tables.setdefault(key, {}).setdefault(str(cell["case"]), {})[pair] = cell["outcome"]
+    for (mode, column), rows in sorted(tables.items()):
+        pairs = sorted({p for row in rows.values() for p in row})
+        lines += [f"## {mode}" + (f": {column}" if column else ""), ""]
+        lines.append("| case | " + " | ".join(pairs) + " |")
+        lines.append("|---|" + "---|" * len(pairs))
+        for case in sorted(rows):
+            lines.append(f"| {_escape(case)} | " + " | ".join(
+                _SHORT.get(rows[case].get(p, ""), rows[case].get(p, "")) for p in pairs) + " |")
+        lines.append("")
+    return lines
 
 
 def _escape(text: str) -> str:
