@@ -27,7 +27,7 @@ CASES = all_cases()
 OTHER_PYTHONS, _ = find_other_pythons()
 OTHER_MODES = [f"py{v[0]}.{v[1]}" for _, v in OTHER_PYTHONS]
 MODES = ["same", "fresh"] + (OTHER_MODES or ["other"])
-RAW = [b for b in BACKENDS if b != "auto"]
+RAW = ["pickle", "marshal", "cloudpickle", "dill"]  # the bare libraries; auto and portable are anypickle
 NO_OTHER_PYTHON = ("no other Python (3.10 or newer) found in pyenv's versions or as python3.X on PATH: "
                    "the cross-version mode needs one")
 

@@ -85,7 +85,7 @@ def classify(exc: BaseException, stage: str, backend: str) -> str:
     if not _is_own_error(exc):
         return failed
     wraps_backend = exc.__cause__ is not None and not _is_own_error(exc.__cause__)
-    if stage == "dumps" and backend == "auto":
+    if stage == "dumps" and backend in ("auto", "portable"):
         return CLEAR_ERROR
     return failed if wraps_backend else CLEAR_ERROR
 
@@ -97,6 +97,10 @@ class Unavailable(Exception):
 def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
     """Column ``backend``: ``anypickle.dumps(obj, backend=...)``, or the bare library when ``raw``."""
     api = _api()
+    if backend == "portable":
+        if api is None:
+            raise Unavailable("the portable column needs anypickle.dumps(..., portable=True)")
+        return api.dumps(obj, portable=True)
     if api is not None and not (raw and backend != "auto"):
         return api.dumps(obj, backend=backend)
     if backend == "pickle":
@@ -123,7 +127,7 @@ def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
 
 def _loads(data: bytes, backend: str, raw: bool = False) -> Any:
     api = _api()
-    if api is not None and not (raw and backend != "auto"):
+    if api is not None and (backend == "portable" or not (raw and backend != "auto")):
         return api.loads(data)
     if backend == "pickle":
         import pickle
@@ -147,7 +151,7 @@ def _loads(data: bytes, backend: str, raw: bool = False) -> Any:
 
 
 def _written_by(data: bytes) -> "str | None":
-    """The backend named in an anypickle envelope header, plus "+bytecode" when flagged."""
+    """The backend named in an anypickle envelope header, plus "+bytecode" / "+portable" when flagged."""
     try:
         from anypickle import _envelope
     except ImportError:
@@ -156,7 +160,8 @@ def _written_by(data: bytes) -> "str | None":
     if not _envelope.is_envelope(view):
         return None
     header = _envelope.parse(view)
-    return header.backend.label + ("+bytecode" if header.carries_code else "")
+    return (header.backend.label + ("+bytecode" if header.flags & _envelope.BYTECODE else "")
+            + ("+portable" if header.flags & _envelope.PORTABLE else ""))
 
 
 def _preimport() -> None:

@@ -40,7 +40,7 @@ WRONG = "wrong result"
 CLEAR = "clear error"
 OUTCOMES = (OK, DUMPS, LOADS, WRONG, CLEAR)
 
-BACKENDS = ("pickle", "marshal", "cloudpickle", "dill", "auto")
+BACKENDS = ("pickle", "marshal", "cloudpickle", "dill", "auto", "portable")
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,20 @@ class Case:
     # seconds before a load that does not finish counts as a hang (None: the run's default); set
     # on rows known to hang so that a run does not wait the full default there
     timeout: "float | None" = None
+    # the portable column (``dumps(obj, portable=True)``: code as source) where it differs from auto:
+    # its fresh-process outcome, and its same-process outcome when that differs again
+    portable: "str | None" = None
+    portable_same: "str | None" = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "script", textwrap.dedent(self.script).strip() + "\n")
         object.__setattr__(self, "check", textwrap.dedent(self.check).strip() + "\n")
         if self.helper is not None:
             object.__setattr__(self, "helper", textwrap.dedent(self.helper).strip() + "\n")
+        if self.portable is not None:
+            object.__setattr__(self, "expect", {**self.expect, "portable": self.portable})
+        if self.portable_same is not None:
+            object.__setattr__(self, "expect_same", {**self.expect_same, "portable": self.portable_same})
         missing = set(BACKENDS) - set(self.expect)
         if missing:
             raise ValueError(f"case {self.name}: no expected outcome for {sorted(missing)}")
@@ -100,17 +108,18 @@ class Case:
             # and behave as in a fresh process; every payload anypickle marks as carrying bytecode
             # (forced marshal, cloudpickle and dill always; auto when it ships code) must be
             # refused with InterpreterMismatchError before anything is unpickled.
-            if fresh in (DUMPS, CLEAR) or backend == "pickle":
-                return fresh
+            if fresh in (DUMPS, CLEAR) or backend in ("pickle", "portable"):
+                return fresh  # (portable ships source, no bytecode: it behaves as in a fresh process)
             if backend == "auto" and not self.carries_code:
                 return fresh
             return CLEAR
         raise ValueError(f"unknown mode {mode!r}")
 
 
-def exp(pickle: str, marshal: str, cloudpickle: str, dill: str, auto: str) -> dict:
-    """Fresh-process outcomes, one per column, in column order."""
-    return {"pickle": pickle, "marshal": marshal, "cloudpickle": cloudpickle, "dill": dill, "auto": auto}
+def exp(pickle: str, marshal: str, cloudpickle: str, dill: str, auto: str, portable: "str | None" = None) -> dict:
+    """Fresh-process outcomes, one per column, in column order; portable defaults to auto's."""
+    return {"pickle": pickle, "marshal": marshal, "cloudpickle": cloudpickle, "dill": dill, "auto": auto,
+            "portable": auto if portable is None else portable}
 
 
 def all_cases() -> list:

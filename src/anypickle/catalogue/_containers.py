@@ -1,6 +1,6 @@
 """Containers: plain data, shared references, recursive structures, objects holding locks."""
 
-from . import DUMPS, LOADS, OK, WRONG, Case, exp
+from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
 
 G = "containers and state"
 
@@ -95,6 +95,7 @@ CASES = [
         exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=WRONG, dill=DUMPS, auto=OK),
         expect_same={"cloudpickle": WRONG},
         note="cloudpickle turns a memoryview into bytes",
+        portable=CLEAR,
     ),
     Case(
         "locks: threading.Lock", G,
@@ -108,6 +109,7 @@ CASES = [
             return [first, second, lock.locked()]
         """,
         exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=DUMPS, dill=OK, auto=OK),
+        portable=CLEAR,
     ),
     Case(
         "locks: __main__ instance holding an RLock", G,
@@ -137,6 +139,7 @@ CASES = [
         expect_same={"dill": WRONG},
         note="dill rebuilds an unheld RLock as held by thread 0 (`_acquire_restore((0, 0))`): "
              "the loaded lock deadlocks its first acquire",
+        portable=CLEAR,
     ),
     Case(
         "locks: queue.Queue with items", G,
@@ -148,5 +151,6 @@ CASES = [
             return [q.get(), q.get(), q.qsize()]
         """,
         exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=DUMPS, dill=OK, auto=OK),
+        portable=CLEAR,
     ),
 ]

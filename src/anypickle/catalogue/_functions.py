@@ -1,6 +1,6 @@
 """Functions defined in the sender's ``__main__``: the code must travel by value."""
 
-from . import DUMPS, LOADS, OK, WRONG, Case, exp
+from . import CLEAR, DUMPS, LOADS, OK, WRONG, Case, exp
 
 G = "functions"
 
@@ -211,6 +211,7 @@ CASES = [
         """,
         exp(pickle=LOADS, marshal=DUMPS, cloudpickle=DUMPS, dill=OK, auto=OK),
         note="the dispatch cache is a WeakKeyDictionary, which cloudpickle cannot pickle",
+        portable=CLEAR,
     ),
     Case(
         "function: generator function", G,
@@ -287,6 +288,7 @@ CASES = [
         """,
         exp(pickle=LOADS, marshal=OK, cloudpickle=OK, dill=WRONG, auto=OK),
         note="the receiver has `xml` but has not imported `xml.dom.minidom`",
+        portable=WRONG,
     ),
     Case(
         "function: defaults and keyword-only arguments", G,
@@ -334,6 +336,7 @@ CASES = [
         """,
         exp(pickle=LOADS, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
         note="its __module__ is None; pickle's whichmodule() finds it in __main__ and names it there",
+        portable=CLEAR,
     ),
     Case(
         "function: mutually recursive", G,

@@ -4,7 +4,7 @@ cloudpickle and dill pickle an importable module's functions and classes by refe
 only where the module exists; anypickle auto ships modules that are not installed by value.
 """
 
-from . import DUMPS, LOADS, OK, Case, exp
+from . import DUMPS, LOADS, OK, WRONG, Case, exp
 
 G = "helper module"
 
@@ -133,6 +133,7 @@ CASES = [
         """,
         exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=LOADS, dill=LOADS, auto=OK),
         helper=HELPER,
+        portable=WRONG, portable_same=WRONG,
     ),
     Case(
         "helper: function, receiver has the helper module", G,
