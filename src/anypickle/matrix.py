@@ -8,7 +8,7 @@ Modes:
 - ``py3.X``: the same payloads loaded by every other Python version found (pyenv, ``python3.X`` on
   ``PATH``, ``--python``).
 
-Child processes are batched: a few *fork servers* (see :mod:`anypickle._child`) import the backends
+Child processes are batched: a few *fork servers* (see :mod:`anypickle._child`, :mod:`anypickle._servers`) import the backends
 once and run each case script, and each load, in its own fork, so a segfault or a hang costs one
 cell. At most ``workers`` servers run at once.
 
@@ -19,11 +19,9 @@ Markdown or CSV.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,97 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 from . import _interpreters
+from ._servers import Pool
 from .catalogue import BACKENDS, Case, select_cases
 from .errors import UsageError
 
 __all__ = ["add_matrix_parser", "run_matrix"]
 
 SCHEMA = 1
-_BOOT = "from anypickle._child import serve; serve()"
 SKIPPED = "skipped"
 CASE_ERROR = "catalogue error"
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-class _Server:
-    """One fork server: a child interpreter answering JSON jobs, one line each way."""
-
-    def __init__(self, receiver: _interpreters.Receiver, cwd: str, log_dir: str) -> None:
-        self.receiver = receiver
-        os.makedirs(cwd, exist_ok=True)
-        self._log = tempfile.NamedTemporaryFile("w", dir=log_dir, suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [receiver.python, "-c", _BOOT],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            cwd=cwd, env=receiver.env(), text=True, bufsize=1,
-        )
-
-    def call(self, job: dict, guard: float) -> "dict | None":
-        """Send one job; None if the server died or overran ``guard`` seconds (it is then killed)."""
-        timer = threading.Timer(guard, self.proc.kill)
-        timer.start()
-        try:
-            self.proc.stdin.write(json.dumps(job) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except (BrokenPipeError, OSError):
-            line = ""
-        finally:
-            timer.cancel()
-        if not line:
-            self.close()
-            return None
-        return json.loads(line)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
-class _Pool:
-    """Idle servers per receiver, started on demand and reused."""
-
-    def __init__(self, workdir: str) -> None:
-        self._idle: dict = {}
-        self._all: list = []
-        self._lock = threading.Lock()
-        self._workdir = workdir
-        self._count = 0
-
-    def call(self, receiver: _interpreters.Receiver, job: dict, guard: float) -> "dict | None":
-        with self._lock:
-            idle = self._idle.setdefault(receiver.label + receiver.python, [])
-            server = idle.pop() if idle else None
-            if server is None:
-                self._count += 1
-                cwd = os.path.join(self._workdir, "cwd", str(self._count))
-                server = _Server(receiver, cwd, os.path.join(self._workdir, "logs"))
-                self._all.append(server)
-        answer = server.call(job, guard)
-        if server.alive:
-            with self._lock:
-                self._idle[receiver.label + receiver.python].append(server)
-        return answer
-
-    def close(self) -> None:
-        for server in self._all:
-            if server.alive:
-                server.close()
 
 
 def _write_case_files(case: Case, workdir: str) -> dict:
@@ -181,7 +101,7 @@ def run_matrix(
         raise UsageError("no catalogue case matches")
     workdir = tempfile.mkdtemp(prefix="anypickle-matrix-")
     os.makedirs(os.path.join(workdir, "logs"))
-    pool = _Pool(workdir)
+    pool = Pool(workdir)
     try:
         return _run(cases, backends, modes, list(pythons), search_pythons, timeout, workers,
                     raw, progress, workdir, pool)
