@@ -18,8 +18,11 @@ class PickleBackend:
     carries_code = False
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
-        pickle.Pickler(file, PROTOCOL).dump(obj)
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
+        pickler = pickle.Pickler(file, PROTOCOL)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return pickle.loads(payload)
