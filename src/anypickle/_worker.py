@@ -1,8 +1,9 @@
 """The worker process of :class:`anypickle.ProcessPoolExecutor`, and the messages both sides exchange.
 
 Each worker owns one duplex pipe to the parent. Messages are bytes: a one-byte kind, a task id, then
-anypickle payloads. Tasks run one at a time and their replies go back in order, which is how the
-parent knows which task a dead worker was running: the oldest one it sent that has no reply yet.
+anypickle payloads. Tasks run one at a time, in order; the worker says STARTED before running each
+one, so when a worker dies the parent knows which task it was running (the started one without a
+reply) and which ones it never read (they go to another worker).
 
 A reader thread moves incoming messages into a local queue, so the parent's writes never wait on a
 worker that is busy writing a large reply (both pipe buffers full would deadlock otherwise).
@@ -26,6 +27,7 @@ CHUNK = b"K"  # id, fn payload length, fn payload, payload of [args, ...]
 STOP = b"S"
 # worker -> parent
 READY = b"I"
+STARTED = b"B"  # id
 RESULT = b"R"  # id, payload of the result
 ERROR = b"E"  # id, payload of (exception, formatted remote traceback)
 INIT_FAILED = b"F"  # formatted traceback of the initializer's exception
@@ -71,6 +73,8 @@ def main(conn: Any, initializer: bytes | None) -> None:
         kind = message[:1]
         head = message[:HEAD]
         result = None
+        if not _send(conn, STARTED + head[1:]):
+            break
         try:
             if kind == CALL:
                 fn, args, kwargs = loads(memoryview(message)[HEAD:])

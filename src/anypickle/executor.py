@@ -10,6 +10,11 @@
   other workers, a replacement worker starts, and the executor stays usable. (The stdlib marks the
   whole pool broken and fails every pending future.)
 
+Workers do not re-run the parent's main script. The stdlib's spawn and forkserver start methods
+re-import it in every worker as ``__mp_main__`` so that functions pickled by reference resolve;
+anypickle ships them by value instead, and re-running a script in each worker is slow, repeats its
+side effects, and fails outright when the script imports a local module the worker cannot see.
+
 Design: one duplex pipe per worker; the parent sends each worker at most ``_DEPTH`` tasks ahead and
 tracks them in order. One manager thread waits (``multiprocessing.connection.wait``) on every pipe,
 every ``Process.sentinel`` and a wake-up pipe, so a death is seen as soon as the process exits.
@@ -21,6 +26,7 @@ import atexit
 import itertools
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.spawn
 import multiprocessing.util  # registers its atexit hook before ours: ours runs first (LIFO)
 import os
 import signal as _signal
@@ -40,6 +46,35 @@ __all__ = ["ProcessPoolExecutor", "RemoteTraceback"]
 
 _DEPTH = 2  # tasks in flight per worker: one running, one waiting in its pipe (hides the round trip)
 _STARTUP_FAILURES = 3  # consecutive workers that die before they are ready: the pool is broken
+
+
+_WORKER_NAME = "anypickle-worker"
+
+
+def _install_preparation_filter() -> None:
+    """Keep multiprocessing from re-running ``__main__`` in our workers (only in processes we name).
+
+    spawn and forkserver children call ``multiprocessing.spawn.prepare`` with the data returned by
+    ``get_preparation_data(process name)`` in the parent; dropping its ``init_main_from_*`` keys is
+    the one switch multiprocessing offers for "do not import the main module" (it is how it skips
+    interactive sessions). Other processes are untouched.
+    """
+    original = multiprocessing.spawn.get_preparation_data
+    if getattr(original, "_anypickle", False):
+        return
+
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        data = original(name)
+        if isinstance(name, str) and name.startswith(_WORKER_NAME):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    get_preparation_data._anypickle = True  # type: ignore[attr-defined]
+    multiprocessing.spawn.get_preparation_data = get_preparation_data
+
+
+_install_preparation_filter()
 
 
 class RemoteTraceback(Exception):
@@ -65,7 +100,7 @@ class _Task:
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "sentinel", "inflight", "ready", "open")
+    __slots__ = ("process", "conn", "sentinel", "inflight", "ready", "open", "running")
 
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
@@ -73,6 +108,7 @@ class _Worker:
         self.sentinel = process.sentinel
         self.inflight: deque[_Task] = deque()
         self.ready = False
+        self.running = -1  # id of the task the worker said it started
         self.open = True  # False once the pipe reported EOF; the sentinel then finishes the job
 
 
@@ -169,7 +205,7 @@ class _Pool:
     def _start_worker(self) -> None:
         parent_end, child_end = multiprocessing.Pipe(duplex=True)
         process = self.ctx.Process(
-            target=_worker.main, args=(child_end, self.initializer), name="anypickle-worker", daemon=False)
+            target=_worker.main, args=(child_end, self.initializer), name=_WORKER_NAME, daemon=False)
         process.start()
         child_end.close()
         self.workers.append(_Worker(process, parent_end))
@@ -232,6 +268,9 @@ class _Pool:
         if kind == _worker.INIT_FAILED:
             self._break("the initializer raised in a worker process:\n" + message[1:].decode("utf-8", "replace"))
             return
+        if kind == _worker.STARTED:
+            worker.running = _worker.task_id_of(message)
+            return
         task = worker.inflight.popleft()
         task_id = _worker.task_id_of(message)
         assert task.id == task_id, (task.id, task_id)
@@ -263,8 +302,8 @@ class _Pool:
         exitcode = worker.process.exitcode
         how, signal_name = _death(exitcode)
         retry = list(worker.inflight)
-        if worker.ready and retry:
-            # Replies come back in order, so the oldest unanswered task is the one that was running.
+        if retry and retry[0].id == worker.running:
+            # The task it said it started and did not answer; the tasks behind it were never read.
             victim = retry.pop(0)
             victim.future.set_exception(WorkerCrashedError(
                 f"the worker process (pid {worker.process.pid}) running task {victim.name} {how}; "
