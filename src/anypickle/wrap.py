@@ -65,9 +65,9 @@ class Wrapped(Generic[T]):
     pickling and reused after that, so later changes to a wrapped mutable object do not travel.
     """
 
-    __slots__ = ("_obj", "_payload", "_digest", "_name", "_lock", "__weakref__")
+    __slots__ = ("_obj", "_payload", "_digest", "_name", "_lock", "_options", "__weakref__")
 
-    def __init__(self, obj: T) -> None:
+    def __init__(self, obj: T, **options: Any) -> None:
         if isinstance(obj, Wrapped):
             raise TypeError("anypickle.wrap() got an object that is already wrapped")
         self._obj: Any = obj
@@ -75,6 +75,7 @@ class Wrapped(Generic[T]):
         self._digest: bytes | None = None
         self._name = _describe(obj)
         self._lock = threading.Lock()
+        self._options = options
 
     @classmethod
     def _from_payload(cls, payload: bytes, name: str) -> "Wrapped[Any]":
@@ -84,6 +85,7 @@ class Wrapped(Generic[T]):
         self._digest = None
         self._name = name
         self._lock = threading.Lock()
+        self._options = {}
         return self
 
     def _bytes(self) -> bytes:
@@ -91,7 +93,7 @@ class Wrapped(Generic[T]):
         if payload is None:
             with self._lock:
                 if self._payload is None:
-                    self._payload = dumps(self._obj)
+                    self._payload = dumps(self._obj, **self._options)
                 payload = self._payload
         return payload
 
@@ -143,12 +145,16 @@ def _rebuild(payload: bytes, name: str) -> Wrapped[Any]:
     return Wrapped._from_payload(payload, name)
 
 
-def wrap(obj: T) -> Wrapped[T]:
+def wrap(obj: T, **options: Any) -> Wrapped[T]:
     """Wrap ``obj`` so that plain ``pickle`` (and every engine built on it) can ship it to a fresh process.
+
+    ``options`` go to :func:`anypickle.dumps` (``by_value``, ``by_reference``, ``key``...). A signed
+    wrapper (``key=``) still loads unverified on the receiver, which has no key to check it with:
+    use ``dumps``/``loads`` with keys on both sides when the transport is untrusted.
 
     >>> import pickle, anypickle
     >>> w = pickle.loads(pickle.dumps(anypickle.wrap(lambda x: x + 1)))
     >>> w(41)
     42
     """
-    return Wrapped(obj)
+    return Wrapped(obj, **options)
