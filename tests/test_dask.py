@@ -83,7 +83,7 @@ if __name__ == "__main__":
 def cluster():
     """Two worker processes that register the family at start (preload) and cannot import the client's folder."""
     with LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, preload=["anypickle.dask"]
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0", preload=["anypickle.dask"]
     ) as cluster:
         yield cluster
 
@@ -155,7 +155,7 @@ def test_register_on_workers():
 
     # A lambda travels by value: a module-level probe would import this module (and anypickle.dask) on the worker.
     registered = lambda: "anypickle" in __import__("sys").modules["distributed.protocol.serialize"].families  # noqa: E731
-    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None) as bare:
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=":0") as bare:
         with Client(bare) as client:
             before = client.run(registered)
             anypickle.dask.register_on_workers(client)

@@ -159,6 +159,14 @@ def test_unserializable_argument_raises_encode_error_at_submit(executor):
     assert executor.submit(len, [1, 2, 3]).result(timeout=30) == 3
 
 
+def test_large_arguments_and_results_do_not_deadlock(executor):
+    """Megabyte arguments and results, several in flight per worker, all come back intact."""
+    blobs = [bytes([i]) * (1 << 20) for i in range(6)]
+    futures = [executor.submit(bytes.upper, blob) for blob in blobs]
+    assert [f.result(timeout=60) for f in futures] == blobs
+    assert list(executor.map(len, blobs, chunksize=2)) == [1 << 20] * 6
+
+
 def test_map_timeout_and_empty_input(executor):
     """map() of nothing is empty; a task slower than the timeout raises TimeoutError."""
     import time

@@ -1,19 +1,18 @@
 """The worker process of :class:`anypickle.ProcessPoolExecutor`, and the messages both sides exchange.
 
 Each worker owns one duplex pipe to the parent. Messages are bytes: a one-byte kind, a task id, then
-anypickle payloads. Tasks run one at a time, in order; the worker says STARTED before running each
-one, so when a worker dies the parent knows which task it was running (the started one without a
-reply) and which ones it never read (they go to another worker).
+anypickle payloads. Tasks run one at a time, in order; before running one, the worker writes its id
+into a shared integer (a memory write, no message), so when a worker dies the parent knows which task
+it was running (that one, if it has no reply) and which ones it never read (they go to another worker).
 
-A reader thread moves incoming messages into a local queue, so the parent's writes never wait on a
-worker that is busy writing a large reply (both pipe buffers full would deadlock otherwise).
+The worker reads its pipe only between tasks. The parent therefore never writes a large message from
+its manager thread (it would stall until the worker finished its task, or deadlock with a worker
+blocked writing a large reply): those go through a sender thread (see ``executor._Outbox``).
 """
 
 from __future__ import annotations
 
-import queue
 import struct
-import threading
 import traceback
 from collections import OrderedDict
 from typing import Any
@@ -27,7 +26,6 @@ CHUNK = b"K"  # id, fn payload length, fn payload, payload of [args, ...]
 STOP = b"S"
 # worker -> parent
 READY = b"I"
-STARTED = b"B"  # id
 RESULT = b"R"  # id, payload of the result
 ERROR = b"E"  # id, payload of (exception, formatted remote traceback)
 INIT_FAILED = b"F"  # formatted traceback of the initializer's exception
@@ -53,10 +51,11 @@ def task_id_of(message: bytes) -> int:
     return TASK_ID.unpack_from(message, 1)[0]
 
 
-def main(conn: Any, initializer: bytes | None) -> None:
-    """Entry point of a worker process (started by the executor with spawn, forkserver or fork)."""
-    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    threading.Thread(target=_read, args=(conn, inbox), name="anypickle-worker-reader", daemon=True).start()
+def main(conn: Any, running: Any, initializer: bytes | None) -> None:
+    """Entry point of a worker process (started by the executor with spawn, forkserver or fork).
+
+    ``running`` is a shared ``RawValue("q")``: the id of the task this worker is running.
+    """
     if initializer is not None:
         try:
             fn, args = loads(initializer)
@@ -67,14 +66,16 @@ def main(conn: Any, initializer: bytes | None) -> None:
     _send(conn, READY)
     functions: OrderedDict[bytes, Any] = OrderedDict()
     while True:
-        message = inbox.get()
-        if message is None or message[:1] == STOP:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):  # the parent closed the pipe or died: nobody is waiting
+            break
+        if message[:1] == STOP:
             break
         kind = message[:1]
         head = message[:HEAD]
         result = None
-        if not _send(conn, STARTED + head[1:]):
-            break
+        running.value = TASK_ID.unpack_from(message, 1)[0]
         try:
             if kind == CALL:
                 fn, args, kwargs = loads(memoryview(message)[HEAD:])
@@ -97,14 +98,6 @@ def main(conn: Any, initializer: bytes | None) -> None:
         result = None
         if not _send(conn, reply):
             break
-
-
-def _read(conn: Any, inbox: "queue.SimpleQueue[bytes | None]") -> None:
-    try:
-        while True:
-            inbox.put(conn.recv_bytes())
-    except (EOFError, OSError):  # the parent closed the pipe or died: finish and exit
-        inbox.put(None)
 
 
 def _send(conn: Any, message: bytes) -> bool:

@@ -45,6 +45,10 @@ from .errors import AnyPickleError, UsageError, WorkerCrashedError
 __all__ = ["ProcessPoolExecutor", "RemoteTraceback"]
 
 _DEPTH = 2  # tasks in flight per worker: one running, one waiting in its pipe (hides the round trip)
+# Messages up to this size are written by the manager thread itself: with at most _DEPTH unread
+# messages in a worker's pipe they fit in any platform's socket buffer (macOS: 8 KiB), so the write
+# cannot block. Larger ones go through the worker's _Outbox thread.
+_INLINE_BYTES = 4096
 _STARTUP_FAILURES = 3  # consecutive workers that die before they are ready: the pool is broken
 
 
@@ -99,16 +103,75 @@ class _Task:
         self.started = False
 
 
-class _Worker:
-    __slots__ = ("process", "conn", "sentinel", "inflight", "ready", "open", "running")
+class _Outbox:
+    """Writes one worker's messages so that the manager thread never blocks on a full pipe.
 
-    def __init__(self, process: Any, conn: Any) -> None:
+    Small messages are written inline when nothing is queued; others are queued for a sender thread,
+    started on first need, which keeps the order. A worker reads its pipe only between tasks.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.cond = threading.Condition()
+        self.queue: deque[bytes] = deque()
+        self.busy = 0  # messages queued or being written by the thread
+        self.closed = False
+        self.thread: threading.Thread | None = None
+
+    def send(self, message: bytes) -> None:
+        """Send ``message`` (OSError when the pipe is broken and nothing was queued)."""
+        with self.cond:
+            if self.busy or len(message) > _INLINE_BYTES:
+                if self.closed:
+                    raise BrokenPipeError("the worker's pipe is closed")
+                self.queue.append(message)
+                self.busy += 1
+                if self.thread is None:
+                    self.thread = threading.Thread(target=self._run, name="anypickle-executor-sender", daemon=True)
+                    self.thread.start()
+                self.cond.notify()
+                return
+        self.conn.send_bytes(message)
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.closed:
+                    self.cond.wait()
+                if self.closed:
+                    return
+                message = self.queue.popleft()
+            try:
+                self.conn.send_bytes(message)
+            except OSError:  # the worker died; the manager sees its sentinel and re-queues its tasks
+                with self.cond:
+                    self.closed = True
+                    self.queue.clear()
+                return
+            with self.cond:
+                self.busy -= 1
+
+    def close(self) -> None:
+        """Stop the sender thread (the worker has exited, so a blocked write fails at once)."""
+        with self.cond:
+            self.closed = True
+            self.queue.clear()
+            self.cond.notify()
+        if self.thread is not None:
+            self.thread.join(10)
+
+
+class _Worker:
+    __slots__ = ("process", "conn", "outbox", "sentinel", "inflight", "ready", "open", "running")
+
+    def __init__(self, process: Any, conn: Any, running: Any) -> None:
         self.process = process
         self.conn = conn
+        self.outbox = _Outbox(conn)
         self.sentinel = process.sentinel
         self.inflight: deque[_Task] = deque()
         self.ready = False
-        self.running = -1  # id of the task the worker said it started
+        self.running = running  # shared RawValue: the id of the task the worker last started
         self.open = True  # False once the pipe reported EOF; the sentinel then finishes the job
 
 
@@ -204,11 +267,12 @@ class _Pool:
 
     def _start_worker(self) -> None:
         parent_end, child_end = multiprocessing.Pipe(duplex=True)
+        running = self.ctx.RawValue("q", -1)
         process = self.ctx.Process(
-            target=_worker.main, args=(child_end, self.initializer), name=_WORKER_NAME, daemon=False)
+            target=_worker.main, args=(child_end, running, self.initializer), name=_WORKER_NAME, daemon=False)
         process.start()
         child_end.close()
-        self.workers.append(_Worker(process, parent_end))
+        self.workers.append(_Worker(process, parent_end, running))
 
     def _dispatch(self) -> None:
         """Send pending tasks to workers with room, emptiest workers first."""
@@ -224,7 +288,7 @@ class _Pool:
                             continue  # cancelled while pending
                         task.started = True
                     try:
-                        worker.conn.send_bytes(task.message)
+                        worker.outbox.send(task.message)
                     except OSError:  # the worker is dead; its sentinel will say so
                         worker.open = False
                         with self.lock:
@@ -268,9 +332,6 @@ class _Pool:
         if kind == _worker.INIT_FAILED:
             self._break("the initializer raised in a worker process:\n" + message[1:].decode("utf-8", "replace"))
             return
-        if kind == _worker.STARTED:
-            worker.running = _worker.task_id_of(message)
-            return
         task = worker.inflight.popleft()
         task_id = _worker.task_id_of(message)
         assert task.id == task_id, (task.id, task_id)
@@ -297,12 +358,13 @@ class _Pool:
             except (EOFError, OSError):
                 pass
         worker.process.join()
+        worker.outbox.close()
         worker.conn.close()
         self.workers.remove(worker)
         exitcode = worker.process.exitcode
         how, signal_name = _death(exitcode)
         retry = list(worker.inflight)
-        if retry and retry[0].id == worker.running:
+        if retry and retry[0].id == worker.running.value:
             # The task it said it started and did not answer; the tasks behind it were never read.
             victim = retry.pop(0)
             victim.future.set_exception(WorkerCrashedError(
@@ -343,7 +405,7 @@ class _Pool:
                 worker.process.terminate()
             else:
                 try:
-                    worker.conn.send_bytes(_worker.STOP)
+                    worker.outbox.send(_worker.STOP)
                 except OSError:
                     pass
         for worker in self.workers:
@@ -351,6 +413,7 @@ class _Pool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
+            worker.outbox.close()
             worker.conn.close()
         self.workers.clear()
 
