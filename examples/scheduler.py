@@ -27,10 +27,7 @@ class Worker:
 def worker_loop(name, conn):
     """Runs in a worker process: load each task with this worker as its context, run it, send the result."""
     me = Worker(name)
-    while True:
-        data = conn.recv_bytes()
-        if not data:  # the scheduler's stop signal
-            return
+    while data := conn.recv_bytes():  # an empty message is the scheduler's stop signal
         task = anypickle.loads(data, context={"worker": me})
         conn.send_bytes(anypickle.dumps(task()))
 
