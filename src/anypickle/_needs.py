@@ -117,11 +117,6 @@ def _definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
     kind = "class" if isinstance(obj, type) else "function"
     if module in _MAIN_NAMES:
         return Need.MAIN, f"{kind} {qualname!r} is defined in __main__, which the receiver does not have"
-    if policy.goes_by_value(module):
-        return Need.LOCAL_MODULE, (
-            f"{kind} {qualname!r} comes from module {module!r}, which is not installed "
-            "(the receiver usually lacks it), so it travels by value"
-        )
     try:
         found = _lookup(module, qualname)  # type: ignore[arg-type]
     except (LookupError, AttributeError):
@@ -130,6 +125,11 @@ def _definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
         if kind == "class":
             return Need.DYNAMIC_CLASS, f"class {qualname!r} cannot be imported as {module}.{qualname}"
         return Need.LOCAL_FUNCTION, f"function {qualname!r} cannot be imported as {module}.{qualname}"
+    if policy.goes_by_value(module):
+        return Need.LOCAL_MODULE, (
+            f"{kind} {qualname!r} comes from module {module!r}, which is not installed "
+            "(the receiver usually lacks it), so it travels by value"
+        )
     return None
 
 
