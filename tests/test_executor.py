@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 import os
 import signal
@@ -173,7 +174,7 @@ def test_map_timeout_and_empty_input(executor):
 
     assert list(executor.map(abs, [])) == []
     results = executor.map(time.sleep, [0.6], timeout=0.1)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(concurrent.futures.TimeoutError):  # the builtin TimeoutError since Python 3.11
         next(results)
 
 

@@ -65,6 +65,10 @@ def marker(context: Mapping[str, Any] | None) -> Marker | None:
     return Marker(context) if context else None
 
 
+class _Unpickler(pickle.Unpickler):
+    """The C unpickler, as a subclass: since Python 3.13 only subclass instances accept a ``persistent_load``."""
+
+
 def load(backend: Backend, payload: memoryview, context: Mapping[str, Any] | None) -> Any:
     """Load a payload written with a context, resolving each name from the receiver's ``context``."""
     if context is not None and not isinstance(context, Mapping):
@@ -85,6 +89,6 @@ def load(backend: Backend, payload: memoryview, context: Mapping[str, Any] | Non
 
         unpickler: Any = dill.Unpickler(io.BytesIO(payload))
     else:  # pickle and cloudpickle payloads are both read by the stdlib unpickler
-        unpickler = pickle.Unpickler(io.BytesIO(payload))
+        unpickler = _Unpickler(io.BytesIO(payload))
     unpickler.persistent_load = persistent_load
     return unpickler.load()
