@@ -194,6 +194,8 @@ def test_bad_arguments_are_usage_errors():
         anypickle.ProcessPoolExecutor(0)
     with pytest.raises(UsageError, match="start method"):
         anypickle.ProcessPoolExecutor(1, mp_context="teleport")
+    with pytest.raises(UsageError, match="fork start method is not supported"):
+        anypickle.ProcessPoolExecutor(1, mp_context="fork")
     with anypickle.ProcessPoolExecutor(1) as ex:
         with pytest.raises(UsageError, match="chunksize"):
             ex.map(abs, [1], chunksize=0)

@@ -436,11 +436,16 @@ def _resolve_context(mp_context: Any) -> Any:
         return multiprocessing.get_context("spawn")
     if isinstance(mp_context, str):
         try:
-            return multiprocessing.get_context(mp_context)
+            mp_context = multiprocessing.get_context(mp_context)
         except ValueError as exc:
             raise UsageError(f"unknown start method {mp_context!r}: {exc}") from None
     if not hasattr(mp_context, "Process"):
         raise UsageError(f"mp_context must be a multiprocessing context or a start method name, not {mp_context!r}")
+    if mp_context.get_start_method() == "fork":
+        # Replacement workers are started by the manager thread; a fork while other threads hold
+        # locks (the import lock, a logging handler...) leaves the child deadlocked on them.
+        raise UsageError("the fork start method is not supported (forking a threaded process can deadlock the "
+                         "child); use 'spawn' (the default) or 'forkserver'")
     return mp_context
 
 
