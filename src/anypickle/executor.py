@@ -508,12 +508,13 @@ class ProcessPoolExecutor(Executor):
         name = _name(fn)
         tasks = []
         items = zip(*iterables)
-        while True:
+        for start in itertools.count(0, chunksize):
             chunk = list(itertools.islice(items, chunksize))
             if not chunk:
                 break
             task_id = next(pool.ids)
-            tasks.append(_Task(task_id, Future(), _worker.chunk_message(task_id, fn_payload, dumps(chunk)), name))
+            message = _worker.chunk_message(task_id, fn_payload, dumps(chunk))
+            tasks.append(_Task(task_id, Future(), message, f"map({name}) items {start}-{start + len(chunk) - 1}"))
         pool.put(tasks)
         futures = [t.future for t in tasks]
         del tasks
