@@ -52,7 +52,7 @@ def task_id_of(message: bytes) -> int:
 
 
 def main(conn: Any, running: Any, initializer: bytes | None) -> None:
-    """Entry point of a worker process (started by the executor with spawn, forkserver or fork).
+    """Entry point of a worker process (started by the executor with spawn or forkserver).
 
     ``running`` is a shared ``RawValue("q")``: the id of the task this worker is running.
     """

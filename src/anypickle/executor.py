@@ -46,7 +46,7 @@ __all__ = ["ProcessPoolExecutor", "RemoteTraceback"]
 
 _DEPTH = 2  # tasks in flight per worker: one running, one waiting in its pipe (hides the round trip)
 # Messages up to this size are written by the manager thread itself: with at most _DEPTH unread
-# messages in a worker's pipe they fit in any platform's socket buffer (macOS: 8 KiB), so the write
+# messages in a worker's pipe they fit even in small socket buffers (8 KiB on some systems), so the write
 # cannot block. Larger ones go through the worker's _Outbox thread.
 _INLINE_BYTES = 4096
 _STARTUP_FAILURES = 3  # consecutive workers that die before they are ready: the pool is broken
