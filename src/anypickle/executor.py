@@ -208,7 +208,8 @@ class _Pool:
         self.broken: str | None = None
         self.startup_failures = 0
         self.ids = itertools.count()
-        self.wake_r, self.wake_w = os.pipe()
+        # A one-way pipe (portable, unlike os.pipe fds on Windows) whose message wakes the manager.
+        self.wake_r, self.wake_w = multiprocessing.Pipe(duplex=False)
         self.wake_pending = False
         self.thread = threading.Thread(target=self.run, name="anypickle-executor-manager", daemon=True)
 
@@ -235,12 +236,9 @@ class _Pool:
             task.future.cancel()
 
     def _wake(self) -> None:  # lock held
-        if not self.wake_pending:
+        if not self.wake_pending and self.wake_w is not None:
             self.wake_pending = True
-            try:
-                os.write(self.wake_w, b"!")
-            except OSError:  # closed: the manager has exited
-                pass
+            self.wake_w.send_bytes(b"!")
 
     # --- the manager thread -----------------------------------------------------------------------
 
@@ -260,10 +258,10 @@ class _Pool:
             raise
         finally:
             self._stop_workers()
-            os.close(self.wake_r)
+            self.wake_r.close()
             with self.lock:
-                os.close(self.wake_w)
-                self.wake_w = -1
+                self.wake_w.close()
+                self.wake_w = None
 
     def _start_worker(self) -> None:
         parent_end, child_end = multiprocessing.Pipe(duplex=True)
@@ -301,14 +299,15 @@ class _Pool:
         by_sentinel = {w.sentinel: w for w in self.workers}
         ready = multiprocessing.connection.wait([self.wake_r, *by_conn, *by_sentinel])
         for obj in ready:
-            if obj == self.wake_r:
+            if obj is self.wake_r:
                 with self.lock:
                     self.wake_pending = False
-                    os.read(self.wake_r, 4096)
+                    while self.wake_r.poll():
+                        self.wake_r.recv_bytes()
             elif obj in by_conn:
                 self._receive(by_conn[obj])
         for obj in ready:
-            worker = by_sentinel.get(obj) if isinstance(obj, int) and obj != self.wake_r else None
+            worker = by_sentinel.get(obj) if isinstance(obj, int) else None
             if worker is not None:
                 self._on_death(worker)
 
