@@ -144,11 +144,11 @@ class CloudpickleBackend:
     carries_code = True
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
-        if auto:
-            AnyPickler(file, policy).dump(obj)
-        else:
-            cloudpickle.Pickler(file, protocol=PROTOCOL).dump(obj)
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
+        pickler = AnyPickler(file, policy) if auto else cloudpickle.Pickler(file, protocol=PROTOCOL)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return pickle.loads(payload)
