@@ -243,8 +243,9 @@ class PortablePickler(pickle.Pickler):
             # The sender's whole script namespace is not what a payload means to carry: code rebuilt from
             # __main__ carries the globals it reads; the module object itself arrives as a fresh module.
             return _rebuild_module, (module.__name__,)
-        # A local (helper) module met as a value travels whole: every attribute but the import machinery's.
-        attrs = {n: self._global(v) for n, v in vars(module).items() if not n.startswith("__") or n in ("__doc__", "__all__")}
+        # A local (helper) module met as a value travels whole: every attribute but the import machinery's
+        # (a local module it imported is a value too, so it travels whole as well).
+        attrs = {n: v for n, v in vars(module).items() if not n.startswith("__") or n in ("__doc__", "__all__")}
         return _module_of, (self._global(module),), attrs, None, None, _set_module_attrs
 
     def _function_reduce(self, func: types.FunctionType) -> Any:
