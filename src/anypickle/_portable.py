@@ -241,11 +241,13 @@ class PortablePickler(pickle.Pickler):
             return importlib.import_module, (module.__name__,)
         if module.__name__ in _MAIN_NAMES:
             # The sender's whole script namespace is not what a payload means to carry: code rebuilt from
-            # __main__ carries the globals it reads; the module object itself arrives as a fresh module.
-            return _rebuild_module, (module.__name__,)
+            # __main__ carries the globals it reads; the module object itself arrives as the fresh module
+            # that code runs in.
+            return _module_of, (self._global(module),)
         # A local (helper) module met as a value travels whole: every attribute but the import machinery's
         # (a local module it imported is a value too, so it travels whole as well).
-        attrs = {n: v for n, v in vars(module).items() if not n.startswith("__") or n in ("__doc__", "__all__")}
+        attrs = {n: v for n, v in vars(module).items()
+                 if not n.startswith("__") or n in ("__doc__", "__all__")}
         return _module_of, (self._global(module),), attrs, None, None, _set_module_attrs
 
     def _function_reduce(self, func: types.FunctionType) -> Any:
