@@ -174,7 +174,9 @@ class PortablePickler(pickle.Pickler):
                 # imported the submodules too; unpickling each one imports it (and binds it on its parent).
                 for sub in _used_submodules(module.__name__, frozenset(names)):
                     parent, _, child = sub.rpartition(".")
-                    module_attrs.append((sys.modules[parent], {child: sys.modules[sub]}))
+                    pair = sys.modules.get(parent), sys.modules.get(sub)
+                    if all(isinstance(m, types.ModuleType) for m in pair):  # sys.modules may hold None ("not importable")
+                        module_attrs.append((pair[0], {child: pair[1]}))
                 continue
             attrs = {n: v for n, v in sorted(vars(module).items()) if n in names and not n.startswith("__")}
             stack.extend(v for v in attrs.values() if isinstance(v, types.ModuleType))
