@@ -1,6 +1,15 @@
-"""anypickle: ship Python objects to a fresh process, picking the serializer by what the object needs."""
+"""anypickle: ship Python objects to a fresh process, picking the serializer by what the object needs.
 
+>>> import anypickle
+>>> f = anypickle.loads(anypickle.dumps(lambda x: x * 2))
+>>> f(21)
+42
+"""
+
+from ._api import dump, dumps, load, loads
 from ._backend import Backend
+from ._explain import Explanation, explain
+from ._needs import Finding, Need
 from .errors import (
     AnyPickleError,
     DecodeError,
@@ -16,9 +25,17 @@ __all__ = [
     "Backend",
     "DecodeError",
     "EncodeError",
+    "Explanation",
+    "Finding",
     "InterpreterMismatchError",
+    "Need",
     "SignatureError",
     "UnsafePickleError",
     "UsageError",
+    "dump",
+    "dumps",
+    "explain",
+    "load",
+    "loads",
 ]
 __version__ = "0.1.0"

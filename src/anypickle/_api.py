@@ -1,0 +1,312 @@
+"""The facade: :func:`dumps`, :func:`loads`, :func:`dump`, :func:`load`."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+import types
+from typing import IO, Any, Iterable, Sequence, Union
+
+from . import _envelope as env
+from ._backend import Backend, parse_backend
+from ._modules import ModulePolicy
+from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate
+from .backends import get as get_backend
+from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
+
+__all__ = ["dump", "dumps", "load", "loads"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+ModuleNames = Iterable[Union[str, types.ModuleType]]
+
+
+def dumps(
+    obj: Any,
+    *,
+    backend: str | Backend = "auto",
+    by_value: ModuleNames = (),
+    by_reference: ModuleNames = (),
+    key: bytes | None = None,
+    key_id: str | None = None,
+    portable: bool = False,
+) -> bytes:
+    """Serialize ``obj`` into an anypickle envelope that a fresh interpreter can load.
+
+    ``backend="auto"`` picks the cheapest serializer that ships ``obj`` intact into a process that
+    has neither this ``__main__`` nor its local modules: stdlib pickle when everything goes by
+    reference; marshal for a plain function; cloudpickle (with anypickle's fixes) for other by-value
+    code; dill as a last resort. ``by_value`` / ``by_reference`` name modules to force either way
+    (modules that are neither stdlib nor installed go by value by default).
+
+    ``key`` signs the envelope with HMAC-SHA256 (``key_id`` names the key, for rotation).
+    ``portable=True`` ships code as source, loadable by any Python 3.10+ (see the README).
+
+    >>> import anypickle
+    >>> anypickle.loads(anypickle.dumps(lambda x: x + 1))(41)
+    42
+    """
+    policy = ModulePolicy(by_value, by_reference)
+    chosen = parse_backend(backend)
+    frame = _Frame(key, key_id)
+    if portable:
+        if chosen is not None and chosen is not Backend.PICKLE:
+            raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
+        from ._portable import dump_portable
+
+        used = Backend.PICKLE
+        dump_portable(obj, frame.start(env.PORTABLE), policy)
+    elif chosen is None:
+        used = _dump_auto(obj, frame, policy)
+    else:
+        used = chosen
+        _dump_forced(obj, frame, chosen, policy)
+    return frame.finish(used)
+
+
+class _Frame:
+    """Writes the payload straight after a placeholder header, then fills the header in place.
+
+    The payload is never copied to prepend a header: ``BytesIO.getvalue()`` hands over its buffer
+    (CPython shrinks it with realloc) when no view of it is alive.
+    """
+
+    __slots__ = ("buf", "flags", "key", "key_id", "header_size")
+
+    def __init__(self, key: bytes | None, key_id: str | None) -> None:
+        if key is not None and not isinstance(key, (bytes, bytearray)):
+            raise UsageError(f"key must be bytes, not {type(key).__qualname__}")
+        self.buf = io.BytesIO()
+        self.key = key
+        self.key_id = key_id
+        self.flags = 0
+        self.header_size = 0
+
+    def start(self, flags: int) -> io.BytesIO:
+        """Reset the buffer for a (new) attempt and return it, positioned after the header."""
+        if self.key is not None:
+            flags |= env.SIGNED
+        self.flags = flags
+        self.header_size = len(env.build_header(Backend.PICKLE, flags, 0, self.key_id))
+        if flags & env.SIGNED:
+            self.header_size += env.TAG_SIZE
+        buf = self.buf
+        buf.seek(0)
+        buf.truncate()
+        buf.write(bytes(self.header_size))
+        return buf
+
+    def finish(self, backend: Backend) -> bytes:
+        buf = self.buf
+        payload_length = buf.tell() - self.header_size
+        header = env.build_header(backend, self.flags, payload_length, self.key_id)
+        buf.seek(0)
+        buf.write(header)
+        if self.key is not None:
+            view = buf.getbuffer()
+            try:
+                tag = env.sign(bytes(self.key), header, view[self.header_size:])
+            finally:
+                view.release()
+            buf.write(tag)
+        return buf.getvalue()
+
+
+def _code_flags(backend: Backend) -> int:
+    return env.BYTECODE if get_backend(backend).carries_code else 0
+
+
+def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy) -> None:
+    impl = get_backend(backend)
+    try:
+        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False)
+    except impl.dump_errors as exc:
+        raise _encode_error(obj, policy, [(backend.label, exc)], forced=backend) from exc
+
+
+def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy) -> Backend:
+    attempts: list[tuple[str, BaseException]] = []
+    try:
+        ProbePickler(frame.start(0), policy).dump(obj)
+        return Backend.PICKLE
+    except NeedFound as found:
+        if found.need is Need.UNSHIPPABLE:
+            raise _encode_error(obj, policy, [("analysis", found)]) from None
+        attempts.append(("pickle", found))
+    except get_backend(Backend.PICKLE).dump_errors as exc:
+        attempts.append(("pickle", exc))
+    candidates = [Backend.CLOUDPICKLE, Backend.DILL]
+    if type(obj) is types.FunctionType:
+        candidates.insert(0, Backend.MARSHAL)
+    for backend in candidates:
+        impl = get_backend(backend)
+        try:
+            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True)
+            return backend
+        except impl.dump_errors as exc:
+            attempts.append((backend.label, exc))
+    raise _encode_error(obj, policy, attempts) from attempts[-1][1]
+
+
+_CANNOT_PICKLE = re.compile(r"(?:cannot pickle|can't pickle) '?([\w.]+)'?")
+
+
+def _encode_error(
+    obj: Any, policy: ModulePolicy, attempts: Sequence[tuple[str, BaseException]], forced: Backend | None = None
+) -> EncodeError:
+    """An EncodeError naming the culprit's path, its type, what each backend said, and what to do."""
+    said = [
+        (name, f"by reference is not enough: {exc.reason}" if isinstance(exc, NeedFound)
+         else f"{type(exc).__name__}: {exc}".splitlines()[0])
+        for name, exc in attempts
+    ]
+    located = None
+    unshippable = [f for f in find_needs(obj, policy) if f.need is Need.UNSHIPPABLE]
+    if unshippable:
+        located = (unshippable[0].path, unshippable[0].type_name)
+    else:
+        for _, exc in attempts:
+            m = _CANNOT_PICKLE.search(str(exc))
+            if m:
+                type_name = m.group(1).rpartition(".")[2]
+                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)
+                if hit is not None:
+                    located = (hit[0], type(hit[1]).__qualname__)
+                    break
+    hint = None
+    if located is not None:
+        for t, advice in _UNSHIPPABLE_TYPES.items():
+            if t.__qualname__ == located[1] or t.__name__ == located[1]:
+                hint = advice
+    if forced is not None:
+        message = f"backend {forced.label!r} cannot serialize this {type(obj).__qualname__} object"
+        hint = hint or "use backend='auto', which picks a backend that can"
+    else:
+        message = f"no backend can serialize this {type(obj).__qualname__} object"
+        hint = hint or "replace the object at that path with data that describes it, and rebuild it on the receiver"
+    return EncodeError(
+        message,
+        path=located[0] if located else None,
+        type_name=located[1] if located else None,
+        attempts=said,
+        hint=hint,
+    )
+
+
+def loads(
+    data: bytes | bytearray | memoryview,
+    *,
+    key: env.Key | None = None,
+    safe: bool = False,
+    allow: Iterable[str] = (),
+) -> Any:
+    """Load an object from an anypickle envelope, or from a plain pickle/cloudpickle/dill/joblib stream.
+
+    Bytecode written by another interpreter is refused before anything is unpickled
+    (:class:`InterpreterMismatchError`). With ``key`` (bytes, or a mapping of key id to bytes) the
+    HMAC is checked first and unsigned or altered data raises :class:`SignatureError`. With
+    ``safe=True`` only ordinary data loads: every global must be on an exact allowlist (extend it
+    with ``allow=["module.qualname"]``) and payloads that carry code are refused.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise UsageError(f"loads() takes bytes, not {type(data).__qualname__}; use load() for files")
+    view = memoryview(data)
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    if key is not None:
+        header: env.Header | None = env.verify(key, view)
+    elif env.is_envelope(view):
+        header = env.parse(view)
+    else:
+        header = None
+    if header is None:
+        return _load_foreign(view, safe=safe, allow=allow)
+    if header.flags & env.BUFFERS:
+        raise DecodeError("this payload was written with out-of-band buffers: pass them to loads(..., buffers=...)")
+    payload = view[header.payload_offset:]
+    if safe:
+        if header.carries_code:
+            raise UnsafePickleError(
+                f"refused: this payload was written by {header.backend.label} with code inside by design; "
+                "safe=True loads only data")
+        return _safe_loads(payload, allow)
+    env.check_interpreter(header)
+    try:
+        return get_backend(header.backend).loads(payload)
+    except AnyPickleError:
+        raise
+    except Exception as exc:
+        raise _decode_error(exc, header.backend.label) from exc
+
+
+def _safe_loads(payload: memoryview, allow: Iterable[str]) -> Any:
+    from .safe import safe_loads
+
+    return safe_loads(payload, allow=tuple(allow))
+
+
+def _decode_error(exc: Exception, writer: str) -> DecodeError:
+    if isinstance(exc, ModuleNotFoundError):
+        return DecodeError(
+            f"the {writer} payload refers to module {exc.name!r}, which is not importable here. If it is a "
+            "local module of the sender, dump with anypickle's auto backend (local modules go by value) "
+            f"or by_value=[{exc.name!r}]")
+    if isinstance(exc, AttributeError) and "Can't get attribute" in str(exc):
+        return DecodeError(
+            f"the {writer} payload refers to a name this interpreter lacks ({exc}); it was written by "
+            "reference where it needed to go by value: dump it with anypickle's auto backend")
+    return DecodeError(f"cannot load this {writer} payload: {type(exc).__name__}: {exc}")
+
+
+_PICKLE_FIRST_BYTES = frozenset(b"(]})cIJKLMFGNSTUVXBC\x80\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x93\x94\x95\x96dlto")
+
+
+def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str]) -> Any:
+    """A plain pickle stream (pickle, cloudpickle, dill, joblib) with no envelope."""
+    if len(view) == 0:
+        raise DecodeError("empty input: not an anypickle envelope nor a pickle stream")
+    first = view[0]
+    if first not in _PICKLE_FIRST_BYTES or (first == 0x80 and (len(view) < 2 or view[1] > pickle.HIGHEST_PROTOCOL)):
+        raise DecodeError(
+            f"not an anypickle envelope nor a pickle stream (starts with byte {first:#04x})")
+    if safe:
+        return _safe_loads(view, allow)
+    try:
+        raw = view.obj if isinstance(view.obj, bytes) else None
+        haystack = raw if raw is not None else view.tobytes()
+        if b"joblib.numpy_pickle" in haystack:
+            import joblib  # only joblib can read the arrays it writes after the pickle stream
+
+            return joblib.load(io.BytesIO(haystack))
+        if b"dill._dill" in haystack:
+            return get_backend(Backend.DILL).loads(view)
+        return pickle.loads(view)
+    except ImportError as exc:
+        if exc.name == "joblib":
+            raise DecodeError("this is a joblib file; install joblib to load it") from exc
+        raise _decode_error(exc, "plain pickle") from exc
+    except Exception as exc:
+        raise _decode_error(exc, "plain pickle") from exc
+
+
+def dump(obj: Any, file: IO[bytes] | PathLike, **options: Any) -> None:
+    """Write :func:`dumps` of ``obj`` to a binary file object or a path (same keyword options)."""
+    data = dumps(obj, **options)
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "wb") as f:
+            f.write(data)
+    else:
+        file.write(data)
+
+
+def load(file: IO[bytes] | PathLike, **options: Any) -> Any:
+    """Read and :func:`loads` an envelope from a binary file object or a path (same keyword options)."""
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as f:
+            data = f.read()
+    else:
+        data = file.read()
+        if isinstance(data, str):
+            raise UsageError("load() needs a file opened in binary mode ('rb')")
+    return loads(data, **options)

@@ -1,0 +1,218 @@
+"""The envelope: a short versioned header in front of every payload anypickle writes.
+
+Layout (all integers little-endian)::
+
+    0   4  magic  b"APKL"   ('A' is pickle's APPEND opcode, which no valid pickle starts with)
+    4   1  format version (1)
+    5   1  backend id (Backend enum value)
+    6   1  flags: BYTECODE=1, SIGNED=2, BUFFERS=4, PORTABLE=8
+    7   1  reserved, 0
+    8   8  payload length
+    [BYTECODE]  1 + n  implementation name (e.g. b"cpython"); 1 major; 1 minor; 4 importlib MAGIC_NUMBER
+    [SIGNED]    1 + n  key id (utf-8, may be empty)
+    ..  4  CRC-32 of every header byte before it
+    [SIGNED]   32  HMAC-SHA256 over the header (CRC included) and the payload
+    payload
+
+The CRC makes every corrupted header byte a clean :class:`DecodeError`; the payload itself is
+not checksummed (that would cost a pass over 80 MB arrays); sign it when integrity matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import struct
+import sys
+import zlib
+from dataclasses import dataclass
+from typing import Mapping, Union
+
+from ._backend import Backend
+from .errors import DecodeError, InterpreterMismatchError, SignatureError, UsageError
+
+__all__ = ["Header", "Interpreter", "MAGIC", "Key", "build_header", "parse", "sign", "verify"]
+
+MAGIC = b"APKL"
+FORMAT_VERSION = 1
+
+BYTECODE = 1
+SIGNED = 2
+BUFFERS = 4
+PORTABLE = 8
+_KNOWN_FLAGS = BYTECODE | SIGNED | BUFFERS | PORTABLE
+
+_FIXED = struct.Struct("<4sBBBBQ")
+_CRC = struct.Struct("<I")
+TAG_SIZE = 32
+
+Key = Union[bytes, Mapping[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The interpreter whose bytecode a payload carries."""
+
+    implementation: str
+    major: int
+    minor: int
+    magic: bytes
+
+    @classmethod
+    def current(cls) -> "Interpreter":
+        """This interpreter."""
+        v = sys.version_info
+        return cls(sys.implementation.name, v.major, v.minor, importlib.util.MAGIC_NUMBER)
+
+    def __str__(self) -> str:
+        name = {"cpython": "CPython", "pypy": "PyPy"}.get(self.implementation, self.implementation)
+        return f"{name} {self.major}.{self.minor}"
+
+    def pack(self) -> bytes:
+        impl = self.implementation.encode("ascii")
+        return bytes([len(impl)]) + impl + bytes([self.major, self.minor]) + self.magic
+
+
+_CURRENT = Interpreter.current()
+_CURRENT_PACKED = _CURRENT.pack()
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed envelope header; ``payload_offset`` is where the payload starts in the data."""
+
+    backend: Backend
+    flags: int
+    payload_length: int
+    interpreter: Interpreter | None
+    key_id: str | None
+    tag: bytes | None
+    header_length: int
+    payload_offset: int
+
+    @property
+    def carries_code(self) -> bool:
+        """True when the payload may hold bytecode (or source, in portable mode) by design."""
+        return bool(self.flags & (BYTECODE | PORTABLE))
+
+
+def build_header(backend: Backend, flags: int, payload_length: int, key_id: str | None = None) -> bytes:
+    """The header bytes, CRC included, tag excluded (the caller appends the tag when signing)."""
+    parts = [_FIXED.pack(MAGIC, FORMAT_VERSION, backend, flags, 0, payload_length)]
+    if flags & BYTECODE:
+        parts.append(_CURRENT_PACKED)
+    if flags & SIGNED:
+        kid = (key_id or "").encode("utf-8")
+        if len(kid) > 255:
+            raise UsageError("key_id must encode to at most 255 bytes")
+        parts.append(bytes([len(kid)]) + kid)
+    head = b"".join(parts)
+    return head + _CRC.pack(zlib.crc32(head))
+
+
+def is_envelope(data: bytes | memoryview) -> bool:
+    """True when ``data`` starts with the envelope magic."""
+    return bytes(data[:4]) == MAGIC
+
+
+def parse(data: memoryview) -> Header:
+    """Parse and check the header of ``data``; raise :class:`DecodeError` on anything malformed."""
+    n = len(data)
+    if n < _FIXED.size + _CRC.size:
+        raise DecodeError(f"truncated anypickle envelope: {n} bytes, the header alone needs at least {_FIXED.size + _CRC.size}")
+    magic, version, backend_id, flags, reserved, payload_length = _FIXED.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise DecodeError("not an anypickle envelope (bad magic)")
+    if version != FORMAT_VERSION:
+        raise DecodeError(
+            f"envelope format version {version}; this anypickle reads version {FORMAT_VERSION}"
+            + (" (written by a newer anypickle: upgrade)" if version > FORMAT_VERSION else ""))
+    pos = _FIXED.size
+    interpreter = None
+    key_id = None
+    try:
+        if flags & BYTECODE:
+            ln = data[pos]
+            impl = bytes(data[pos + 1:pos + 1 + ln]).decode("ascii")
+            pos += 1 + ln
+            major, minor = data[pos], data[pos + 1]
+            magic_number = bytes(data[pos + 2:pos + 6])
+            if len(magic_number) != 4:
+                raise IndexError
+            pos += 6
+            interpreter = Interpreter(impl, major, minor, magic_number)
+        if flags & SIGNED:
+            ln = data[pos]
+            key_id = bytes(data[pos + 1:pos + 1 + ln]).decode("utf-8")
+            pos += 1 + ln
+        (crc,) = _CRC.unpack_from(data, pos)
+    except (IndexError, UnicodeDecodeError, struct.error):
+        raise DecodeError("truncated or corrupted anypickle envelope header") from None
+    if zlib.crc32(data[:pos]) != crc:
+        raise DecodeError("corrupted anypickle envelope: the header checksum does not match")
+    pos += _CRC.size
+    header_length = pos
+    # Checked after the CRC: a corrupted byte reports as corruption, not as an unknown backend.
+    try:
+        backend = Backend(backend_id)
+    except ValueError:
+        raise DecodeError(f"unknown backend id {backend_id} in envelope (written by a newer anypickle?)") from None
+    if flags & ~_KNOWN_FLAGS or reserved:
+        raise DecodeError(f"unknown envelope flags {flags:#x} (written by a newer anypickle?)")
+    tag = None
+    if flags & SIGNED:
+        tag = bytes(data[pos:pos + TAG_SIZE])
+        if len(tag) != TAG_SIZE:
+            raise DecodeError("truncated anypickle envelope: the signature is cut off")
+        pos += TAG_SIZE
+    if n - pos != payload_length:
+        what = "truncated" if n - pos < payload_length else "has trailing bytes"
+        raise DecodeError(f"anypickle envelope {what}: header says {payload_length} payload bytes, found {n - pos}")
+    return Header(backend, flags, payload_length, interpreter, key_id, tag, header_length, pos)
+
+
+def check_interpreter(header: Header) -> None:
+    """Refuse bytecode written by another interpreter, before anything is unpickled."""
+    theirs = header.interpreter
+    if theirs is None:
+        return
+    if theirs.implementation != _CURRENT.implementation or theirs.magic != _CURRENT.magic:
+        raise InterpreterMismatchError(
+            f"this payload carries bytecode written by {theirs}; this is {_CURRENT}. Bytecode does not "
+            f"transfer between Python versions (it can crash or compute wrong results), so nothing was "
+            f"loaded. Load it under {theirs}, or have the sender use anypickle.dumps(obj, portable=True).",
+            written_by=str(theirs), running=str(_CURRENT))
+
+
+def sign(key: bytes, header: bytes, payload: bytes | memoryview) -> bytes:
+    """The HMAC-SHA256 tag over header and payload (no concatenated copy of a large payload)."""
+    mac = hmac.new(key, header, hashlib.sha256)
+    mac.update(payload)
+    return mac.digest()
+
+
+def resolve_key(key: Key, key_id: str | None) -> bytes:
+    """The key to check a payload with: ``key`` itself, or the entry for ``key_id`` in a mapping."""
+    if isinstance(key, (bytes, bytearray)):
+        return bytes(key)
+    if isinstance(key, Mapping):
+        if key_id is None or key_id not in key:
+            raise SignatureError(f"payload signed with key id {key_id!r}, which is not among the keys given ({sorted(key)})")
+        return bytes(key[key_id])
+    raise UsageError(f"key must be bytes or a mapping of key id to bytes, not {type(key).__qualname__}")
+
+
+def verify(key: Key, data: memoryview) -> Header:
+    """Check the HMAC of a signed envelope before anything is parsed further; return its header."""
+    try:
+        header = parse(data)
+    except DecodeError as exc:
+        raise SignatureError(f"cannot verify the signature: {exc}") from None
+    if not header.flags & SIGNED:
+        raise SignatureError("a key was given but the payload is not signed: refusing to load it unverified")
+    secret = resolve_key(key, header.key_id)
+    expected = sign(secret, data[:header.header_length], data[header.payload_offset:])
+    if not hmac.compare_digest(expected, header.tag or b""):
+        raise SignatureError("signature mismatch: the payload was altered or signed with another key")
+    return header

@@ -1,0 +1,375 @@
+"""What an object needs to reach a fresh interpreter intact, found by analysis rather than by trial.
+
+A successful ``pickle.dumps`` proves nothing: pickle writes ``__main__`` classes, helper-module
+functions and patched methods *by reference*, and the receiver fails or silently runs its own code
+of the same name. So every function, class and method in the object graph is classified here.
+
+Two walks share one classifier, :func:`classify`:
+
+* :class:`ProbePickler` is the stdlib C pickler with a ``reducer_override`` hook. The C pickler walks
+  plain containers (dict, list, tuple, str, int...) itself and calls the hook only for other
+  objects, so plain data costs close to a bare ``pickle.dumps``. The hook raises
+  :class:`NeedFound` at the first need, and the payload written so far is thrown away.
+* :func:`find_needs` walks the graph in Python and records each need with its path
+  (``obj.jobs[2].gen``). It is the slow path, used by :func:`anypickle.explain` and error messages.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import pickle
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from ._modules import ModulePolicy
+
+__all__ = ["Finding", "Need", "NeedFound", "ProbePickler", "classify", "find_needs", "locate"]
+
+
+class Need(enum.Enum):
+    """Why an object cannot travel through stdlib pickle by reference."""
+
+    LOCAL_FUNCTION = "local-function"
+    """A lambda, nested function or closure: not importable by ``module.qualname``."""
+    MAIN = "main"
+    """A function or class defined in ``__main__``: the receiver never ran the sender's script."""
+    LOCAL_MODULE = "local-module"
+    """A function or class from a module that is neither stdlib nor installed (or named in ``by_value``)."""
+    DYNAMIC_CLASS = "dynamic-class"
+    """A class not importable by ``module.qualname`` (made by ``type()``, or inside a function)."""
+    PATCHED_METHOD = "patched-method"
+    """A method bound onto an instance whose class holds another function under that name."""
+    PATCHED_CLASS = "patched-class"
+    """An installed class whose attributes were replaced by code the receiver lacks."""
+    SHARED_CELL = "shared-cell"
+    """A closure whose cells another closure also uses: rebinding one must show in the other."""
+    LOCK = "lock"
+    """A lock: pickle and cloudpickle refuse it; anypickle rebuilds it in the same state."""
+    UNSHIPPABLE = "unshippable"
+    """Generators, coroutines, frames...: live execution state that no serializer can ship."""
+
+
+# Needs that pickle by reference can never satisfy but a by-value pickler can.
+BY_VALUE_NEEDS = frozenset(Need) - {Need.UNSHIPPABLE}
+
+_UNSHIPPABLE_TYPES: dict[type, str] = {
+    types.GeneratorType: "materialize it (list(gen)) or ship the generator function and its arguments",
+    types.CoroutineType: "ship the coroutine function and its arguments, and await it on the receiver",
+    types.AsyncGeneratorType: "ship the async generator function and its arguments",
+    types.FrameType: "frames are live execution state; ship the data you need from them",
+    types.TracebackType: "format it (traceback.format_tb) and ship the text",
+}
+_LOCK_TYPES = (type(__import__("_thread").allocate_lock()), type(__import__("_thread").RLock()))
+
+_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class statement or type()
+
+# Instance types already proven to need nothing, under the default module policy. Only the type is
+# cached, never a verdict on a function or class, so a later patch is still seen when the class
+# itself is saved (once per dumps, thanks to the pickle memo).
+_plain_instance_types: set[type] = set()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One need found in an object graph: which need, where (``path``), on what type, and why."""
+
+    need: Need
+    path: str
+    type_name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-ready dict of this finding."""
+        return {"need": self.need.value, "path": self.path, "type": self.type_name, "reason": self.reason}
+
+
+class NeedFound(Exception):
+    """Raised by :class:`ProbePickler` at the first need; carries the need and the object."""
+
+    def __init__(self, need: Need, obj: object, reason: str) -> None:
+        super().__init__(reason)
+        self.need = need
+        self.obj = obj
+        self.reason = reason
+
+
+def _lookup(module_name: str, qualname: str) -> object:
+    module = sys.modules.get(module_name)
+    if module is None:
+        raise LookupError(module_name)
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
+    """Classify a function or class: may it go by reference (None), or why must it go by value?"""
+    if isinstance(obj, type) and not obj.__flags__ & _HEAPTYPE:
+        return None  # a C type (code, cell, mappingproxy...): only by reference, never by value
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
+    kind = "class" if isinstance(obj, type) else "function"
+    if module in _MAIN_NAMES:
+        return Need.MAIN, f"{kind} {qualname!r} is defined in __main__, which the receiver does not have"
+    try:
+        found = _lookup(module, qualname)  # type: ignore[arg-type]
+    except (LookupError, AttributeError):
+        found = None
+    if found is not obj:
+        if kind == "class":
+            return Need.DYNAMIC_CLASS, f"class {qualname!r} cannot be imported as {module}.{qualname}"
+        return Need.LOCAL_FUNCTION, f"function {qualname!r} cannot be imported as {module}.{qualname}"
+    if policy.goes_by_value(module):
+        return Need.LOCAL_MODULE, (
+            f"{kind} {qualname!r} comes from module {module!r}, which is not installed "
+            "(the receiver usually lacks it), so it travels by value"
+        )
+    return None
+
+
+def _patched_attributes(cls: type, policy: ModulePolicy) -> list[str]:
+    """Names of class attributes that are functions the receiver's copy of the class lacks."""
+    patched = []
+    for name, value in list(vars(cls).items()):
+        func = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
+        # Only code from __main__ or a local module counts: installed classes legitimately hold
+        # functions that are not importable by name (fractions.Fraction's operators are closures).
+        if type(func) is types.FunctionType and policy.goes_by_value(func.__module__):
+            patched.append(name)
+    return patched
+
+
+def _method_need(method: types.MethodType) -> tuple[Need, str] | None:
+    owner = method.__self__
+    func = method.__func__
+    name = getattr(func, "__name__", None)
+    cls = owner if isinstance(owner, type) else type(owner)
+    try:
+        attr = getattr(cls, name) if isinstance(owner, type) else vars_lookup(cls, name)  # type: ignore[arg-type]
+    except AttributeError:
+        attr = None
+    attr_func = getattr(attr, "__func__", attr)
+    if attr_func is func:
+        return None
+    return Need.PATCHED_METHOD, (
+        f"method {name!r} is bound to a {cls.__qualname__} instance whose class has "
+        + ("a different function under that name" if attr is not None else "no such method")
+        + "; pickle would look it up by name on the receiver"
+    )
+
+
+def vars_lookup(cls: type, name: str) -> object:
+    """The raw class attribute ``name`` along the MRO, without invoking descriptors."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    raise AttributeError(name)
+
+
+def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
+    """The first need of ``obj`` itself (not of what it contains), or None when pickle can ship it."""
+    t = type(obj)
+    if t is types.FunctionType:
+        return _definition_need(obj, policy)
+    if isinstance(obj, type):
+        found = _definition_need(obj, policy)
+        if found is None:
+            patched = _patched_attributes(obj, policy)
+            if patched:
+                return Need.PATCHED_CLASS, (
+                    f"class {obj.__qualname__!r} has attributes {patched} replaced by code the receiver lacks"
+                )
+        return found
+    if t is types.MethodType:
+        return _method_need(obj)  # type: ignore[arg-type]
+    if t is typing.TypeVar and policy.goes_by_value(obj.__module__):  # type: ignore[attr-defined]
+        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE  # type: ignore[attr-defined]
+        return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
+    if t in _UNSHIPPABLE_TYPES:
+        return Need.UNSHIPPABLE, f"a {t.__name__} object is live execution state: {_UNSHIPPABLE_TYPES[t]}"
+    if t in _LOCK_TYPES:
+        return Need.LOCK, f"{t.__name__} objects are refused by pickle; anypickle rebuilds them"
+    return None
+
+
+class ProbePickler(pickle.Pickler):
+    """The C pickler, with a hook that stops at the first object that cannot go by reference.
+
+    Used as the first (and, for plain data, only) step of ``backend="auto"``: if ``dump`` returns,
+    the bytes written are a correct stdlib pickle payload.
+    """
+
+    def __init__(self, file: Any, policy: ModulePolicy, protocol: int = 5, buffer_callback: Any = None) -> None:
+        super().__init__(file, protocol, buffer_callback=buffer_callback)
+        self._policy = policy
+        self._cache = _plain_instance_types if policy.is_default else None
+
+    def reducer_override(self, obj: object) -> Any:
+        t = type(obj)
+        cache = self._cache
+        if cache is not None and t in cache:
+            return NotImplemented
+        found = classify(obj, self._policy)
+        if found is not None:
+            raise NeedFound(found[0], obj, found[1])
+        if cache is not None and _cacheable_instance_type(t, self._policy):
+            cache.add(t)
+        return NotImplemented
+
+
+def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
+    if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType):
+        return False
+    return _definition_need(t, policy) is None
+
+
+# --- the slow walk, with paths -------------------------------------------------------------------
+
+_ATOMIC = (type(None), bool, int, float, complex, str, bytes, bytearray, range, slice, type(Ellipsis))
+_MAX_OBJECTS = 200_000
+
+
+def _code_globals(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_globals(const)
+
+
+def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[object, str]]:
+    """The objects ``obj`` refers to that a by-value serializer would ship, with their paths."""
+    t = type(obj)
+    if t is dict or isinstance(obj, dict):
+        for k, v in list(obj.items()):
+            yield k, f"{path}<key {k!r}>"
+            yield v, f"{path}[{k!r}]"
+        if t is dict:
+            return
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield v, f"{path}[{i}]"
+        if t in (list, tuple):
+            return
+    elif isinstance(obj, (set, frozenset)):
+        for i, v in enumerate(obj):
+            yield v, f"{path}{{item {i}}}"
+        if t in (set, frozenset):
+            return
+    if t is types.FunctionType:
+        if _definition_need(obj, policy) is None:
+            return  # travels by reference: its insides stay home
+        for i, cell in enumerate(obj.__closure__ or ()):
+            try:
+                yield cell.cell_contents, f"{path}.<closure {obj.__code__.co_freevars[i]}>"
+            except ValueError:
+                pass
+        for i, v in enumerate(obj.__defaults__ or ()):
+            yield v, f"{path}.__defaults__[{i}]"
+        for k, v in (obj.__kwdefaults__ or {}).items():
+            yield v, f"{path}.__kwdefaults__[{k!r}]"
+        g = obj.__globals__
+        for name in dict.fromkeys(_code_globals(obj.__code__)):
+            if name in g:
+                yield g[name], f"{path}.<global {name}>"
+        yield from ((v, f"{path}.{k}") for k, v in vars(obj).items() if k != "__wrapped__")
+        if "__wrapped__" in vars(obj):
+            yield obj.__wrapped__, f"{path}.__wrapped__"
+        return
+    if t is types.MethodType:
+        yield obj.__func__, f"{path}.__func__"
+        yield obj.__self__, f"{path}.__self__"
+        return
+    if isinstance(obj, functools.partial):
+        yield obj.func, f"{path}.func"
+        for i, v in enumerate(obj.args):
+            yield v, f"{path}.args[{i}]"
+        for k, v in obj.keywords.items():
+            yield v, f"{path}.keywords[{k!r}]"
+        return
+    if isinstance(obj, type):
+        if _definition_need(obj, policy) is None:
+            for name in _patched_attributes(obj, policy):
+                yield vars(obj)[name], f"{path}.{name}"
+            return
+        for base in obj.__bases__:
+            yield base, f"{path}.<base {base.__qualname__}>"
+        for k, v in list(vars(obj).items()):
+            if not k.startswith("__") or k in ("__init__", "__call__", "__reduce__", "__getstate__", "__setstate__"):
+                yield v, f"{path}.{k}"
+        return
+    if isinstance(obj, (staticmethod, classmethod)):
+        yield obj.__func__, path
+        return
+    if isinstance(obj, property):
+        for part in ("fget", "fset", "fdel"):
+            if getattr(obj, part) is not None:
+                yield getattr(obj, part), f"{path}.{part}"
+        return
+    if isinstance(obj, types.ModuleType) or t in _UNSHIPPABLE_TYPES:
+        return
+    yield t, f"{path}.__class__"
+    d = getattr(obj, "__dict__", None)
+    if isinstance(d, dict):
+        for k, v in list(d.items()):
+            yield v, f"{path}.{k}"
+    for klass in t.__mro__:
+        for slot in klass.__dict__.get("__slots__", ()) if isinstance(klass.__dict__.get("__slots__", ()), (tuple, list)) else (klass.__dict__["__slots__"],):
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            try:
+                yield getattr(obj, slot), f"{path}.{slot}"
+            except AttributeError:
+                pass
+
+
+def _walk(obj: object, root: str, policy: ModulePolicy) -> Iterator[tuple[object, str]]:
+    """Depth-first over the object graph, each object once, yielding (object, path)."""
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(obj, root)]
+    while stack and len(seen) < _MAX_OBJECTS:
+        o, path = stack.pop()
+        if isinstance(o, _ATOMIC) or id(o) in seen:
+            continue
+        seen.add(id(o))
+        yield o, path
+        try:
+            children = list(_children(o, path, policy))
+        except Exception:  # noqa: BLE001 - a hostile __dict__/__slots__ must not break explain()
+            children = []
+        stack.extend(reversed(children))
+
+
+def find_needs(obj: object, policy: ModulePolicy, root: str = "obj") -> list[Finding]:
+    """Every need in the graph of ``obj``, each with its path; slow, for reports and errors."""
+    findings = []
+    cell_owner: dict[int, str] = {}
+    for o, path in _walk(obj, root, policy):
+        found = classify(o, policy)
+        if found is not None:
+            findings.append(Finding(found[0], path, type(o).__qualname__, found[1]))
+        if type(o) is types.FunctionType and o.__closure__ and found is not None:
+            for cell in o.__closure__:
+                other = cell_owner.setdefault(id(cell), path)
+                if other != path:
+                    findings.append(Finding(Need.SHARED_CELL, path, "function", (
+                        f"shares a closure cell with {other}: rebinding it in one must show in the other "
+                        "(cloudpickle copies cells per function; anypickle keeps them shared)")))
+                    break
+    return findings
+
+
+def locate(obj: object, predicate: Callable[[object], bool], policy: ModulePolicy, root: str = "obj") -> tuple[str, object] | None:
+    """The path of the first object in the graph for which ``predicate`` is true."""
+    for o, path in _walk(obj, root, policy):
+        try:
+            if predicate(o):
+                return path, o
+        except Exception:  # noqa: BLE001 - predicates probe arbitrary objects
+            continue
+    return None

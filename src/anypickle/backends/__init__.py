@@ -1,0 +1,49 @@
+"""One module per serializer, behind one small protocol; :func:`get` is the registry."""
+
+from __future__ import annotations
+
+from typing import IO, Any, Protocol
+
+from .._backend import Backend
+from .._modules import ModulePolicy
+
+__all__ = ["BackendImpl", "get"]
+
+
+class BackendImpl(Protocol):
+    """What the facade needs of a serializer."""
+
+    id: Backend
+    carries_code: bool
+    """True when payloads may hold bytecode: the envelope then records the interpreter."""
+    dump_errors: tuple[type[BaseException], ...]
+    """The exceptions that mean "this backend cannot serialize that object" (anything else propagates)."""
+
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
+        """Write ``obj`` to ``file``; ``auto`` selects anypickle's enhanced settings over the raw library's."""
+
+    def loads(self, payload: memoryview) -> Any:
+        """Rebuild the object from a payload this backend wrote."""
+
+
+def get(backend: Backend) -> BackendImpl:
+    """The implementation of ``backend`` (imported on first use)."""
+    impl = _REGISTRY.get(backend)
+    if impl is None:
+        impl = _REGISTRY[backend] = _load(backend)
+    return impl
+
+
+_REGISTRY: dict[Backend, BackendImpl] = {}
+
+
+def _load(backend: Backend) -> BackendImpl:
+    if backend is Backend.PICKLE:
+        from ._pickle import PickleBackend as cls
+    elif backend is Backend.MARSHAL:
+        from ._marshal import MarshalBackend as cls  # type: ignore[assignment]
+    elif backend is Backend.CLOUDPICKLE:
+        from ._cloudpickle import CloudpickleBackend as cls  # type: ignore[assignment]
+    else:
+        from ._dill import DillBackend as cls  # type: ignore[assignment]
+    return cls()

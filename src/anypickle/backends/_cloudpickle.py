@@ -1,0 +1,122 @@
+"""cloudpickle, raw when forced, and :class:`AnyPickler` (cloudpickle plus fixes) for auto."""
+
+from __future__ import annotations
+
+import pickle
+import types
+import typing
+from typing import IO, Any
+
+import cloudpickle
+from cloudpickle import cloudpickle as _cp
+
+from .. import _reducers
+from .._backend import Backend
+from .._modules import ModulePolicy
+from .._needs import _LOCK_TYPES, _definition_need, _patched_attributes, _plain_instance_types
+
+PROTOCOL = 5
+
+
+class AnyPickler(cloudpickle.Pickler):
+    """cloudpickle's pickler with a per-call module policy and the fixes cloudpickle lacks.
+
+    * Local modules (neither stdlib nor installed) go by value without touching cloudpickle's global
+      ``register_pickle_by_value`` registry, so concurrent calls and threads cannot leak into each other.
+    * Closure cells travel as shared objects: two closures over one cell still share it after loading
+      (cloudpickle gives each function its own copy, so a ``nonlocal`` rebind in one is lost in the other).
+    * Nested classes keep their ``__qualname__`` (cloudpickle rebuilds ``Outer.Inner`` as ``Inner``).
+    * Locks are rebuilt in the same state; installed classes patched with by-value code get the patch
+      re-applied on the receiver.
+    """
+
+    def __init__(self, file: IO[bytes], policy: ModulePolicy, protocol: int = PROTOCOL, buffer_callback: Any = None) -> None:
+        super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
+        self._policy = policy
+        self._plain = _plain_instance_types if policy.is_default else ()
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        if t in self._plain:
+            return NotImplemented
+        if t is types.FunctionType:
+            if _definition_need(obj, self._policy) is None:
+                return NotImplemented
+            return self._dynamic_function_reduce(obj)
+        if issubclass(t, type):
+            return self._class_reduce(obj)
+        if t is types.CellType:
+            # An empty cell, memoized by identity; set_function_state fills it once every function
+            # that uses it exists (see _dynamic_function_reduce).
+            return _cp._make_empty_cell, ()
+        if t is types.ModuleType:
+            return self._module_reduce(obj)
+        if t is typing.TypeVar and self._policy.goes_by_value(obj.__module__):
+            # cloudpickle decides by its global registry, which never names local modules
+            return _cp._make_typevar, _cp._decompose_typevar(obj)
+        if t in _LOCK_TYPES:
+            if t is _LOCK_TYPES[0]:
+                return _reducers.make_lock, (obj.locked(),)
+            return _reducers.make_rlock, ()
+        return NotImplemented
+
+    def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
+        code, base_globals, _, _, _ = self._function_getnewargs(func)
+        state, slotstate = _cp._function_getstate(func)
+        slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
+        cells = func.__closure__
+        values = None
+        if cells is not None:
+            values = tuple(_cell_value(c) for c in cells)
+        return (
+            _cp._make_function,
+            (code, base_globals, None, None, cells),
+            (state, slotstate, values),
+            None,
+            None,
+            _reducers.set_function_state,
+        )
+
+    def _class_reduce(self, obj: type) -> Any:
+        if _definition_need(obj, self._policy) is None:
+            patched = _patched_attributes(obj, self._policy)
+            if patched:
+                return _reducers.reapply_patches, (
+                    obj.__module__, obj.__qualname__, {name: vars(obj)[name] for name in patched})
+            return _cp._class_reduce(obj)
+        rv = _cp._dynamic_class_reduce(obj)
+        # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.
+        rv[2][0]["__qualname__"] = obj.__qualname__
+        return rv
+
+    def _module_reduce(self, module: types.ModuleType) -> Any:
+        name = module.__name__
+        if name in ("__main__", "__mp_main__") or not self._policy.goes_by_value(name):
+            return _cp.subimport, (name,)
+        state = dict(vars(module))
+        state.pop("__builtins__", None)
+        return _cp.dynamic_subimport, (name, state)
+
+
+def _cell_value(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # the enclosing scope has not assigned the name yet
+        return _reducers.EmptyCell
+
+
+class CloudpickleBackend:
+    """Raw ``cloudpickle.dumps`` when forced; :class:`AnyPickler` when auto picks it."""
+
+    id = Backend.CLOUDPICKLE
+    carries_code = True
+    dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
+        if auto:
+            AnyPickler(file, policy).dump(obj)
+        else:
+            cloudpickle.Pickler(file, protocol=PROTOCOL).dump(obj)
+
+    def loads(self, payload: memoryview) -> Any:
+        return pickle.loads(payload)

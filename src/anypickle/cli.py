@@ -1,0 +1,75 @@
+"""The ``anypickle`` command line: ``anypickle explain``, ``anypickle matrix``, ``anypickle scan``...
+
+Each subcommand lives beside the feature it drives and adds itself with an ``add_*_parser`` function.
+Exit status: 0 success, 1 a negative finding (unsafe file, failed check), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Sequence
+
+from .errors import AnyPickleError
+
+__all__ = ["main"]
+
+
+def _resolve(spec: str) -> Any:
+    """``module:attr`` (dotted attr allowed) to the object it names."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise AnyPickleError(f"expected module:attr, got {spec!r}")
+    sys.path.insert(0, ".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AnyPickleError(f"cannot import {module_name!r}: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AnyPickleError(f"{module_name!r} has no attribute path {attr!r}") from None
+    return obj
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from ._explain import explain
+
+    report = explain(_resolve(args.target))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0 if report.backend is not None else 1
+
+
+def _add_explain_parser(sub: Any) -> None:
+    p = sub.add_parser("explain", help="which backend auto picks for module:attr, and why")
+    p.add_argument("target", help="module:attr naming the object, e.g. myscript:task")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_explain)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="anypickle", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_explain_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except AnyPickleError as exc:
+        print(f"anypickle {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
