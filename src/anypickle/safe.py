@@ -34,7 +34,7 @@ from ._allowlist import (
 )
 from .errors import AnyPickleError, DecodeError, UnsafePickleError, UsageError
 
-__all__ = ["DEFAULT_ALLOW", "safe_loads", "refuse_code_payload"]
+__all__ = ["DEFAULT_ALLOW", "safe_loads"]
 
 
 class _NeedsScan(Exception):
@@ -162,17 +162,3 @@ def safe_loads(data: bytes | bytearray | memoryview, *, allow: Iterable[AllowEnt
         raise
     except Exception as exc:
         raise DecodeError(f"cannot load this pickle: {type(exc).__name__}: {exc}") from exc
-
-
-def refuse_code_payload(backend_label: str, *, carries_code: bool) -> None:
-    """Raise UnsafePickleError for payloads that carry code by design (marshal, by-value code).
-
-    The envelope code calls this before unpickling when ``safe=True``: ``carries_code`` is true for
-    the marshal backend and for payloads flagged BYTECODE or PORTABLE.
-    """
-    if carries_code:
-        raise UnsafePickleError(
-            f"this payload carries code by design ({backend_label}); safe loading only loads data. "
-            "Load it without safe=True only if you trust its author (check a signature with key=...)."
-        )
-

@@ -11,7 +11,10 @@ import os
 from typing import Iterable, Union
 
 from .._allowlist import AllowEntry, Allowlist, build_allowlist, format_global
-from ..errors import UsageError
+from .._backend import Backend
+from .._envelope import is_envelope
+from .._envelope import parse as parse_envelope
+from ..errors import DecodeError, UsageError
 from ._container import iter_pickle_members, is_zip
 from ._machine import simulate
 from ._report import Finding, ScanReport
@@ -22,8 +25,13 @@ __all__ = ["Finding", "ScanReport", "scan", "scan_bytes"]
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
 
-def scan_bytes(data: bytes, allow: Allowlist, *, member: str | None = None) -> tuple[list[tuple[str, str]], list[Finding]]:
-    """Globals ``(raw, mapped)`` and findings for one pickle stream (no container handling)."""
+def scan_bytes(
+    data: bytes, allow: Allowlist, *, member: str | None = None, offset: int = 0
+) -> tuple[list[tuple[str, str]], list[Finding]]:
+    """Globals ``(raw, mapped)`` and findings for one pickle stream (no container handling).
+
+    ``offset`` is added to every position (the stream's place inside an envelope).
+    """
     trace = simulate(data)
     names = []
     for glob in trace.globals:
@@ -31,9 +39,10 @@ def scan_bytes(data: bytes, allow: Allowlist, *, member: str | None = None) -> t
             continue
         names.append((format_global(*glob.raw), format_global(*glob.pair)))  # type: ignore[arg-type]
     findings = run_passes(trace, allow)
-    if member is not None:
+    if member is not None or offset:
         findings = [
-            Finding(f.severity, f.opcode, f.position, f.message, f.global_name, member) for f in findings
+            Finding(f.severity, f.opcode, f.position + offset, f.message, f.global_name, member)
+            for f in findings
         ]
     return names, findings
 
@@ -76,7 +85,29 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
         if not found_any and not report.findings:
             report.findings.append(Finding("info", "ZIP", 0, "zip archive holds no pickle member"))
         return report
-    names, findings = scan_bytes(data, allowlist)
+    offset = 0
+    if is_envelope(data):
+        try:
+            header = parse_envelope(memoryview(data))
+        except DecodeError as exc:
+            report.findings.append(Finding("unsafe", "ENVELOPE", 0, f"malformed anypickle envelope: {exc}"))
+            return report
+        if header.carries_code:
+            report.findings.append(Finding(
+                "unsafe", "ENVELOPE", 0,
+                f"anypickle envelope from backend {header.backend.label} carries code by design "
+                "(bytecode or source): loading it runs that code",
+            ))
+            if header.backend is Backend.MARSHAL:
+                return report  # a marshal payload is no pickle stream: nothing more to walk
+        if header.tag is not None:
+            report.findings.append(Finding(
+                "info", "ENVELOPE", 0,
+                f"signed (key id {header.key_id!r}); scan does not check signatures: loads(key=...) does",
+            ))
+        offset = header.payload_offset
+        data = data[offset:]
+    names, findings = scan_bytes(data, allowlist, offset=offset)
     report.globals.extend(names)
     report.findings.extend(findings)
     return report

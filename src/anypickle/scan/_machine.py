@@ -189,6 +189,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
     def underflow(at: int, op: int) -> _Fail:
         return _Fail(at, opname(op), "stack underflow: the opcode needs more values than are on the stack")
 
+    def truncated(at: int, op: int) -> _Fail:
+        return _Fail(at, opname(op), f"stream truncated inside the {opname(op)} argument")
+
     def need(at: int, k: int, op: int) -> None:
         if at + k > n:
             raise _Fail(at - 1, opname(op), f"stream truncated inside the {opname(op)} argument")
@@ -235,45 +238,87 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
         op = data[pos]
         at = pos
         pos += 1
-        # Most frequent first: memo traffic, strings and small ints dominate ordinary streams.
+        # Most frequent first (memo traffic, strings, small ints, tuples, calls), and the hot
+        # branches inlined: this loop is the cost safe_loads adds to streams it must scan.
         if op == MEMOIZE:
-            memo_put(at, op, len(memo))
+            if not stack:
+                raise underflow(at, op)
+            idx = len(memo)
+            if idx in memo:
+                trace.memo_overwrites.append((at, "MEMOIZE", idx))
+            memo[idx] = stack[-1]
+        elif op == BINGET:
+            if pos >= n:
+                raise truncated(at, op)
+            try:
+                stack.append(memo[data[pos]])
+            except KeyError:
+                raise _Fail(at, "BINGET", f"memo index {data[pos]} was never stored") from None
+            pos += 1
         elif op == BINPUT:
-            need(pos, 1, op)
+            if pos >= n:
+                raise truncated(at, op)
             memo_put(at, op, data[pos])
             pos += 1
-        elif op == BINGET:
-            need(pos, 1, op)
-            memo_get(at, op, data[pos])
-            pos += 1
         elif op == SHORT_BINUNICODE:
-            need(pos, 1, op)
-            k = data[pos]
-            need(pos + 1, k, op)
+            if pos >= n or pos + 1 + data[pos] > n:
+                raise truncated(at, op)
+            k = data[pos] + 1
             try:
-                stack.append(data[pos + 1 : pos + 1 + k].decode("utf-8", "surrogatepass"))
+                stack.append(data[pos + 1 : pos + k].decode("utf-8", "surrogatepass"))
             except UnicodeDecodeError:
                 raise _Fail(at, opname(op), "string is not valid UTF-8") from None
-            pos += 1 + k
+            pos += k
         elif op == BININT1:
-            need(pos, 1, op)
+            if pos >= n:
+                raise truncated(at, op)
             stack.append(data[pos])
             pos += 1
         elif op == BININT2:
-            need(pos, 2, op)
+            if pos + 2 > n:
+                raise truncated(at, op)
             stack.append(_u16(data, pos)[0])
             pos += 2
         elif op == BININT:
-            need(pos, 4, op)
+            if pos + 4 > n:
+                raise truncated(at, op)
             stack.append(_i32(data, pos)[0])
             pos += 4
-        elif op == BINFLOAT:
-            need(pos, 8, op)
-            stack.append(_f64(data, pos)[0])
-            pos += 8
+        elif op == EMPTY_TUPLE:
+            stack.append(())
+        elif op == TUPLE1:
+            if not stack:
+                raise underflow(at, op)
+            stack[-1] = (stack[-1],)
+        elif op == TUPLE2 or op == TUPLE3:
+            k = op - TUPLE1 + 1
+            if len(stack) < k:
+                raise underflow(at, op)
+            items = tuple(stack[-k:])
+            del stack[-k:]
+            stack.append(items)
+        elif op == REDUCE or op == NEWOBJ:
+            if len(stack) < 2:
+                raise underflow(at, op)
+            args = stack.pop()
+            made = Made(at, "REDUCE" if op == REDUCE else "NEWOBJ", stack[-1], args)
+            calls.append(made)
+            stack[-1] = made
+        elif op == BUILD:
+            if len(stack) < 2:
+                raise underflow(at, op)
+            state = stack.pop()
+            trace.builds.append((at, stack[-1], state))
         elif op == MARK:
             metastack.append(stack)
             stack = []
+        elif op == TUPLE:
+            items = tuple(pop_mark(at, op))  # pop_mark rebinds stack: append afterwards
+            stack.append(items)
+        elif op == EMPTY_DICT:
+            stack.append(DICT)
+        elif op == EMPTY_LIST:
+            stack.append(LIST)
         elif op == APPENDS or op == SETITEMS or op == ADDITEMS:
             items = pop_mark(at, op)
             if op == SETITEMS and len(items) % 2:
@@ -291,34 +336,23 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
             target = stack[-1]
             if not (type(target) is Kind and id(target) in MUTABLE):
                 trace.mutations.append((at, opname(op), target))
-        elif op == EMPTY_LIST:
-            stack.append(LIST)
-        elif op == EMPTY_DICT:
-            stack.append(DICT)
-        elif op == EMPTY_TUPLE:
-            stack.append(())
-        elif op == TUPLE1 or op == TUPLE2 or op == TUPLE3:
-            k = op - TUPLE1 + 1
-            if len(stack) < k:
-                raise underflow(at, op)
-            items = tuple(stack[-k:])
-            del stack[-k:]
-            stack.append(items)
-        elif op == TUPLE:
-            items = tuple(pop_mark(at, op))  # pop_mark rebinds stack: append afterwards
-            stack.append(items)
         elif op == NONE:
             stack.append(None)
         elif op == NEWTRUE:
             stack.append(True)
         elif op == NEWFALSE:
             stack.append(False)
+        elif op == BINFLOAT:
+            if pos + 8 > n:
+                raise truncated(at, op)
+            stack.append(_f64(data, pos)[0])
+            pos += 8
         elif op == SHORT_BINBYTES:
-            need(pos, 1, op)
-            k = data[pos]
-            need(pos + 1, k, op)
-            stack.append(data[pos + 1 : pos + 1 + k])
-            pos += 1 + k
+            if pos >= n or pos + 1 + data[pos] > n:
+                raise truncated(at, op)
+            k = data[pos] + 1
+            stack.append(data[pos + 1 : pos + k])
+            pos += k
         elif op == BINUNICODE or op == BINUNICODE8:
             w = 4 if op == BINUNICODE else 8
             need(pos, w, op)
@@ -342,29 +376,12 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
             else:
                 stack.append(data[pos + w : pos + w + k] if k <= _LITERAL_MAX else LONG_BYTES)
             pos += w + k
-        elif op == REDUCE:
-            if len(stack) < 2:
-                raise underflow(at, op)
-            args = stack.pop()
-            callee = stack.pop()
-            add_call(at, op, callee, args)
-        elif op == BUILD:
-            if len(stack) < 2:
-                raise underflow(at, op)
-            state = stack.pop()
-            trace.builds.append((at, stack[-1], state))
         elif op == STACK_GLOBAL:
             if len(stack) < 2:
                 raise underflow(at, op)
             name = stack.pop()
             module = stack.pop()
             stack.append(add_global(at, op, module, name))
-        elif op == NEWOBJ:
-            if len(stack) < 2:
-                raise underflow(at, op)
-            args = stack.pop()
-            cls = stack.pop()
-            add_call(at, op, cls, args)
         elif op == NEWOBJ_EX:
             if len(stack) < 3:
                 raise underflow(at, op)
