@@ -539,11 +539,15 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
             if not stack:
                 raise underflow(at, op)
         elif op == STOP:
+            if not stack:
+                raise underflow(at, op)
             if len(stack) != 1 or metastack:
-                raise _Fail(
+                # The unpickler returns the top value and ignores the rest; picklers never do this.
+                trace.oddities.append((
                     at, "STOP",
-                    f"STOP with {len(stack)} values and {len(metastack)} open MARKs (expected one value)",
-                )
+                    f"STOP leaves {len(stack) - 1} extra values and {len(metastack)} open MARKs behind "
+                    "(ignored by the unpickler, never written by a pickler)",
+                ))
             trace.stop = at
             trace.end = pos
             return

@@ -46,7 +46,7 @@ def check_structure(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
             f"{trace.length - trace.end} bytes after the first STOP (pickle ignores them; another parser may not)",
         )
     for pos, op, why in trace.oddities:
-        yield Finding("warning" if op == "NEXT_BUFFER" else "unsafe", op, pos, why)
+        yield Finding("warning" if op in ("NEXT_BUFFER", "STOP") else "unsafe", op, pos, why)
     for pos, op, idx in trace.memo_overwrites:
         yield Finding("unsafe", op, pos, f"memo index {idx} overwritten (memo confusion: picklers never reuse an index)")
 
