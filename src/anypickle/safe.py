@@ -8,11 +8,8 @@ Two guards, both exact allowlists (:mod:`anypickle._allowlist`):
 2. A ``pickle.Unpickler`` subclass whose ``find_class`` resolves only allowed globals, and whose
    ``persistent_load`` refuses: defence in depth should the two ever disagree.
 
-Speed: a stream that names only *inert* globals (datetime, Decimal, OrderedDict...; see the
-allowlist) or none at all cannot do anything the C unpickler would not refuse by itself, so it is
-loaded first with an ``find_class`` that resolves inert globals only; anything else aborts that
-attempt before any non-inert global is resolved, and the stream goes through the static pass.
-Errors always come from the static pass, so they name the global and the byte position.
+The static pass always runs first (see ``C_FIRST`` below for why), and every error comes from it,
+so errors name the global and the byte position.
 """
 
 from __future__ import annotations
@@ -129,6 +126,16 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers) -> object
     return obj
 
 
+# The C-first path: load with a find_class that resolves inert globals only, and run the static pass
+# only when that attempt meets anything else. It is as fast as pickle.loads (1.0-1.1x) and can
+# execute nothing outside the allowlist, but it is OFF: CPython's C unpickler sizes its memo array
+# from the largest LONG_BINPUT/PUT index, so an 8-byte stream can make it allocate and zero tens
+# of gigabytes (CPython gh-115952, fixed upstream by PR 119204 in late 2025, absent from the
+# 3.10-3.13 builds tested here). The static pass refuses such indices before the C unpickler runs.
+# Turn this on only for interpreters that carry that fix.
+C_FIRST = False
+
+
 def safe_loads(data: bytes | bytearray | memoryview, *, allow: Iterable[AllowEntry] = (), buffers=None) -> object:
     """Load ordinary data from a pickle stream of any protocol; refuse anything else before it runs.
 
@@ -139,7 +146,7 @@ def safe_loads(data: bytes | bytearray | memoryview, *, allow: Iterable[AllowEnt
     """
     raw = _as_bytes(data)
     allowlist = build_allowlist(allow)
-    if not _extension_registry_in_use():
+    if C_FIRST and not _extension_registry_in_use():
         try:
             return _load(raw, allowlist, inert_only=True, buffers=buffers)
         except _NeedsScan:

@@ -207,8 +207,15 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
     def memo_put(at: int, op: int, idx: int) -> None:
         if not stack:
             raise underflow(at, op)
-        if idx in memo:
-            trace.memo_overwrites.append((at, opname(op), idx))
+        if idx != len(memo):
+            # Picklers number memo entries 0, 1, 2...: an index already used is memo confusion; one
+            # beyond the next free slot makes the C unpickler allocate and zero a memo array of
+            # 2 * index pointers (gh-115952: 8 input bytes, tens of gigabytes).
+            if idx in memo:
+                trace.memo_overwrites.append((at, opname(op), idx))
+            else:
+                raise _Fail(at, opname(op), f"memo index {idx} skips ahead of the next free index {len(memo)} "
+                            "(the C unpickler would allocate a memo array that large)")
         memo[idx] = stack[-1]
 
     def memo_get(at: int, op: int, idx: int) -> None:
@@ -243,10 +250,7 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
         if op == MEMOIZE:
             if not stack:
                 raise underflow(at, op)
-            idx = len(memo)
-            if idx in memo:
-                trace.memo_overwrites.append((at, "MEMOIZE", idx))
-            memo[idx] = stack[-1]
+            memo[len(memo)] = stack[-1]  # never an overwrite: PUTs may not skip ahead (memo_put)
         elif op == BINGET:
             if pos >= n:
                 raise truncated(at, op)
