@@ -28,8 +28,9 @@ for name, hexdata, setup in cases:
         exec(setup, {})
     outcome = {"loaded": False, "error": None, "anypickle_error": False, "position": None, "global_name": None}
     try:
-        if mode == "safe":
-            import anypickle
+        if mode.startswith("safe"):
+            import anypickle, anypickle.safe
+            anypickle.safe.C_FIRST = mode == "safe_c_first"
             anypickle.loads(data, safe=True)
         else:
             pickle.loads(data)
@@ -66,7 +67,7 @@ def outcomes(tmp_path_factory):
     """Load the whole corpus once safely (markers in safe/) and once plainly (markers in plain/)."""
     root = tmp_path_factory.mktemp("malicious")
     results = {}
-    for mode in ("safe", "plain"):
+    for mode in ("safe", "safe_c_first", "plain"):
         marker_dir = root / mode
         marker_dir.mkdir()
         corpus = build_corpus(marker_dir)
@@ -77,10 +78,12 @@ def outcomes(tmp_path_factory):
 CASE_NAMES = sorted(build_corpus(Path("/nonexistent")))
 
 
+@pytest.mark.parametrize("mode", ["safe", "safe_c_first"])
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_safe_load_refuses_before_running(outcomes, name):
-    """loads(safe=True) raises an anypickle error and the payload's marker file never appears."""
-    marker_dir, corpus, results = outcomes["safe"]
+def test_safe_load_refuses_before_running(outcomes, name, mode):
+    """loads(safe=True) raises an anypickle error and the payload's marker file never appears
+    (also with the optional C-first path, see anypickle.safe.C_FIRST)."""
+    marker_dir, corpus, results = outcomes[mode]
     outcome = results[name]
     assert not outcome["loaded"], f"{name} ({corpus[name].technique}) loaded under safe=True"
     assert outcome["anypickle_error"], outcome["error"]

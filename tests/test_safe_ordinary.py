@@ -180,3 +180,15 @@ def test_bad_allow_entries_are_usage_errors(bad):
     """Malformed allow entries raise UsageError at once."""
     with pytest.raises(anypickle.UsageError):
         safe_loads(pickle.dumps(1), allow=[bad])
+
+
+@pytest.mark.parametrize("proto", range(6))
+def test_c_first_path_loads_the_same(monkeypatch, proto):
+    """With the optional C-first path on, every kind still loads type-identically."""
+    import anypickle.safe
+
+    monkeypatch.setattr(anypickle.safe, "C_FIRST", True)
+    for values in KINDS.values():
+        for obj in values:
+            data = pickle.dumps(obj, proto)
+            assert _same(safe_loads(data), pickle.loads(data))

@@ -125,12 +125,20 @@ def _callable_global(value: object, allow: Allowlist) -> bool:
     return isinstance(value, Glob) and value.pair is not None and bool(allow.role(*value.pair) & CALL)
 
 
+_CHECKED_ARGS = frozenset({
+    ("_codecs", "encode"), ("builtins", "bytes"), ("builtins", "bytearray"), ("copyreg", "_reconstructor"),
+    ("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__"), ("numpy", "dtype"), ("collections", "defaultdict"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+})
+
+
 def check_calls(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
     """Every REDUCE/NEWOBJ/NEWOBJ_EX/OBJ/INST calls a named global allowed to be called, with a
     tuple of arguments that global accepts."""
+    verdicts: dict[int, tuple[str, int]] = {}  # per callee Glob: (name, role); streams reuse a few
     for made in trace.calls:
         callee = made.callee
-        if not isinstance(callee, Glob):
+        if type(callee) is not Glob:
             yield Finding(
                 "unsafe", made.op, made.pos,
                 f"{made.op} calls {_describe(callee)}, not a named global (callable computed at load time)",
@@ -138,31 +146,35 @@ def check_calls(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
             continue
         if callee.pair is None:
             continue  # already reported by check_globals / check_refused_opcodes
-        name = _name(callee)
-        role = allow.role(*callee.pair)
+        verdict = verdicts.get(id(callee))
+        if verdict is None:
+            verdict = verdicts[id(callee)] = (_name(callee), allow.role(*callee.pair))
+        name, role = verdict
         if not role:
             continue  # reported by check_globals
         if not role & CALL:
             yield Finding("unsafe", made.op, made.pos, f"{name} may appear as a value but not be called", name)
             continue
-        if type(made.args) is not tuple:
-            yield Finding("unsafe", made.op, made.pos, f"{made.op} arguments are {_describe(made.args)}, not a tuple", name)
+        args = made.args
+        if type(args) is not tuple:
+            yield Finding("unsafe", made.op, made.pos, f"{made.op} arguments are {_describe(args)}, not a tuple", name)
             continue
         if made.kwargs is not None and made.kwargs is not DICT:
             yield Finding("unsafe", made.op, made.pos, "NEWOBJ_EX keyword arguments are not a dict", name)
             continue
-        problem = _arg_problem(callee.pair, made.args, allow)
-        if problem:
-            yield Finding("unsafe", made.op, made.pos, problem, name)
+        if callee.pair in _CHECKED_ARGS or any(type(a) is Made or a is LONG_INT for a in args):
+            problem = _arg_problem(callee.pair, args, allow)
+            if problem:
+                yield Finding("unsafe", made.op, made.pos, problem, name)
 
 
 def check_builds(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
     """BUILD sets state on a freshly made object only: on a global it would set attributes on a
     shared class or function (``setattr(fractions.Fraction, ...)``)."""
     for pos, target, _state in trace.builds:
-        if isinstance(target, Made):
+        if type(target) is Made:
             callee = target.callee
-            if isinstance(callee, Glob) and callee.pair is not None and allow.role(*callee.pair) & NOBUILD:
+            if type(callee) is Glob and callee.pair is not None and allow.role(*callee.pair) & NOBUILD:
                 name = _name(callee)
                 yield Finding("unsafe", "BUILD", pos, f"BUILD on what {name} returns (a shared object)", name)
             continue
