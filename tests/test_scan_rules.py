@@ -73,6 +73,14 @@ def test_range_amplification_is_refused():
     _refused(data)
 
 
+@pytest.mark.parametrize("arg", [U("1e999999999"), call(SG("decimal", "Decimal"), U("1e999999999"))])
+def test_fraction_exponent_amplification_is_refused(arg):
+    """Fraction("1e999999999") or Fraction(Decimal(...)) would compute 10**999999999: refused."""
+    data = PROTO4 + call(SG("fractions", "Fraction"), arg) + STOP
+    assert any("Fraction" in m for m in _unsafe_messages(data))
+    _refused(data)
+
+
 def test_value_only_global_cannot_be_called():
     """builtins.int may be a value (defaultdict(int)) but int(...) is refused."""
     data = PROTO2 + call(C("builtins", "int"), U("5")) + STOP

@@ -6,6 +6,7 @@ with sane arguments? ...). ``PASSES`` lists them in the order reports show them.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterator
 
 from .._allowlist import CALL, NOBUILD, Allowlist, format_global
@@ -73,6 +74,9 @@ def check_globals(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
             yield Finding("unsafe", glob.op, glob.pos, f"global {name}{also} is not in the allowlist", name)
 
 
+_FRACTION_TEXT = re.compile(r"[+-]?[0-9]+(?:/[0-9]+)?", re.ASCII)
+
+
 def _literal_str(value: object) -> bool:
     return type(value) is str or value is LONG_STR
 
@@ -110,6 +114,13 @@ def _arg_problem(pair: tuple[str, str], args: tuple, allow: Allowlist) -> str | 
     elif name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         if not (args and isinstance(args[0], Glob) and args[0].pair is not None and allow.role(*args[0].pair)):
             return "numpy _reconstruct needs an allowed ndarray class as its first argument"
+    elif pair == ("fractions", "Fraction"):
+        # Fraction("1e999999999") and Fraction(Decimal("1e999999999")) compute 10**999999999.
+        # Fraction pickles itself as Fraction(numerator, denominator) (3.11+) or Fraction("n/d").
+        as_text = len(args) == 1 and type(args[0]) is str and _FRACTION_TEXT.fullmatch(args[0])
+        as_ints = len(args) == 2 and all(type(a) is int or a is LONG_INT for a in args)
+        if not (as_text or as_ints):
+            return "fractions.Fraction is only allowed as Fraction(<int>, <int>) or Fraction('<int>/<int>')"
     elif pair == ("collections", "defaultdict"):
         if args and not (args[0] is None or isinstance(args[0], Glob)):
             return "a defaultdict's default_factory must be None or an allowed global"
@@ -128,6 +139,7 @@ def _callable_global(value: object, allow: Allowlist) -> bool:
 _CHECKED_ARGS = frozenset({
     ("_codecs", "encode"), ("builtins", "bytes"), ("builtins", "bytearray"), ("copyreg", "_reconstructor"),
     ("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__"), ("numpy", "dtype"), ("collections", "defaultdict"),
+    ("fractions", "Fraction"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
 })
 
