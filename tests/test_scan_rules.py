@@ -13,7 +13,7 @@ import pytest
 from anypickle import DecodeError, UnsafePickleError
 from anypickle.safe import safe_loads
 from anypickle.scan import scan
-from malicious import BINGET, BINPUT, BUILD, C, EMPTY_DICT, EMPTY_TUPLE, MARK, NONE, POP, PROTO2, PROTO4, REDUCE, SG, STOP, TUPLE, TUPLE2, U, call
+from malicious import BINGET, BINPUT, BUILD, C, EMPTY_DICT, EMPTY_TUPLE, MARK, NONE, POP, PROTO2, PROTO4, REDUCE, SG, STOP, TUPLE2, U, call
 
 
 def _unsafe_messages(data: bytes) -> list[str]:
@@ -184,3 +184,18 @@ def collections_fromkeys():
     import collections
 
     return collections.OrderedDict.fromkeys
+
+
+def test_scanner_follows_exactly_the_opcodes_the_unpickler_accepts():
+    """Every pickletools opcode is walked; every other byte is refused by both scanner and pickle."""
+    import pickletools
+
+    known = {op.code.encode("latin-1")[0] for op in pickletools.opcodes}
+    for byte in range(256):
+        messages = [f.message for f in scan(bytes([byte])).findings]
+        if byte in known:
+            assert not any("not a pickle opcode" in m for m in messages), (byte, messages)
+        else:
+            assert any("not a pickle opcode" in m for m in messages), (byte, messages)
+            with pytest.raises(pickle.UnpicklingError):
+                pickle.loads(bytes([byte]) + b".")
