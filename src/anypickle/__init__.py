@@ -18,7 +18,9 @@ from .errors import (
     SignatureError,
     UnsafePickleError,
     UsageError,
+    WorkerCrashedError,
 )
+from .wrap import Wrapped, wrap
 
 __all__ = [
     "AnyPickleError",
@@ -29,13 +31,26 @@ __all__ = [
     "Finding",
     "InterpreterMismatchError",
     "Need",
+    "ProcessPoolExecutor",
     "SignatureError",
     "UnsafePickleError",
     "UsageError",
+    "WorkerCrashedError",
+    "Wrapped",
     "dump",
     "dumps",
     "explain",
     "load",
     "loads",
+    "wrap",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The executor imports multiprocessing and concurrent.futures: only on first use.
+    if name == "ProcessPoolExecutor":
+        from .executor import ProcessPoolExecutor
+
+        return ProcessPoolExecutor
+    raise AttributeError(f"module 'anypickle' has no attribute {name!r}")

@@ -7,8 +7,9 @@ import os
 import pickle
 import re
 import types
-from typing import IO, Any, Iterable, Sequence, Union
+from typing import IO, Any, Iterable, Mapping, Sequence, Union
 
+from . import _context
 from . import _envelope as env
 from ._backend import Backend, parse_backend
 from ._modules import ModulePolicy
@@ -31,6 +32,7 @@ def dumps(
     key: bytes | None = None,
     key_id: str | None = None,
     portable: bool = False,
+    context: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Serialize ``obj`` into an anypickle envelope that a fresh interpreter can load.
 
@@ -42,6 +44,8 @@ def dumps(
 
     ``key`` signs the envelope with HMAC-SHA256 (``key_id`` names the key, for rotation).
     ``portable=True`` ships code as source, loadable by any Python 3.10+ (see the README).
+    ``context`` maps names to objects that must not travel: each is written as its name and
+    resolved from the receiver's ``loads(..., context=...)`` (matched by identity).
 
     >>> import anypickle
     >>> anypickle.loads(anypickle.dumps(lambda x: x + 1))(41)
@@ -50,6 +54,9 @@ def dumps(
     policy = ModulePolicy(by_value, by_reference)
     chosen = parse_backend(backend)
     frame = _Frame(key, key_id)
+    marker = _context.marker(context)
+    if marker is not None and (portable or chosen is Backend.MARSHAL):
+        raise UsageError("context= needs a pickler; it cannot be combined with portable=True or backend='marshal'")
     if portable:
         if chosen is not None and chosen is not Backend.PICKLE:
             raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
@@ -58,10 +65,12 @@ def dumps(
         used = Backend.PICKLE
         dump_portable(obj, frame.start(env.PORTABLE), policy)
     elif chosen is None:
-        used = _dump_auto(obj, frame, policy)
+        used = _dump_auto(obj, frame, policy, marker)
     else:
         used = chosen
-        _dump_forced(obj, frame, chosen, policy)
+        _dump_forced(obj, frame, chosen, policy, marker)
+    if marker is not None and marker.used:
+        frame.flags |= env.CONTEXT
     return frame.finish(used)
 
 
@@ -117,18 +126,21 @@ def _code_flags(backend: Backend) -> int:
     return env.BYTECODE if get_backend(backend).carries_code else 0
 
 
-def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy) -> None:
+def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy, marker: Any = None) -> None:
     impl = get_backend(backend)
     try:
-        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False)
+        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False, persistent_id=marker)
     except impl.dump_errors as exc:
         raise _encode_error(obj, policy, [(backend.label, exc)], forced=backend) from exc
 
 
-def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy) -> Backend:
+def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) -> Backend:
     attempts: list[tuple[str, BaseException]] = []
     try:
-        ProbePickler(frame.start(0), policy).dump(obj)
+        probe = ProbePickler(frame.start(0), policy)
+        if marker is not None:
+            probe.persistent_id = marker
+        probe.dump(obj)
         return Backend.PICKLE
     except NeedFound as found:
         if found.need is Need.UNSHIPPABLE:
@@ -137,12 +149,12 @@ def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy) -> Backend:
     except get_backend(Backend.PICKLE).dump_errors as exc:
         attempts.append(("pickle", exc))
     candidates = [Backend.CLOUDPICKLE, Backend.DILL]
-    if type(obj) is types.FunctionType:
+    if type(obj) is types.FunctionType and marker is None:
         candidates.insert(0, Backend.MARSHAL)
     for backend in candidates:
         impl = get_backend(backend)
         try:
-            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True)
+            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, persistent_id=marker)
             return backend
         except impl.dump_errors as exc:
             attempts.append((backend.label, exc))
@@ -200,6 +212,7 @@ def loads(
     key: env.Key | None = None,
     safe: bool = False,
     allow: Iterable[str] = (),
+    context: Mapping[str, Any] | None = None,
 ) -> Any:
     """Load an object from an anypickle envelope, or from a plain pickle/cloudpickle/dill/joblib stream.
 
@@ -207,7 +220,8 @@ def loads(
     (:class:`InterpreterMismatchError`). With ``key`` (bytes, or a mapping of key id to bytes) the
     HMAC is checked first and unsigned or altered data raises :class:`SignatureError`. With
     ``safe=True`` only ordinary data loads: every global must be on an exact allowlist (extend it
-    with ``allow=["module.qualname"]``) and payloads that carry code are refused.
+    with ``allow=["module.qualname"]``) and payloads that carry code are refused. ``context`` gives
+    the objects a payload written with ``dumps(..., context=...)`` refers to by name.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UsageError(f"loads() takes bytes, not {type(data).__qualname__}; use load() for files")
@@ -233,6 +247,8 @@ def loads(
         return _safe_loads(payload, allow)
     env.check_interpreter(header)
     try:
+        if header.flags & env.CONTEXT:
+            return _context.load(header.backend, payload, context)
         return get_backend(header.backend).loads(payload)
     except AnyPickleError:
         raise

@@ -13,7 +13,14 @@ from cloudpickle import cloudpickle as _cp
 from .. import _reducers
 from .._backend import Backend
 from .._modules import ModulePolicy
-from .._needs import _LOCK_TYPES, _definition_need, _patched_attributes, _plain_instance_types
+from .._needs import (
+    _LOCK_TYPES,
+    _LRU_WRAPPER,
+    _definition_need,
+    _patched_attributes,
+    _plain_instance_types,
+    exception_needs_own_reducer,
+)
 
 PROTOCOL = 5
 
@@ -42,7 +49,17 @@ class AnyPickler(cloudpickle.Pickler):
         if t is types.FunctionType:
             if _definition_need(obj, self._policy) is None:
                 return NotImplemented
+            extra = obj.__dict__
+            if "registry" in extra and "dispatch" in extra and "__wrapped__" in extra:
+                return self._singledispatch_reduce(obj)
             return self._dynamic_function_reduce(obj)
+        if t is _LRU_WRAPPER:
+            if _definition_need(obj, self._policy) is None:
+                return NotImplemented
+            params = obj.cache_parameters()
+            return _reducers.make_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
+        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+            return _reducers.make_exception, (t, obj.args, obj.__dict__ or None, obj.__cause__)
         if issubclass(t, type):
             return self._class_reduce(obj)
         if t is types.CellType:
@@ -76,6 +93,12 @@ class AnyPickler(cloudpickle.Pickler):
             None,
             _reducers.set_function_state,
         )
+
+    def _singledispatch_reduce(self, func: types.FunctionType) -> Any:
+        registry = {cls: impl for cls, impl in func.registry.items() if cls is not object}  # type: ignore[attr-defined]
+        skip = {"registry", "dispatch", "register", "_clear_cache", "__wrapped__"}
+        attributes = {k: v for k, v in func.__dict__.items() if k not in skip}
+        return _reducers.make_singledispatch, (func.__wrapped__, registry, attributes)  # type: ignore[attr-defined]
 
     def _class_reduce(self, obj: type) -> Any:
         if _definition_need(obj, self._policy) is None:
@@ -112,11 +135,11 @@ class CloudpickleBackend:
     carries_code = True
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
-        if auto:
-            AnyPickler(file, policy).dump(obj)
-        else:
-            cloudpickle.Pickler(file, protocol=PROTOCOL).dump(obj)
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
+        pickler = AnyPickler(file, policy) if auto else cloudpickle.Pickler(file, protocol=PROTOCOL)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return pickle.loads(payload)

@@ -39,7 +39,9 @@ class MarshalBackend:
     carries_code = True
     dump_errors = (CannotMarshal,)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
+        if persistent_id is not None:
+            raise CannotMarshal("marshal cannot write references to the receiver's context")
         file.write(marshal.dumps(encode_function(obj, policy), _VERSION))
 
     def loads(self, payload: memoryview) -> Any:
