@@ -8,6 +8,7 @@
 
 from ._api import dump, dumps, load, loads
 from ._backend import Backend
+from ._check import CheckResult, check
 from ._explain import Explanation, explain
 from ._needs import Finding, Need
 from .errors import (
@@ -25,6 +26,7 @@ from .wrap import Wrapped, wrap
 __all__ = [
     "AnyPickleError",
     "Backend",
+    "CheckResult",
     "DecodeError",
     "EncodeError",
     "Explanation",
@@ -37,6 +39,7 @@ __all__ = [
     "UsageError",
     "WorkerCrashedError",
     "Wrapped",
+    "check",
     "dump",
     "dumps",
     "explain",

@@ -44,6 +44,10 @@ class AnyPickler(cloudpickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
+        if t is memoryview:
+            # cloudpickle turns a memoryview into bytes: the receiver would get another type.
+            # (Checked first: the probe pass may have cached memoryview as a plain type.)
+            return _reducers.make_memoryview, (obj.tobytes(), obj.format, obj.shape, obj.readonly)
         if t in self._plain:
             return NotImplemented
         if t is types.FunctionType:
@@ -110,6 +114,11 @@ class AnyPickler(cloudpickle.Pickler):
         rv = _cp._dynamic_class_reduce(obj)
         # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.
         rv[2][0]["__qualname__"] = obj.__qualname__
+        if "__slots__" in vars(obj) and typing.NamedTuple not in getattr(obj, "__orig_bases__", ()):
+            # cloudpickle sets __slots__ after creating the class, where it creates no slots: the
+            # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
+            # (typing.NamedTuple's base refuses a __slots__ entry and makes its own.)
+            rv[1][3]["__slots__"] = obj.__slots__
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
