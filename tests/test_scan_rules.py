@@ -44,6 +44,14 @@ def test_build_on_shared_enum_member_is_refused():
     _refused(data)
 
 
+def test_build_on_numpy_scalar_is_refused():
+    """numpy's scalar() may return the shared np.True_: BUILD on what it returns is refused."""
+    dtype = call(SG("numpy", "dtype"), U("?"), b"\x89", b"\x88")
+    data = PROTO4 + call(SG("numpy._core.multiarray", "scalar"), dtype, b"C\x01\x01") + NONE + BUILD + STOP
+    assert any("shared object" in m for m in _unsafe_messages(data))
+    _refused(data)
+
+
 def test_codecs_encode_only_latin1():
     """_codecs.encode with any codec but latin1 is a codec lookup by name: refused."""
     data = PROTO2 + call(C("_codecs", "encode"), U("x"), U("rot13")) + STOP

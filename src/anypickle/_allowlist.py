@@ -92,8 +92,9 @@ _DEFAULT: dict[Pair, int] = {
     ("numpy", "dtype"): VALUE | CALL,
     ("numpy.core.multiarray", "_reconstruct"): CALL,
     ("numpy._core.multiarray", "_reconstruct"): CALL,
-    ("numpy.core.multiarray", "scalar"): CALL,
-    ("numpy._core.multiarray", "scalar"): CALL,
+    # scalar() may return numpy's shared np.True_/np.False_; numpy never BUILDs on a scalar.
+    ("numpy.core.multiarray", "scalar"): CALL | NOBUILD,
+    ("numpy._core.multiarray", "scalar"): CALL | NOBUILD,
     ("numpy.core.numeric", "_frombuffer"): CALL,
     ("numpy._core.numeric", "_frombuffer"): CALL,
 }
