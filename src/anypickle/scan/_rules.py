@@ -124,9 +124,6 @@ def _arg_problem(pair: tuple[str, str], args: tuple, allow: Allowlist) -> str | 
     elif pair == ("collections", "defaultdict"):
         if args and not (args[0] is None or isinstance(args[0], Glob)):
             return "a defaultdict's default_factory must be None or an allowed global"
-    for arg in args:
-        if isinstance(arg, Made) and isinstance(arg.callee, Glob) and arg.callee.pair == ("builtins", "range"):
-            return "a range() result passed to a call (list(range(10**10)) amplifies a few bytes into gigabytes)"
     if any(a is LONG_INT for a in args) and pair in (("builtins", "bytes"), ("builtins", "bytearray")):
         return "huge integer argument"
     return None
@@ -147,7 +144,9 @@ _CHECKED_ARGS = frozenset({
 def check_calls(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
     """Every REDUCE/NEWOBJ/NEWOBJ_EX/OBJ/INST calls a named global allowed to be called, with a
     tuple of arguments that global accepts."""
-    verdicts: dict[int, tuple[str, int]] = {}  # per callee Glob: (name, role); streams reuse a few
+    # list(range(10**10)) turns a few bytes into gigabytes: no range() result may feed a call.
+    ranges = {id(m) for m in trace.calls if type(m.callee) is Glob and m.callee.pair == ("builtins", "range")}
+    verdicts: dict[int, tuple[str, int, bool]] = {}  # per callee Glob; streams reuse a few globals
     for made in trace.calls:
         callee = made.callee
         if type(callee) is not Glob:
@@ -160,8 +159,8 @@ def check_calls(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
             continue  # already reported by check_globals / check_refused_opcodes
         verdict = verdicts.get(id(callee))
         if verdict is None:
-            verdict = verdicts[id(callee)] = (_name(callee), allow.role(*callee.pair))
-        name, role = verdict
+            verdict = verdicts[id(callee)] = (_name(callee), allow.role(*callee.pair), callee.pair in _CHECKED_ARGS)
+        name, role, checked = verdict
         if not role:
             continue  # reported by check_globals
         if not role & CALL:
@@ -174,10 +173,11 @@ def check_calls(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
         if made.kwargs is not None and made.kwargs is not DICT:
             yield Finding("unsafe", made.op, made.pos, "NEWOBJ_EX keyword arguments are not a dict", name)
             continue
-        if callee.pair in _CHECKED_ARGS or any(type(a) is Made or a is LONG_INT for a in args):
-            problem = _arg_problem(callee.pair, args, allow)
-            if problem:
-                yield Finding("unsafe", made.op, made.pos, problem, name)
+        problem = _arg_problem(callee.pair, args, allow) if checked else None
+        if problem is None and ranges and any(id(a) in ranges for a in args):
+            problem = "a range() result passed to a call (list(range(10**10)) amplifies a few bytes into gigabytes)"
+        if problem:
+            yield Finding("unsafe", made.op, made.pos, problem, name)
 
 
 def check_builds(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
