@@ -192,3 +192,19 @@ def test_c_first_path_loads_the_same(monkeypatch, proto):
         for obj in values:
             data = pickle.dumps(obj, proto)
             assert _same(safe_loads(data), pickle.loads(data))
+
+
+def test_load_file_with_safe_true(tmp_path):
+    """load(path_or_file, safe=True) goes through the same safe loader as loads."""
+    from malicious import build_corpus
+
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps({"d": datetime.date(2020, 1, 1)}, 2))
+    assert anypickle.load(good, safe=True) == {"d": datetime.date(2020, 1, 1)}
+    with open(good, "rb") as file:
+        assert anypickle.load(file, safe=True) == {"d": datetime.date(2020, 1, 1)}
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(build_corpus(tmp_path)["os_system"].data)
+    with pytest.raises(anypickle.UnsafePickleError):
+        anypickle.load(bad, safe=True)
+    assert not (tmp_path / "os_system").exists()
