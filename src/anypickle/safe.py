@@ -8,8 +8,10 @@ Two guards, both exact allowlists (:mod:`anypickle._allowlist`):
 2. A ``pickle.Unpickler`` subclass whose ``find_class`` resolves only allowed globals, and whose
    ``persistent_load`` refuses: defence in depth should the two ever disagree.
 
-The static pass always runs first (see ``C_FIRST`` below for why), and every error comes from it,
-so errors name the global and the byte position.
+When the optional C helper :mod:`anypickle._opwalk` is built (``C_FIRST``, see below), a stream whose
+memo discipline it proves sound is first loaded by the C unpickler resolving only *inert* globals;
+anything else (a refusal, a non-inert global, any error) goes to the static pass, then to the
+restricted load. Every error comes from the static pass, so errors name the global and byte position.
 """
 
 from __future__ import annotations
@@ -126,14 +128,20 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers) -> object
     return obj
 
 
+try:
+    from ._opwalk import memo_check as _memo_check
+except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
+    _memo_check = None
+
 # The C-first path: load with a find_class that resolves inert globals only, and run the static pass
-# only when that attempt meets anything else. It is as fast as pickle.loads (1.0-1.1x) and can
-# execute nothing outside the allowlist, but it is OFF: CPython's C unpickler sizes its memo array
-# from the largest LONG_BINPUT/PUT index, so an 8-byte stream can make it allocate and zero tens
-# of gigabytes (CPython gh-115952, fixed upstream by PR 119204 in late 2025, absent from the
-# 3.10-3.13 builds tested here). The static pass refuses such indices before the C unpickler runs.
-# Turn this on only for interpreters that carry that fix.
-C_FIRST = False
+# only when that attempt meets anything else: as fast as pickle.loads, and it can execute nothing
+# outside the allowlist. It needs one guard the C unpickler lacks: it sizes its memo array from the
+# largest LONG_BINPUT/PUT index, so an 8-byte stream can make it allocate and zero tens of
+# gigabytes (CPython gh-115952, unfixed in the 3.10-3.13 builds tested here). _opwalk.memo_check
+# walks the opcodes in C first and refuses any memo index that is not the next free one, and any
+# opcode straddling a FRAME's end (where the file-reading C unpickler would parse another stream).
+# Without the extension the static pass, which checks the same, runs first on every stream.
+C_FIRST = _memo_check is not None
 
 
 def safe_loads(data: bytes | bytearray | memoryview, *, allow: Iterable[AllowEntry] = (), buffers=None) -> object:
@@ -146,7 +154,7 @@ def safe_loads(data: bytes | bytearray | memoryview, *, allow: Iterable[AllowEnt
     """
     raw = _as_bytes(data)
     allowlist = build_allowlist(allow)
-    if C_FIRST and not _extension_registry_in_use():
+    if C_FIRST and _memo_check is not None and not _extension_registry_in_use() and _memo_check(raw) is None:
         try:
             return _load(raw, allowlist, inert_only=True, buffers=buffers)
         except _NeedsScan:

@@ -125,6 +125,9 @@ from ._opcodes import (  # noqa: F401 - the walk compares opcode bytes by name
 )
 
 
+_NO_FRAME = 1 << 64  # beyond any position: one comparison per opcode outside frames
+
+
 def _line(data: bytes, pos: int, n: int, op: int) -> tuple[bytes, int]:
     end = data.find(b"\n", pos, n)
     if end < 0:
@@ -167,6 +170,13 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
     calls = trace.calls
     proto = 0
     pos = 0
+    # Inside a FRAME, the file-reading C unpickler (pickle.load, safe_loads) reads from the frame's
+    # buffer; an argument that runs past the frame's end makes it drop the frame's remaining bytes
+    # and read the argument from after the frame, so it would run other opcodes than this walk sees
+    # (a stream could hide GLOBAL os.system or a huge LONG_BINPUT). Picklers never write that, and
+    # pickle.py refuses it: so do we. ``frame_end`` is _NO_FRAME outside frames.
+    frame_end = _NO_FRAME
+    at = 0
 
     def underflow(at: int, op: int) -> _Fail:
         return _Fail(at, opname(op), "stack underflow: the opcode needs more values than are on the stack")
@@ -222,6 +232,11 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
         stack.append(made)
 
     while True:
+        if pos >= frame_end:
+            if pos > frame_end:
+                raise _Fail(at, opname(data[at]), f"the {opname(data[at])} argument runs past the end of its FRAME "
+                            "(the C unpickler would read it from after the frame: another stream than this one)")
+            frame_end = _NO_FRAME
         if pos >= n:
             raise _Fail(pos, "EOF", "stream ends before STOP (truncated)")
         op = data[pos]
@@ -495,11 +510,14 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 calls.append(made)
                 stack[-1] = made
             elif op == FRAME:
+                if frame_end != _NO_FRAME:
+                    raise _Fail(at, "FRAME", "FRAME inside a frame (picklers never write that)")
                 need(pos, 8, op)
                 k = _u64(data, pos)[0]
                 pos += 8
                 if pos + k > n:
                     raise _Fail(at, "FRAME", f"frame of {k} bytes runs past the end of the stream")
+                frame_end = pos + k
             elif op == PROTO:
                 need(pos, 1, op)
                 proto = data[pos]

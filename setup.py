@@ -1,0 +1,17 @@
+"""Builds the optional C helper anypickle._opwalk; all other metadata lives in pyproject.toml.
+
+``optional=True``: when no C compiler is available the install still succeeds, and safe loading
+falls back to running its pure-Python static pass first (see docs/security.md, "Speed").
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "anypickle._opwalk",
+            sources=["src/anypickle/_opwalk.c"],
+            optional=True,
+        )
+    ]
+)

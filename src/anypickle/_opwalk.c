@@ -1,0 +1,305 @@
+/* anypickle._opwalk: a bounds-checked walk over pickle opcodes that checks memo discipline.
+ *
+ * Why: CPython's C unpickler sizes its memo array from the largest PUT/BINPUT/LONG_BINPUT index it
+ * meets (it grows the array to 2 * index and zeroes it), so an 8-byte stream can make it allocate
+ * tens of gigabytes (CPython gh-115952). memo_check() proves, before the C unpickler runs, that every
+ * memo index is exactly the next free one, so the memo never holds more than one slot per opcode.
+ *
+ * The walk must parse the stream exactly as the C unpickler will. Two CPython facts matter:
+ *  - inside a FRAME the C unpickler reads from the frame's buffer; an argument (fixed-size or a
+ *    text line) that runs past the frame's end makes it DROP the frame's remaining bytes and read
+ *    the argument from after the frame, so a linear walk would see other opcodes than it does. We
+ *    refuse any opcode that straddles a frame's end, and a FRAME inside a frame (picklers write
+ *    neither; pickle.py refuses both);
+ *  - PUT's text index is parsed by PyLong_FromString, which stops at a NUL byte and accepts signs,
+ *    spaces and underscores: we accept only plain ASCII digits.
+ * Anything else we cannot follow (unknown opcode, truncated or negative argument, no STOP, bytes
+ * after STOP) is a refusal too: the caller then runs the full static pass, which names the problem.
+ *
+ * Pure C over a borrowed buffer: no Python call inside the loop, every read bounds-checked.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { HIGHEST_PROTOCOL = 5 };
+
+/* Argument kinds, indexed by opcode byte. */
+enum {
+    A_BAD = 0,   /* not an opcode */
+    A_NONE,      /* no argument */
+    A_FIX,       /* fixed-size argument of FIXSIZE[op] bytes */
+    A_CNT1,      /* 1-byte unsigned count, then that many bytes */
+    A_CNT4U,     /* 4-byte unsigned little-endian count */
+    A_CNT4S,     /* 4-byte signed count (negative is malformed) */
+    A_CNT8,      /* 8-byte unsigned count */
+    A_LINE,      /* one newline-terminated argument */
+    A_LINE2,     /* two newline-terminated arguments (GLOBAL, INST) */
+    A_PUT1,      /* BINPUT */
+    A_PUT4,      /* LONG_BINPUT */
+    A_PUTNL,     /* PUT */
+    A_MEMOIZE,
+    A_FRAME,
+    A_PROTO,
+    A_STOP,
+};
+
+static unsigned char KIND[256];
+static unsigned char FIXSIZE[256];
+
+static void
+init_tables(void)
+{
+    static const char none_ops[] = "(.012NRabd}e]lostu)Q";
+    static const unsigned char none_hi[] = {0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8f, 0x90,
+                                            0x91, 0x92, 0x93, 0x97, 0x98};
+    static const char line_ops[] = "ILFSVPg";
+    size_t i;
+
+    memset(KIND, A_BAD, sizeof KIND);
+    memset(FIXSIZE, 0, sizeof FIXSIZE);
+    for (i = 0; none_ops[i]; i++)
+        KIND[(unsigned char)none_ops[i]] = A_NONE;
+    for (i = 0; i < sizeof none_hi; i++)
+        KIND[none_hi[i]] = A_NONE;
+    for (i = 0; line_ops[i]; i++)
+        KIND[(unsigned char)line_ops[i]] = A_LINE;
+    KIND['.'] = A_STOP;
+    KIND['c'] = KIND['i'] = A_LINE2;
+    /* fixed-size arguments */
+    KIND['J'] = A_FIX; FIXSIZE['J'] = 4;        /* BININT */
+    KIND['K'] = A_FIX; FIXSIZE['K'] = 1;        /* BININT1 */
+    KIND['M'] = A_FIX; FIXSIZE['M'] = 2;        /* BININT2 */
+    KIND['G'] = A_FIX; FIXSIZE['G'] = 8;        /* BINFLOAT */
+    KIND['h'] = A_FIX; FIXSIZE['h'] = 1;        /* BINGET */
+    KIND['j'] = A_FIX; FIXSIZE['j'] = 4;        /* LONG_BINGET */
+    KIND[0x82] = A_FIX; FIXSIZE[0x82] = 1;      /* EXT1 */
+    KIND[0x83] = A_FIX; FIXSIZE[0x83] = 2;      /* EXT2 */
+    KIND[0x84] = A_FIX; FIXSIZE[0x84] = 4;      /* EXT4 */
+    /* counted arguments */
+    KIND['U'] = A_CNT1;                         /* SHORT_BINSTRING */
+    KIND['C'] = A_CNT1;                         /* SHORT_BINBYTES */
+    KIND[0x8c] = A_CNT1;                        /* SHORT_BINUNICODE */
+    KIND[0x8a] = A_CNT1;                        /* LONG1 */
+    KIND['T'] = A_CNT4S;                        /* BINSTRING */
+    KIND[0x8b] = A_CNT4S;                       /* LONG4 */
+    KIND['B'] = A_CNT4U;                        /* BINBYTES */
+    KIND['X'] = A_CNT4U;                        /* BINUNICODE */
+    KIND[0x8d] = A_CNT8;                        /* BINUNICODE8 */
+    KIND[0x8e] = A_CNT8;                        /* BINBYTES8 */
+    KIND[0x96] = A_CNT8;                        /* BYTEARRAY8 */
+    /* memo and framing */
+    KIND['q'] = A_PUT1;
+    KIND['r'] = A_PUT4;
+    KIND['p'] = A_PUTNL;
+    KIND[0x94] = A_MEMOIZE;
+    KIND[0x95] = A_FRAME;
+    KIND[0x80] = A_PROTO;
+}
+
+static uint64_t
+le(const unsigned char *p, int width)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = width - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* A refusal: (position, message). */
+static PyObject *
+refuse(Py_ssize_t pos, const char *format, ...)
+{
+    va_list vargs;
+    PyObject *message, *result;
+
+    va_start(vargs, format);
+    message = PyUnicode_FromFormatV(format, vargs);
+    va_end(vargs);
+    if (message == NULL)
+        return NULL;
+    result = Py_BuildValue("(nN)", pos, message);
+    return result;
+}
+
+static PyObject *
+walk(const unsigned char *data, Py_ssize_t n)
+{
+    Py_ssize_t pos = 0;
+    Py_ssize_t frame_end = -1;  /* end of the current FRAME, -1 outside frames */
+    Py_ssize_t memo_count = 0;  /* memo entries made so far: the only index a PUT may use */
+
+    for (;;) {
+        Py_ssize_t at = pos, limit, avail;
+        unsigned char op;
+        int kind;
+
+        if (frame_end >= 0 && pos == frame_end)
+            frame_end = -1;  /* the frame was read to its end: back to reading the stream */
+        limit = frame_end >= 0 ? frame_end : n;
+        if (pos >= limit) {
+            if (frame_end >= 0)
+                return refuse(at, "stream ends inside a frame before STOP");
+            return refuse(at, "stream ends before STOP (truncated)");
+        }
+        op = data[pos++];
+        kind = KIND[op];
+        avail = limit - pos;  /* argument bytes readable without leaving the frame or stream */
+
+        switch (kind) {
+        case A_NONE:
+            break;
+        case A_STOP:
+            if (pos != n)
+                return refuse(pos, "%zd bytes after STOP", n - pos);
+            Py_RETURN_NONE;
+        case A_FIX:
+            if (avail < FIXSIZE[op])
+                goto truncated;
+            pos += FIXSIZE[op];
+            break;
+        case A_PROTO:
+            if (avail < 1)
+                goto truncated;
+            if (data[pos] > HIGHEST_PROTOCOL)
+                return refuse(at, "unsupported pickle protocol %d", (int)data[pos]);
+            pos += 1;
+            break;
+        case A_CNT1: {
+            Py_ssize_t k;
+            if (avail < 1)
+                goto truncated;
+            k = data[pos];
+            if (avail - 1 < k)
+                goto truncated;
+            pos += 1 + k;
+            break;
+        }
+        case A_CNT4U:
+        case A_CNT4S:
+        case A_CNT8: {
+            int width = kind == A_CNT8 ? 8 : 4;
+            uint64_t k;
+            if (avail < width)
+                goto truncated;
+            k = le(data + pos, width);
+            if (kind == A_CNT4S && (k & 0x80000000u))
+                return refuse(at, "negative byte count for opcode 0x%02x", (int)op);
+            if ((uint64_t)(avail - width) < k)
+                goto truncated;
+            pos += width + (Py_ssize_t)k;
+            break;
+        }
+        case A_LINE:
+        case A_LINE2: {
+            int lines = kind == A_LINE2 ? 2 : 1;
+            while (lines--) {
+                const unsigned char *nl = memchr(data + pos, '\n', (size_t)(limit - pos));
+                if (nl == NULL)
+                    goto truncated;
+                pos = (Py_ssize_t)(nl - data) + 1;
+            }
+            break;
+        }
+        case A_MEMOIZE:
+            memo_count++;
+            break;
+        case A_PUT1:
+        case A_PUT4:
+        case A_PUTNL: {
+            uint64_t idx = 0;
+            if (kind == A_PUTNL) {
+                const unsigned char *p = data + pos;
+                const unsigned char *nl = memchr(p, '\n', (size_t)avail);
+                if (nl == NULL)
+                    goto truncated;
+                if (nl == p)
+                    return refuse(at, "empty PUT index");
+                for (; p < nl; p++) {
+                    if (*p < '0' || *p > '9')
+                        return refuse(at, "PUT index is not plain decimal digits");
+                    idx = idx * 10 + (uint64_t)(*p - '0');
+                    if (idx > (uint64_t)memo_count)
+                        break;  /* already too large: stop before it can overflow */
+                }
+                pos = (Py_ssize_t)(nl - data) + 1;
+            }
+            else {
+                int width = kind == A_PUT1 ? 1 : 4;
+                if (avail < width)
+                    goto truncated;
+                idx = le(data + pos, width);
+                pos += width;
+            }
+            if (idx > (uint64_t)memo_count)
+                return refuse(at, "memo index %llu skips ahead of the next free index %zd "
+                              "(the C unpickler would allocate a memo array that large)",
+                              (unsigned long long)idx, memo_count);
+            if (idx < (uint64_t)memo_count)
+                return refuse(at, "memo index %llu overwritten (memo confusion)",
+                              (unsigned long long)idx);
+            memo_count++;
+            break;
+        }
+        case A_FRAME: {
+            uint64_t k;
+            if (frame_end >= 0)
+                return refuse(at, "FRAME inside a frame");
+            if (avail < 8)
+                goto truncated;
+            k = le(data + pos, 8);
+            pos += 8;
+            if ((uint64_t)(n - pos) < k)
+                return refuse(at, "frame of %llu bytes runs past the end of the stream",
+                              (unsigned long long)k);
+            frame_end = pos + (Py_ssize_t)k;
+            break;
+        }
+        default:
+            return refuse(at, "byte 0x%02x is not a pickle opcode", (int)op);
+        }
+        continue;
+    truncated:
+        if (frame_end >= 0)
+            return refuse(at, "the argument of opcode 0x%02x runs past the end of its frame", (int)op);
+        return refuse(at, "stream truncated inside the argument of opcode 0x%02x", (int)op);
+    }
+}
+
+static PyObject *
+memo_check(PyObject *module, PyObject *arg)
+{
+    Py_buffer view;
+    PyObject *result;
+
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    result = walk((const unsigned char *)view.buf, view.len);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(memo_check_doc,
+"memo_check(data, /)\n--\n\n"
+"Walk a pickle stream's opcodes without executing anything. Return None when every memo index is\n"
+"the next free one, no opcode straddles a frame's end and the stream ends with its first STOP;\n"
+"otherwise (position, message) for the first problem.");
+
+static PyMethodDef methods[] = {
+    {"memo_check", memo_check, METH_O, memo_check_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "anypickle._opwalk",
+    "Memo discipline check for pickle streams (CPython gh-115952).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__opwalk(void)
+{
+    init_tables();
+    return PyModule_Create(&moduledef);
+}
