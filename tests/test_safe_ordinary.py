@@ -186,12 +186,16 @@ def test_bad_allow_entries_are_usage_errors(bad):
         safe_loads(pickle.dumps(1), allow=[bad])
 
 
+@pytest.mark.parametrize("c_first", [True, False], ids=["c-first", "static-first"])
 @pytest.mark.parametrize("proto", range(6))
-def test_c_first_path_loads_the_same(monkeypatch, proto):
-    """With the optional C-first path on, every kind still loads type-identically."""
+def test_both_paths_load_the_same(monkeypatch, proto, c_first):
+    """Every kind loads type-identically through the C-first path (the default when the
+    anypickle._opwalk extension is built) and through the static-first path (without it)."""
     import anypickle.safe
 
-    monkeypatch.setattr(anypickle.safe, "C_FIRST", True)
+    if c_first and anypickle.safe._memo_check is None:
+        pytest.skip("the optional C extension anypickle._opwalk was not built")
+    monkeypatch.setattr(anypickle.safe, "C_FIRST", c_first)
     for values in KINDS.values():
         for obj in values:
             data = pickle.dumps(obj, proto)
