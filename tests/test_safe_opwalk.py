@@ -229,6 +229,26 @@ def test_every_pickle_opcode_is_known():
 
 
 @needs_extension
+@pytest.mark.parametrize("proto", [4, 5])
+@pytest.mark.parametrize("writer", ["dumps", "py_dumps", "dump", "py_dump"])
+def test_large_payloads_written_between_frames_pass(proto, writer):
+    """Picklers write payloads of 64 KiB or more outside frames (header included): no straddling,
+    so neither memo_check nor the scanner refuses them, with the C or the Python pickler."""
+    import io
+
+    value = [b"x" * 200_000, "a" * 70_000, bytearray(100_000), "small", [1] * 20_000, b"y" * 70_000]
+    if writer in ("dumps", "py_dumps"):
+        data = (pickle.dumps if writer == "dumps" else pickle._dumps)(value, proto)
+    else:
+        file = io.BytesIO()
+        (pickle.dump if writer == "dump" else pickle._dump)(value, file, proto)
+        data = file.getvalue()
+    assert memo_check(data) is None
+    assert simulate(data).broken is None
+    assert anypickle.safe.safe_loads(data) == value
+
+
+@needs_extension
 @pytest.mark.parametrize(
     "data, position",
     [
