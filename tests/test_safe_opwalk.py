@@ -327,3 +327,30 @@ def test_frame_straddling_streams_are_refused_in_a_child(tmp_path):
     assert out["marker_after_safe"] is False
     assert out["plain_bomb"] == "MemoryError"
     assert out["marker_after_plain"] is True
+
+
+@pytest.mark.parametrize("c_first", [True, False], ids=["c-first", "static-first"])
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        b"}S'x'\nI1\nsb.",  # BUILD with a state dict
+        b"(N}S'x'\nI1\nstb.",  # BUILD with (state, slotstate)
+        b"(S'x'\nI1\nu.",  # SETITEMS
+        b"(I1\ne.",  # APPENDS
+        b"I1\na.",  # APPEND
+    ],
+)
+def test_uuid_class_cannot_be_changed_by_a_stream(monkeypatch, c_first, mutation):
+    """uuid.UUID is resolved without a static pass (inert): every opcode that mutates its target
+    fails on the class itself, the load is refused, and the class is unchanged."""
+    import uuid
+
+    if c_first and anypickle.safe._memo_check is None:
+        pytest.skip("the optional C extension anypickle._opwalk was not built")
+    monkeypatch.setattr(anypickle.safe, "C_FIRST", c_first)
+    before = dict(vars(uuid.UUID))
+    with pytest.raises(anypickle.UnsafePickleError) as info:
+        anypickle.safe.safe_loads(b"cuuid\nUUID\n" + mutation)
+    assert info.value.position is not None
+    assert dict(vars(uuid.UUID)) == before
+    assert uuid.UUID.__setstate__.__code__.co_argcount == 2  # what makes BUILD on the class fail

@@ -81,7 +81,11 @@ _DEFAULT: dict[Pair, int] = {
     # pass, which refuses BUILD on a global, may let them through.
     ("collections", "Counter"): VALUE | CALL,
     ("fractions", "Fraction"): VALUE | CALL,
-    ("uuid", "UUID"): VALUE | CALL,
+    # uuid.UUID is a pure-Python class too, but the C unpickler cannot change it: BUILD on the class
+    # calls UUID.__setstate__(state) unbound, which lacks its second argument and raises TypeError
+    # (3.10-3.13), and the class has no append/extend/add/__setitem__. Its constructor only parses
+    # its arguments. So it is inert (tests/test_safe_opwalk.py proves the class stays unchanged).
+    ("uuid", "UUID"): _INERT_CALL,
     ("uuid", "SafeUUID"): VALUE | CALL | NOBUILD,
     ("copyreg", "_reconstructor"): CALL,
     ("copyreg", "__newobj__"): CALL,
