@@ -237,11 +237,25 @@ def test_large_payloads_written_between_frames_pass(proto, writer):
     import io
 
     value = [b"x" * 200_000, "a" * 70_000, bytearray(100_000), "small", [1] * 20_000, b"y" * 70_000]
-    if writer in ("dumps", "py_dumps"):
-        data = (pickle.dumps if writer == "dumps" else pickle._dumps)(value, proto)
+    if writer.startswith("py_"):
+        # The pure-Python pickler runs in a child: importing dill (other tests do) adds dill's
+        # reducers to pickle._Pickler.dispatch for the whole process.
+        import subprocess
+        import sys
+
+        code = (
+            "import io, pickle, sys\n"
+            'value = [b"x" * 200_000, "a" * 70_000, bytearray(100_000), "small", [1] * 20_000, b"y" * 70_000]\n'
+            f"proto = {proto}\n"
+            + ("data = pickle._dumps(value, proto)\n" if writer == "py_dumps" else
+               "f = io.BytesIO(); pickle._dump(value, f, proto); data = f.getvalue()\n")
+            + "sys.stdout.buffer.write(data)\n")
+        data = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    elif writer == "dumps":
+        data = pickle.dumps(value, proto)
     else:
         file = io.BytesIO()
-        (pickle.dump if writer == "dump" else pickle._dump)(value, file, proto)
+        pickle.dump(value, file, proto)
         data = file.getvalue()
     assert memo_check(data) is None
     assert simulate(data).broken is None
