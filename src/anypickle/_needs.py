@@ -134,7 +134,14 @@ def _patched_attributes(cls: type, policy: ModulePolicy) -> list[str]:
     patched = []
     for name, value in list(vars(cls).items()):
         func = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
-        if type(func) is types.FunctionType and _definition_need(func, policy) is not None:
+        if type(func) is not types.FunctionType:
+            continue
+        found = _definition_need(func, policy)
+        # A function from the class's own module is part of the class as the receiver imports it,
+        # even when its qualname does not resolve: fractions.Fraction.__add__ is made by a factory
+        # (_operator_fallbacks.<locals>.forward), from_float is a classmethod. Only code from
+        # __main__, a local module, or another module's nested scope is a patch.
+        if found is not None and (found[0] in (Need.MAIN, Need.LOCAL_MODULE) or func.__module__ != cls.__module__):
             patched.append(name)
     return patched
 
