@@ -1,0 +1,79 @@
+"""dumps and loads of every case with every backend that can carry it; one group per case and operation."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+import anypickle
+from cases import BACKENDS, BIG, CASES, applicable, build, kind, nbytes
+
+HAVE_SAFE = importlib.util.find_spec("anypickle.safe") is not None
+HAVE_BUFFERS = "buffers" in anypickle.dumps.__code__.co_varnames
+
+
+def _frames_dumps(obj):
+    return anypickle.dumps(obj, buffers=True)
+
+
+def _frames_loads(frames):
+    header, buffers = frames
+    return anypickle.loads(header, buffers=buffers)
+
+
+def _safe_loads(data):
+    return anypickle.loads(data, safe=True)
+
+
+EXTRA_DUMPS = {"anypickle-buffers": (_frames_dumps, _frames_loads)}
+PAIRS = [(c, b) for c in CASES for b in BACKENDS if applicable(c, b)]
+if HAVE_BUFFERS:
+    PAIRS += [(c, "anypickle-buffers") for c in ("array_8mb", "array_80mb")]
+LOAD_PAIRS = list(PAIRS)
+if HAVE_SAFE:
+    LOAD_PAIRS += [(c, "anypickle-safe") for c in ("small_dict", "ints_100k", "strings_10k", "datetime_1k")]
+
+
+def _codec(backend):
+    if backend in EXTRA_DUMPS:
+        return EXTRA_DUMPS[backend]
+    if backend == "anypickle-safe":
+        return anypickle.dumps, _safe_loads
+    return BACKENDS[backend]
+
+
+def _run(benchmark, case, backend, fn, arg):
+    if case in BIG:
+        # Big inputs: a fixed, small number of rounds (dill copies 80 MB several times in Python).
+        rounds = 2 if backend == "dill" else 5
+        return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=1, warmup_rounds=1)
+    return benchmark(fn, arg)
+
+
+def _ids(pairs):
+    return [f"{c}-{b}" for c, b in pairs]
+
+
+@pytest.mark.parametrize(("case", "backend"), PAIRS, ids=_ids(PAIRS))
+def test_dumps(benchmark, case, backend):
+    """Time of dumps; payload size in extra_info."""
+    dumps, _ = _codec(backend)
+    obj = build(case)
+    benchmark.group = f"{case} dumps"
+    benchmark.extra_info.update(case=case, backend=backend, op="dumps", kind=kind(case))
+    payload = _run(benchmark, case, backend, dumps, obj)
+    benchmark.extra_info["size"] = nbytes(payload)
+    assert nbytes(payload) > 0
+
+
+@pytest.mark.parametrize(("case", "backend"), LOAD_PAIRS, ids=_ids(LOAD_PAIRS))
+def test_loads(benchmark, case, backend):
+    """Time of loads of the payload the same backend wrote."""
+    dumps, loads = _codec(backend)
+    obj = build(case)
+    payload = dumps(obj)
+    benchmark.group = f"{case} loads"
+    benchmark.extra_info.update(case=case, backend=backend, op="loads", kind=kind(case), size=nbytes(payload))
+    result = _run(benchmark, case, backend, loads, payload)
+    assert type(result) is type(obj)
