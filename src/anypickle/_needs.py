@@ -21,6 +21,7 @@ import functools
 import pickle
 import sys
 import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -65,6 +66,7 @@ _UNSHIPPABLE_TYPES: dict[type, str] = {
 _LOCK_TYPES = (type(__import__("_thread").allocate_lock()), type(__import__("_thread").RLock()))
 
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class statement or type()
 
 # Instance types already proven to need nothing, under the default module policy. Only the type is
 # cached, never a verdict on a function or class, so a later patch is still seen when the class
@@ -108,16 +110,13 @@ def _lookup(module_name: str, qualname: str) -> object:
 
 def _definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
     """Classify a function or class: may it go by reference (None), or why must it go by value?"""
+    if isinstance(obj, type) and not obj.__flags__ & _HEAPTYPE:
+        return None  # a C type (code, cell, mappingproxy...): only by reference, never by value
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
     kind = "class" if isinstance(obj, type) else "function"
     if module in _MAIN_NAMES:
         return Need.MAIN, f"{kind} {qualname!r} is defined in __main__, which the receiver does not have"
-    if policy.goes_by_value(module):
-        return Need.LOCAL_MODULE, (
-            f"{kind} {qualname!r} comes from module {module!r}, which is not installed "
-            "(the receiver usually lacks it), so it travels by value"
-        )
     try:
         found = _lookup(module, qualname)  # type: ignore[arg-type]
     except (LookupError, AttributeError):
@@ -126,6 +125,11 @@ def _definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
         if kind == "class":
             return Need.DYNAMIC_CLASS, f"class {qualname!r} cannot be imported as {module}.{qualname}"
         return Need.LOCAL_FUNCTION, f"function {qualname!r} cannot be imported as {module}.{qualname}"
+    if policy.goes_by_value(module):
+        return Need.LOCAL_MODULE, (
+            f"{kind} {qualname!r} comes from module {module!r}, which is not installed "
+            "(the receiver usually lacks it), so it travels by value"
+        )
     return None
 
 
@@ -134,14 +138,9 @@ def _patched_attributes(cls: type, policy: ModulePolicy) -> list[str]:
     patched = []
     for name, value in list(vars(cls).items()):
         func = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
-        if type(func) is not types.FunctionType:
-            continue
-        found = _definition_need(func, policy)
-        # A function from the class's own module is part of the class as the receiver imports it,
-        # even when its qualname does not resolve: fractions.Fraction.__add__ is made by a factory
-        # (_operator_fallbacks.<locals>.forward), from_float is a classmethod. Only code from
-        # __main__, a local module, or another module's nested scope is a patch.
-        if found is not None and (found[0] in (Need.MAIN, Need.LOCAL_MODULE) or func.__module__ != cls.__module__):
+        # Only code from __main__ or a local module counts: installed classes legitimately hold
+        # functions that are not importable by name (fractions.Fraction's operators are closures).
+        if type(func) is types.FunctionType and policy.goes_by_value(func.__module__):
             patched.append(name)
     return patched
 
@@ -189,6 +188,9 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         return found
     if t is types.MethodType:
         return _method_need(obj)  # type: ignore[arg-type]
+    if t is typing.TypeVar and policy.goes_by_value(obj.__module__):  # type: ignore[attr-defined]
+        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE  # type: ignore[attr-defined]
+        return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
     if t in _UNSHIPPABLE_TYPES:
         return Need.UNSHIPPABLE, f"a {t.__name__} object is live execution state: {_UNSHIPPABLE_TYPES[t]}"
     if t in _LOCK_TYPES:

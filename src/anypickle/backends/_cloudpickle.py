@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import types
+import typing
 from typing import IO, Any
 
 import cloudpickle
@@ -50,6 +51,9 @@ class AnyPickler(cloudpickle.Pickler):
             return _cp._make_empty_cell, ()
         if t is types.ModuleType:
             return self._module_reduce(obj)
+        if t is typing.TypeVar and self._policy.goes_by_value(obj.__module__):
+            # cloudpickle decides by its global registry, which never names local modules
+            return _cp._make_typevar, _cp._decompose_typevar(obj)
         if t in _LOCK_TYPES:
             if t is _LOCK_TYPES[0]:
                 return _reducers.make_lock, (obj.locked(),)
