@@ -65,52 +65,57 @@ def dumps(
     return frame.finish(used)
 
 
-class _Frame:
-    """Writes the payload straight after a placeholder header, then fills the header in place.
+class _Sink:
+    """The file a pickler writes to: ``write`` keeps each chunk by reference, nothing is copied.
 
-    The payload is never copied to prepend a header: ``BytesIO.getvalue()`` hands over its buffer
-    (CPython shrinks it with realloc) when no view of it is alive.
+    The C pickler hands large bytes, bytearrays and PickleBuffers (arrays) to ``write`` as they are,
+    and Python's pickle framer never reuses a buffer it wrote (it documents this "delayed access").
     """
 
-    __slots__ = ("buf", "flags", "key", "key_id", "header_size")
+    __slots__ = ("chunks", "write")
+
+    def __init__(self, chunks: list[Any]) -> None:
+        self.chunks = chunks
+        self.write = chunks.append
+
+
+class _Frame:
+    """Collects the payload's chunks, then joins header and chunks into the result with one copy.
+
+    The payload is never copied to prepend a header: the chunks (a large array arrives as its own
+    PickleBuffer) are joined once, straight into the final bytes object.
+    """
+
+    __slots__ = ("chunks", "flags", "key", "key_id")
 
     def __init__(self, key: bytes | None, key_id: str | None) -> None:
         if key is not None and not isinstance(key, (bytes, bytearray)):
             raise UsageError(f"key must be bytes, not {type(key).__qualname__}")
-        self.buf = io.BytesIO()
+        self.chunks: list[Any] = []
         self.key = key
         self.key_id = key_id
         self.flags = 0
-        self.header_size = 0
 
-    def start(self, flags: int) -> io.BytesIO:
-        """Reset the buffer for a (new) attempt and return it, positioned after the header."""
+    def start(self, flags: int) -> _Sink:
+        """Drop what a previous attempt wrote; return a file for this attempt."""
         if self.key is not None:
             flags |= env.SIGNED
         self.flags = flags
-        self.header_size = len(env.build_header(Backend.PICKLE, flags, 0, self.key_id))
-        if flags & env.SIGNED:
-            self.header_size += env.TAG_SIZE
-        buf = self.buf
-        buf.seek(0)
-        buf.truncate()
-        buf.write(bytes(self.header_size))
-        return buf
+        self.chunks = []
+        return _Sink(self.chunks)
 
     def finish(self, backend: Backend) -> bytes:
-        buf = self.buf
-        payload_length = buf.tell() - self.header_size
+        chunks = self.chunks
+        payload_length = 0
+        for chunk in chunks:
+            payload_length += len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
         header = env.build_header(backend, self.flags, payload_length, self.key_id)
-        buf.seek(0)
-        buf.write(header)
         if self.key is not None:
-            view = buf.getbuffer()
-            try:
-                tag = env.sign(bytes(self.key), header, view[self.header_size:])
-            finally:
-                view.release()
-            buf.write(tag)
-        return buf.getvalue()
+            header += env.sign(bytes(self.key), header, *chunks)
+        if len(chunks) == 1 and payload_length < 65536:
+            return header + chunks[0]
+        chunks.insert(0, header)
+        return b"".join(chunks)
 
 
 def _code_flags(backend: Backend) -> int:

@@ -99,7 +99,10 @@ class Header:
 
 def build_header(backend: Backend, flags: int, payload_length: int, key_id: str | None = None) -> bytes:
     """The header bytes, CRC included, tag excluded (the caller appends the tag when signing)."""
-    parts = [_FIXED.pack(MAGIC, FORMAT_VERSION, backend, flags, 0, payload_length)]
+    fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, backend, flags, 0, payload_length)
+    if not flags & (BYTECODE | SIGNED):  # the common case, paid on every small dumps: no list, no join
+        return fixed + _CRC.pack(zlib.crc32(fixed))
+    parts = [fixed]
     if flags & BYTECODE:
         parts.append(_CURRENT_PACKED)
     if flags & SIGNED:
@@ -185,10 +188,11 @@ def check_interpreter(header: Header) -> None:
             written_by=str(theirs), running=str(_CURRENT))
 
 
-def sign(key: bytes, header: bytes, payload: bytes | memoryview) -> bytes:
-    """The HMAC-SHA256 tag over header and payload (no concatenated copy of a large payload)."""
+def sign(key: bytes, header: bytes, *payload: bytes | memoryview) -> bytes:
+    """The HMAC-SHA256 tag over header and payload, given whole or in chunks (no concatenated copy)."""
     mac = hmac.new(key, header, hashlib.sha256)
-    mac.update(payload)
+    for chunk in payload:
+        mac.update(chunk)
     return mac.digest()
 
 
