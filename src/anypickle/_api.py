@@ -47,8 +47,10 @@ def dumps(
     >>> anypickle.loads(anypickle.dumps(lambda x: x + 1))(41)
     42
     """
-    policy = ModulePolicy(by_value, by_reference)
-    chosen = parse_backend(backend)
+    if backend == "auto" and key is None and not (by_value or by_reference or portable):
+        return _dumps_default(obj)
+    policy = _DEFAULT_POLICY if not by_value and not by_reference else ModulePolicy(by_value, by_reference)
+    chosen = None if backend == "auto" else parse_backend(backend)
     frame = _Frame(key, key_id)
     if portable:
         if chosen is not None and chosen is not Backend.PICKLE:
@@ -109,7 +111,10 @@ class _Frame:
         payload_length = 0
         for chunk in chunks:
             payload_length += len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
-        header = env.build_header(backend, self.flags, payload_length, self.key_id)
+        if backend is Backend.PICKLE and not self.flags:
+            header = env.pickle_header(payload_length)
+        else:
+            header = env.build_header(backend, self.flags, payload_length, self.key_id)
         if self.key is not None:
             header += env.sign(bytes(self.key), header, *chunks)
         if len(chunks) == 1 and payload_length < 65536:
@@ -130,10 +135,83 @@ def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy
         raise _encode_error(obj, policy, [(backend.label, exc)], forced=backend) from exc
 
 
-def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy) -> Backend:
+_DEFAULT_POLICY = ModulePolicy()
+# Idle ProbePicklers (with the chunk list their sink fills), for the default policy. list.pop and
+# list.append are atomic, so a thread takes one nobody else holds, and a dumps() nested in some
+# __reduce__ finds none free and builds its own. Building a Pickler subclass costs more than
+# pickling a small dict, hence the pool.
+_free_probes: list[tuple[list[Any], ProbePickler]] = []
+_MAX_FREE_PROBES = 8
+
+
+def _take_probe() -> tuple[list[Any], ProbePickler]:
+    try:
+        return _free_probes.pop()
+    except IndexError:
+        chunks: list[Any] = []
+        return chunks, ProbePickler(_Sink(chunks), _DEFAULT_POLICY)
+
+
+def _give_back(pair: tuple[list[Any], ProbePickler]) -> None:
+    pair[0].clear()
+    pair[1].clear_memo()  # the memo holds a reference to every object pickled
+    if len(_free_probes) < _MAX_FREE_PROBES:
+        _free_probes.append(pair)
+
+
+def _probe(obj: Any, frame: _Frame, policy: ModulePolicy) -> None:
+    """Pickle ``obj`` into ``frame`` with a ProbePickler (a pooled one under the default policy)."""
+    if policy is not _DEFAULT_POLICY:
+        ProbePickler(frame.start(0), policy).dump(obj)
+        return
+    pair = _take_probe()
+    frame.start(0)
+    try:
+        pair[1].dump(obj)
+        frame.chunks = pair[0].copy()
+    except BaseException:
+        _give_back(pair)
+        raise
+    if len(pair[0]) <= 1:  # a pickler that wrote big frames keeps a big scratch buffer: drop it
+        _give_back(pair)
+
+
+def _dumps_default(obj: Any) -> bytes:
+    """``dumps(obj)`` with every option at its default: the per-call cost of small tasks, kept lean.
+
+    The same steps as the general path (probe, then the fallbacks), minus the frame object and the
+    option handling: this thread's ProbePickler, and a cached header for small pickle payloads.
+    """
+    try:
+        chunks, probe = pair = _free_probes.pop()  # _take_probe(), inlined: this is the hot path
+    except IndexError:
+        chunks, probe = pair = _take_probe()
+    try:
+        probe.dump(obj)
+    except Exception as exc:  # NeedFound or a pickling error: the fallbacks decide, as in _dump_auto
+        _give_back(pair)
+        frame = _Frame(None, None)
+        return frame.finish(_dump_auto(obj, frame, _DEFAULT_POLICY, probe_error=exc))
+    if len(chunks) == 1:
+        payload = chunks.pop()
+        probe.clear_memo()  # the memo holds a reference to every object pickled
+        if len(_free_probes) < _MAX_FREE_PROBES:
+            _free_probes.append(pair)
+        n = len(payload)
+        return (env._pickle_headers.get(n) or env.pickle_header(n)) + payload
+    # A big payload: a pickler that wrote big frames keeps a big scratch buffer, so it is dropped.
+    pair[1].clear_memo()
+    frame = _Frame(None, None)
+    frame.chunks = chunks
+    return frame.finish(Backend.PICKLE)
+
+
+def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, probe_error: Exception | None = None) -> Backend:
     attempts: list[tuple[str, BaseException]] = []
     try:
-        ProbePickler(frame.start(0), policy).dump(obj)
+        if probe_error is not None:  # the caller already ran the probe
+            raise probe_error
+        _probe(obj, frame, policy)
         return Backend.PICKLE
     except NeedFound as found:
         if found.need is Need.UNSHIPPABLE:
@@ -214,6 +292,15 @@ def loads(
     ``safe=True`` only ordinary data loads: every global must be on an exact allowlist (extend it
     with ``allow=["module.qualname"]``) and payloads that carry code are refused.
     """
+    if type(data) is bytes and key is None and not safe:
+        payload = env.pickle_payload(data)
+        if payload is not None:  # plain data (the common case): no Header object, no views
+            try:
+                return pickle.loads(payload)
+            except AnyPickleError:
+                raise
+            except Exception as exc:
+                raise _decode_error(exc, Backend.PICKLE.label) from exc
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UsageError(f"loads() takes bytes, not {type(data).__qualname__}; use load() for files")
     view = memoryview(data)

@@ -114,6 +114,41 @@ def build_header(backend: Backend, flags: int, payload_length: int, key_id: str 
     return head + _CRC.pack(zlib.crc32(head))
 
 
+_PICKLE_PREFIX = _FIXED.pack(MAGIC, FORMAT_VERSION, Backend.PICKLE, 0, 0, 0)[:8]
+_PICKLE_PREFIX_CRC = zlib.crc32(_PICKLE_PREFIX)
+_LENGTH = struct.Struct("<Q")
+_pickle_headers: dict[int, bytes] = {}
+
+
+def pickle_header(payload_length: int) -> bytes:
+    """``build_header(Backend.PICKLE, 0, payload_length)``, cached for small payloads.
+
+    Paid on every dumps of plain data; small tasks repeat the same few lengths, and the cache is
+    bounded to lengths under 2 KiB (at most ~2048 entries of 20 bytes).
+    """
+    header = _pickle_headers.get(payload_length)
+    if header is None:
+        length = _LENGTH.pack(payload_length)
+        header = _PICKLE_PREFIX + length + _CRC.pack(zlib.crc32(length, _PICKLE_PREFIX_CRC))
+        if payload_length < 2048:
+            _pickle_headers[payload_length] = header
+    return header
+
+
+def pickle_payload(data: bytes) -> bytes | memoryview | None:
+    """The payload of a well-formed unsigned stdlib-pickle envelope; None for anything else.
+
+    The fast path of ``loads`` for plain data. For a given payload length exactly one such header
+    is valid, magic, version, backend, flags, length and CRC included, so comparing against it is
+    the whole of :func:`parse`'s checking for this header shape. None sends the caller to
+    :func:`parse`, which accepts or explains every other input.
+    """
+    payload_length = len(data) - 20
+    if payload_length < 0 or not data.startswith(pickle_header(payload_length)):
+        return None
+    return data[20:] if payload_length < 4096 else memoryview(data)[20:]
+
+
 def is_envelope(data: bytes | memoryview) -> bool:
     """True when ``data`` starts with the envelope magic."""
     return bytes(data[:4]) == MAGIC
