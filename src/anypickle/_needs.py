@@ -242,7 +242,9 @@ def _cached_reducer_override(cache: set[type], slow: Callable[[object], Any]) ->
 
 
 def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
-    if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType):
+    # Types whose verdict depends on the instance (a TypeVar's module, a cell the by-value pickler
+    # must see) are never cached: one from an installed module must not wave through a __main__ one.
+    if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType, typing.TypeVar):
         return False
     return _definition_need(t, policy) is None
 
