@@ -16,6 +16,10 @@ from .._modules import ModulePolicy
 from .._needs import _LOCK_TYPES, _definition_need, _patched_attributes, _plain_instance_types
 
 PROTOCOL = 5
+_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+# Types whose instances AnyPickler.reducer_override never handles itself (not a function, class,
+# cell, module, TypeVar or lock): a fact about the type alone, so it is cached across calls.
+_passthrough_types: set[type] = set()
 
 
 class AnyPickler(cloudpickle.Pickler):
@@ -37,11 +41,11 @@ class AnyPickler(cloudpickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
-        if t in self._plain:
+        if t in _passthrough_types or t in self._plain:
             return NotImplemented
         if t is types.FunctionType:
-            if _definition_need(obj, self._policy) is None:
-                return NotImplemented
+            if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
+                return NotImplemented  # (a __main__ function always goes by value: no need to ask)
             return self._dynamic_function_reduce(obj)
         if issubclass(t, type):
             return self._class_reduce(obj)
@@ -58,9 +62,13 @@ class AnyPickler(cloudpickle.Pickler):
             if t is _LOCK_TYPES[0]:
                 return _reducers.make_lock, (obj.locked(),)
             return _reducers.make_rlock, ()
+        if t is not typing.TypeVar:  # every other type handled above returned already
+            _passthrough_types.add(t)
         return NotImplemented
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
+        if func.__closure__ is None:  # no cells to share: cloudpickle's own reduction, one byte smaller
+            return cloudpickle.Pickler._dynamic_function_reduce(self, func)
         code, base_globals, _, _, _ = self._function_getnewargs(func)
         state, slotstate = _cp._function_getstate(func)
         slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
