@@ -94,7 +94,8 @@ class AnyPickler(cloudpickle.Pickler):
             return _cp._class_reduce(obj)
         rv = _cp._dynamic_class_reduce(obj)
         # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.
-        rv[2][0]["__qualname__"] = obj.__qualname__
+        if obj.__qualname__ != obj.__name__:  # the skeleton class already has qualname == name
+            rv[2][0]["__qualname__"] = obj.__qualname__
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
