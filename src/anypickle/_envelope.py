@@ -74,6 +74,7 @@ class Interpreter:
         return bytes([len(impl)]) + impl + bytes([self.major, self.minor]) + self.magic
 
 
+_BACKENDS = {int(b): b for b in Backend}
 _CURRENT = Interpreter.current()
 _CURRENT_PACKED = _CURRENT.pack()
 
@@ -170,7 +171,10 @@ def parse(data: memoryview) -> Header:
     interpreter = None
     key_id = None
     try:
-        if flags & BYTECODE:
+        if flags & BYTECODE and data[pos:pos + len(_CURRENT_PACKED)] == _CURRENT_PACKED:
+            interpreter = _CURRENT  # written by this interpreter (the common case): nothing to build
+            pos += len(_CURRENT_PACKED)
+        elif flags & BYTECODE:
             ln = data[pos]
             impl = bytes(data[pos + 1:pos + 1 + ln]).decode("ascii")
             pos += 1 + ln
@@ -192,9 +196,8 @@ def parse(data: memoryview) -> Header:
     pos += _CRC.size
     header_length = pos
     # Checked after the CRC: a corrupted byte reports as corruption, not as an unknown backend.
-    try:
-        backend = Backend(backend_id)
-    except ValueError:
+    backend = _BACKENDS.get(backend_id)  # a dict, not Backend(): the enum call costs a microsecond
+    if backend is None:
         raise DecodeError(f"unknown backend id {backend_id} in envelope (written by a newer anypickle?)") from None
     if flags & ~_KNOWN_FLAGS or reserved:
         raise DecodeError(f"unknown envelope flags {flags:#x} (written by a newer anypickle?)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import marshal
+import sys
 import types
 from typing import IO, Any
 
@@ -106,6 +107,12 @@ def _plain(v: Any) -> bool:
     return False
 
 
+def _import(name: str) -> Any:
+    # sys.modules first: import_module costs microseconds even for a module already imported.
+    module = sys.modules.get(name)
+    return module if module is not None else importlib.import_module(name)
+
+
 def decode_function(record: Any) -> types.FunctionType:
     """Rebuild the function of a record made by :func:`encode_function`."""
     if not (isinstance(record, tuple) and len(record) == 11 and record[0] == _FORMAT):
@@ -124,9 +131,9 @@ def decode_function(record: Any) -> types.FunctionType:
         if tag == "s":
             return func
         if tag == "m":
-            return importlib.import_module(tagged[1])
+            return _import(tagged[1])
         if tag == "r":
-            obj: Any = importlib.import_module(tagged[1])
+            obj: Any = _import(tagged[1])
             for part in tagged[2].split("."):
                 obj = getattr(obj, part)
             return obj
