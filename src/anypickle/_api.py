@@ -10,6 +10,8 @@ import types
 from typing import IO, Any, Iterable, Sequence, Union
 
 from . import _envelope as env
+from . import _frames
+from ._frames import BufferCollector
 from ._backend import Backend, parse_backend
 from ._modules import ModulePolicy
 from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate
@@ -31,7 +33,8 @@ def dumps(
     key: bytes | None = None,
     key_id: str | None = None,
     portable: bool = False,
-) -> bytes:
+    buffers: bool = False,
+) -> Any:
     """Serialize ``obj`` into an anypickle envelope that a fresh interpreter can load.
 
     ``backend="auto"`` picks the cheapest serializer that ships ``obj`` intact into a process that
@@ -42,16 +45,23 @@ def dumps(
 
     ``key`` signs the envelope with HMAC-SHA256 (``key_id`` names the key, for rotation).
     ``portable=True`` ships code as source, loadable by any Python 3.10+ (see the README).
+    ``buffers=True`` returns ``(header, buffers)``: large buffers (numpy arrays, bytearrays) stay out
+    of the stream, as memoryviews of the original memory, for transports that send several frames;
+    ``loads(header, buffers=buffers)`` rebuilds without copying them.
 
     >>> import anypickle
     >>> anypickle.loads(anypickle.dumps(lambda x: x + 1))(41)
     42
     """
-    if backend == "auto" and key is None and not (by_value or by_reference or portable):
+    if backend == "auto" and key is None and not (by_value or by_reference or portable or buffers):
         return _dumps_default(obj)
     policy = _DEFAULT_POLICY if not by_value and not by_reference else ModulePolicy(by_value, by_reference)
     chosen = None if backend == "auto" else parse_backend(backend)
     frame = _Frame(key, key_id)
+    if buffers:
+        if portable:
+            raise UsageError("buffers=True cannot be combined with portable=True")
+        frame.buffer_callback = BufferCollector()
     if portable:
         if chosen is not None and chosen is not Backend.PICKLE:
             raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
@@ -64,6 +74,8 @@ def dumps(
     else:
         used = chosen
         _dump_forced(obj, frame, chosen, policy)
+    if buffers:
+        return frame.finish(used), frame.buffer_callback.buffers
     return frame.finish(used)
 
 
@@ -88,7 +100,7 @@ class _Frame:
     PickleBuffer) are joined once, straight into the final bytes object.
     """
 
-    __slots__ = ("chunks", "flags", "key", "key_id")
+    __slots__ = ("chunks", "flags", "key", "key_id", "buffer_callback")
 
     def __init__(self, key: bytes | None, key_id: str | None) -> None:
         if key is not None and not isinstance(key, (bytes, bytearray)):
@@ -97,17 +109,25 @@ class _Frame:
         self.key = key
         self.key_id = key_id
         self.flags = 0
+        self.buffer_callback: BufferCollector | None = None
 
     def start(self, flags: int) -> _Sink:
         """Drop what a previous attempt wrote; return a file for this attempt."""
         if self.key is not None:
             flags |= env.SIGNED
+        if self.buffer_callback is not None:
+            flags |= env.BUFFERS
+            self.buffer_callback.clear()
         self.flags = flags
         self.chunks = []
         return _Sink(self.chunks)
 
     def finish(self, backend: Backend) -> bytes:
         chunks = self.chunks
+        extra: list[memoryview] = []
+        if self.buffer_callback is not None:  # the payload starts with the table of buffer sizes
+            extra = self.buffer_callback.buffers
+            chunks.insert(0, _frames.table(extra))
         payload_length = 0
         for chunk in chunks:
             payload_length += len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
@@ -116,7 +136,7 @@ class _Frame:
         else:
             header = env.build_header(backend, self.flags, payload_length, self.key_id)
         if self.key is not None:
-            header += env.sign(bytes(self.key), header, *chunks)
+            header += env.sign(bytes(self.key), header, *chunks, *extra)
         if len(chunks) == 1 and payload_length < 65536:
             return header + chunks[0]
         chunks.insert(0, header)
@@ -130,7 +150,7 @@ def _code_flags(backend: Backend) -> int:
 def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy) -> None:
     impl = get_backend(backend)
     try:
-        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False)
+        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False, buffer_callback=frame.buffer_callback)
     except impl.dump_errors as exc:
         raise _encode_error(obj, policy, [(backend.label, exc)], forced=backend) from exc
 
@@ -161,8 +181,8 @@ def _give_back(pair: tuple[list[Any], ProbePickler]) -> None:
 
 def _probe(obj: Any, frame: _Frame, policy: ModulePolicy) -> None:
     """Pickle ``obj`` into ``frame`` with a ProbePickler (a pooled one under the default policy)."""
-    if policy is not _DEFAULT_POLICY:
-        ProbePickler(frame.start(0), policy).dump(obj)
+    if policy is not _DEFAULT_POLICY or frame.buffer_callback is not None:
+        ProbePickler(frame.start(0), policy, buffer_callback=frame.buffer_callback).dump(obj)
         return
     pair = _take_probe()
     frame.start(0)
@@ -225,7 +245,7 @@ def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, probe_error: Excep
     for backend in candidates:
         impl = get_backend(backend)
         try:
-            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True)
+            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, buffer_callback=frame.buffer_callback)
             return backend
         except impl.dump_errors as exc:
             attempts.append((backend.label, exc))
@@ -283,6 +303,7 @@ def loads(
     key: env.Key | None = None,
     safe: bool = False,
     allow: Iterable[str] = (),
+    buffers: Iterable[Any] | None = None,
 ) -> Any:
     """Load an object from an anypickle envelope, or from a plain pickle/cloudpickle/dill/joblib stream.
 
@@ -291,8 +312,10 @@ def loads(
     HMAC is checked first and unsigned or altered data raises :class:`SignatureError`. With
     ``safe=True`` only ordinary data loads: every global must be on an exact allowlist (extend it
     with ``allow=["module.qualname"]``) and payloads that carry code are refused.
+    ``buffers`` are the out-of-band buffers of ``dumps(obj, buffers=True)``, in order; arrays are
+    rebuilt on top of them without a copy, and are writable when the buffers are.
     """
-    if type(data) is bytes and key is None and not safe:
+    if type(data) is bytes and key is None and not safe and buffers is None:
         payload = env.pickle_payload(data)
         if payload is not None:  # plain data (the common case): no Header object, no views
             try:
@@ -306,16 +329,23 @@ def loads(
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
+    if buffers is not None:
+        buffers = list(buffers)
     if key is not None:
-        header: env.Header | None = env.verify(key, view)
+        header: env.Header | None = env.verify(key, view, buffers or ())
     elif env.is_envelope(view):
         header = env.parse(view)
     else:
         header = None
     if header is None:
-        return _load_foreign(view, safe=safe, allow=allow)
+        return _load_foreign(view, safe=safe, allow=allow, buffers=buffers)
     if header.flags & env.BUFFERS:
-        raise DecodeError("this payload was written with out-of-band buffers: pass them to loads(..., buffers=...)")
+        if buffers is None:
+            raise DecodeError("this payload was written with out-of-band buffers: pass them to loads(..., buffers=...)")
+        if safe:
+            raise UsageError("safe=True does not load payloads with out-of-band buffers")
+    elif buffers:
+        raise DecodeError(f"this payload has no out-of-band buffers, but {len(buffers)} were passed")
     payload = view[header.payload_offset:]
     if safe:
         if header.carries_code:
@@ -325,6 +355,8 @@ def loads(
         return _safe_loads(payload, allow)
     env.check_interpreter(header)
     try:
+        if header.flags & env.BUFFERS:
+            return _frames.load(header.backend, payload, buffers)  # type: ignore[arg-type]
         return get_backend(header.backend).loads(payload)
     except AnyPickleError:
         raise
@@ -354,7 +386,7 @@ def _decode_error(exc: Exception, writer: str) -> DecodeError:
 _PICKLE_FIRST_BYTES = frozenset(b"(]})cIJKLMFGNSTUVXBC\x80\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x93\x94\x95\x96dlto")
 
 
-def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str]) -> Any:
+def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str], buffers: list[Any] | None = None) -> Any:
     """A plain pickle stream (pickle, cloudpickle, dill, joblib) with no envelope."""
     if len(view) == 0:
         raise DecodeError("empty input: not an anypickle envelope nor a pickle stream")
@@ -371,6 +403,8 @@ def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str]) -> Any:
             import joblib  # only joblib can read the arrays it writes after the pickle stream
 
             return joblib.load(io.BytesIO(haystack))
+        if buffers is not None:  # a protocol 5 stream written with a buffer_callback
+            return pickle.loads(view, buffers=buffers)
         if b"dill._dill" in haystack:
             return get_backend(Backend.DILL).loads(view)
         return pickle.loads(view)
@@ -384,6 +418,8 @@ def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str]) -> Any:
 
 def dump(obj: Any, file: IO[bytes] | PathLike, **options: Any) -> None:
     """Write :func:`dumps` of ``obj`` to a binary file object or a path (same keyword options)."""
+    if options.get("buffers"):
+        raise UsageError("dump() writes one stream; use dumps(obj, buffers=True) to keep buffers apart")
     data = dumps(obj, **options)
     if isinstance(file, (str, os.PathLike)):
         with open(file, "wb") as f:

@@ -27,7 +27,7 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Mapping, Sequence, Union
 
 from ._backend import Backend
 from .errors import DecodeError, InterpreterMismatchError, SignatureError, UsageError
@@ -245,8 +245,11 @@ def resolve_key(key: Key, key_id: str | None) -> bytes:
     raise UsageError(f"key must be bytes or a mapping of key id to bytes, not {type(key).__qualname__}")
 
 
-def verify(key: Key, data: memoryview) -> Header:
-    """Check the HMAC of a signed envelope before anything is parsed further; return its header."""
+def verify(key: Key, data: memoryview, buffers: Sequence[object] = ()) -> Header:
+    """Check the HMAC of a signed envelope before anything is parsed further; return its header.
+
+    A BUFFERS payload's tag also covers its out-of-band ``buffers``, in order.
+    """
     try:
         header = parse(data)
     except DecodeError as exc:
@@ -254,7 +257,8 @@ def verify(key: Key, data: memoryview) -> Header:
     if not header.flags & SIGNED:
         raise SignatureError("a key was given but the payload is not signed: refusing to load it unverified")
     secret = resolve_key(key, header.key_id)
-    expected = sign(secret, data[:header.header_length], data[header.payload_offset:])
+    extra = buffers if header.flags & BUFFERS else ()
+    expected = sign(secret, data[:header.header_length], data[header.payload_offset:], *extra)  # type: ignore[arg-type]
     if not hmac.compare_digest(expected, header.tag or b""):
         raise SignatureError("signature mismatch: the payload was altered or signed with another key")
     return header

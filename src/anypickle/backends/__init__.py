@@ -19,8 +19,11 @@ class BackendImpl(Protocol):
     dump_errors: tuple[type[BaseException], ...]
     """The exceptions that mean "this backend cannot serialize that object" (anything else propagates)."""
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
-        """Write ``obj`` to ``file``; ``auto`` selects anypickle's enhanced settings over the raw library's."""
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
+        """Write ``obj`` to ``file``; ``auto`` selects anypickle's enhanced settings over the raw library's.
+
+        ``buffer_callback`` is pickle protocol 5's: large buffers go to it instead of into ``file``.
+        """
 
     def loads(self, payload: memoryview) -> Any:
         """Rebuild the object from a payload this backend wrote."""

@@ -121,11 +121,11 @@ class CloudpickleBackend:
     carries_code = True
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
         if auto:
-            AnyPickler(file, policy).dump(obj)
+            AnyPickler(file, policy, buffer_callback=buffer_callback).dump(obj)
         else:
-            cloudpickle.Pickler(file, protocol=PROTOCOL).dump(obj)
+            cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback).dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return pickle.loads(payload)

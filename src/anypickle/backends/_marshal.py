@@ -40,7 +40,7 @@ class MarshalBackend:
     carries_code = True
     dump_errors = (CannotMarshal,)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
         file.write(marshal.dumps(encode_function(obj, policy), _VERSION))
 
     def loads(self, payload: memoryview) -> Any:

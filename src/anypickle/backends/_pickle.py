@@ -18,8 +18,8 @@ class PickleBackend:
     carries_code = False
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool) -> None:
-        pickle.Pickler(file, PROTOCOL).dump(obj)
+    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
+        pickle.Pickler(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return pickle.loads(payload)
