@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import datetime
 import fractions
-import marshal
 import os
-import pickle
 from typing import Any, Callable
 
-import cloudpickle
-import dill
 import numpy as np
 
 import anypickle
-from anypickle._modules import ModulePolicy
-from anypickle.backends._marshal import decode_function, encode_function
+from anypickle.bench import CODECS
 
 import _mainlike
 
@@ -66,28 +61,10 @@ CASES: dict[str, tuple[str, Callable[[], Any]]] = {
 }
 BIG = frozenset({"bytes_16mb", "array_8mb", "array_80mb"})
 
-_POLICY = ModulePolicy()
-
-
-def _marshal_dumps(obj: Any) -> bytes:
-    if callable(obj):  # marshal has no function type: anypickle's marshal codec, without the envelope
-        return marshal.dumps(encode_function(obj, _POLICY))
-    return marshal.dumps(obj)
-
-
-def _marshal_loads(data: bytes) -> Any:
-    obj = marshal.loads(data)
-    if isinstance(obj, tuple) and obj and obj[0] == "anypickle-marshal-1":
-        return decode_function(obj)
-    return obj
-
-
-# backend -> (dumps, loads); each the library's own entry point at its best protocol.
+# backend -> (dumps, loads); each the library's own entry point at its best protocol (the same
+# codecs as `anypickle bench`), and anypickle's facade with its envelope.
 BACKENDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
-    "pickle": (lambda o: pickle.dumps(o, protocol=5), pickle.loads),
-    "marshal": (_marshal_dumps, _marshal_loads),
-    "cloudpickle": (lambda o: cloudpickle.dumps(o, protocol=5), pickle.loads),
-    "dill": (lambda o: dill.dumps(o, protocol=5), dill.loads),
+    **{name: CODECS[name] for name in ("pickle", "marshal", "cloudpickle", "dill")},
     "anypickle": (anypickle.dumps, anypickle.loads),
 }
 
