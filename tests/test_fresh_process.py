@@ -358,6 +358,65 @@ CASES = [
         15,
         "cloudpickle",
     ),
+    (
+        "singledispatch-function-beyond-raw-cloudpickle",
+        """
+        import functools
+        @functools.singledispatch
+        def kind(x):
+            return "object"
+        @kind.register
+        def _(x: int):
+            return "int"
+        obj = kind
+        """,
+        "(obj(1), obj('a'), obj(2.5))",
+        ["int", "object", "object"],
+        "cloudpickle",
+    ),
+    (
+        "cached-property-class-beyond-raw-cloudpickle",
+        """
+        import functools
+        class Circle:
+            def __init__(self, r):
+                self.r = r
+            @functools.cached_property
+            def area(self):
+                return 3 * self.r ** 2
+        obj = Circle(2)
+        obj.area
+        """,
+        "(obj.area, Circle_r := obj.r)",
+        [12, 2],
+        "cloudpickle",
+    ),
+    (
+        "exception-with-custom-init-beyond-every-raw-backend",
+        """
+        class JobFailed(Exception):
+            def __init__(self, code, message):
+                super().__init__(message)
+                self.code = code
+        obj = JobFailed(3, "disk full")
+        """,
+        "(obj.code, str(obj), type(obj).__name__, isinstance(obj, Exception))",
+        [3, "disk full", "JobFailed", True],
+        "cloudpickle",
+    ),
+    (
+        "lru-cached-recursive-main-function",
+        """
+        import functools
+        @functools.lru_cache(maxsize=None)
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+        obj = fib
+        """,
+        "(obj(30), obj.cache_info().maxsize)",
+        [832040, None],
+        "cloudpickle",
+    ),
 ]
 
 

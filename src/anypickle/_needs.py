@@ -47,6 +47,8 @@ class Need(enum.Enum):
     """An installed class whose attributes were replaced by code the receiver lacks."""
     SHARED_CELL = "shared-cell"
     """A closure whose cells another closure also uses: rebinding one must show in the other."""
+    EXCEPTION_INIT = "exception-init"
+    """An exception whose ``__init__`` takes other arguments than ``self.args``: pickle cannot rebuild it."""
     LOCK = "lock"
     """A lock: pickle and cloudpickle refuse it; anypickle rebuilds it in the same state."""
     UNSHIPPABLE = "unshippable"
@@ -188,6 +190,12 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         return found
     if t is types.MethodType:
         return _method_need(obj)  # type: ignore[arg-type]
+    if t is _LRU_WRAPPER:
+        return _definition_need(obj, policy)
+    if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+        return Need.EXCEPTION_INIT, (
+            f"{t.__qualname__}.__init__ takes other arguments than the exception's args, so "
+            "pickle's cls(*args) would fail on the receiver; anypickle restores it without calling __init__")
     if t is typing.TypeVar and policy.goes_by_value(obj.__module__):  # type: ignore[attr-defined]
         need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE  # type: ignore[attr-defined]
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
@@ -196,6 +204,20 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
     if t in _LOCK_TYPES:
         return Need.LOCK, f"{t.__name__} objects are refused by pickle; anypickle rebuilds them"
     return None
+
+
+_LRU_WRAPPER = type(functools.lru_cache()(lambda: None))
+
+
+@functools.lru_cache(maxsize=1024)
+def exception_needs_own_reducer(t: type) -> bool:
+    """True for Python exception classes with their own ``__init__`` and the default reduction."""
+    return bool(
+        t.__flags__ & _HEAPTYPE
+        and t.__init__ is not BaseException.__init__
+        and t.__reduce__ is BaseException.__reduce__
+        and t.__reduce_ex__ is BaseException.__reduce_ex__
+    )
 
 
 class ProbePickler(pickle.Pickler):
@@ -244,7 +266,10 @@ def _cached_reducer_override(cache: set[type], slow: Callable[[object], Any]) ->
 def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
     # Types whose verdict depends on the instance (a TypeVar's module, a cell the by-value pickler
     # must see) are never cached: one from an installed module must not wave through a __main__ one.
-    if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType, typing.TypeVar):
+    if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType,
+                                    typing.TypeVar, _LRU_WRAPPER):
+        return False
+    if issubclass(t, BaseException) and exception_needs_own_reducer(t):
         return False
     return _definition_need(t, policy) is None
 

@@ -6,6 +6,7 @@ locks, patches on installed classes). Never rename or remove one: old payloads n
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import types
@@ -56,3 +57,36 @@ def reapply_patches(module: str, qualname: str, patches: dict[str, Any]) -> type
     for name, value in patches.items():
         setattr(obj, name, value)
     return obj
+
+
+def make_singledispatch(default: Any, registry: dict[type, Any], attributes: dict[str, Any]) -> Any:
+    """Rebuild a ``functools.singledispatch`` function from its default and registered implementations.
+
+    The dispatcher's own caches (a WeakKeyDictionary and closures over it) cannot be pickled and
+    need not be: registering the implementations again rebuilds them.
+    """
+    func = functools.singledispatch(default)
+    for cls, impl in registry.items():
+        func.register(cls, impl)
+    for name, value in attributes.items():
+        setattr(func, name, value)
+    return func
+
+
+def make_lru_cache(wrapped: Any, maxsize: int | None, typed: bool) -> Any:
+    """Wrap a by-value function in a new, empty ``functools.lru_cache``."""
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(wrapped)
+
+
+def make_exception(cls: type, args: tuple[Any, ...], state: dict[str, Any] | None, cause: Any) -> BaseException:
+    """Rebuild an exception without calling its ``__init__``, whose signature need not match ``args``.
+
+    ``BaseException.__reduce__`` rebuilds with ``cls(*self.args)``, which breaks for the common
+    ``__init__(self, code, msg)`` that passes only ``msg`` to ``super().__init__``.
+    """
+    exc = cls.__new__(cls, *args)  # type: ignore[call-overload]
+    exc.args = args
+    if state:
+        exc.__dict__.update(state)
+    exc.__cause__ = cause
+    return exc

@@ -13,7 +13,14 @@ from cloudpickle import cloudpickle as _cp
 from .. import _reducers
 from .._backend import Backend
 from .._modules import ModulePolicy
-from .._needs import _LOCK_TYPES, _definition_need, _patched_attributes, _plain_instance_types
+from .._needs import (
+    _LOCK_TYPES,
+    _LRU_WRAPPER,
+    _definition_need,
+    _patched_attributes,
+    _plain_instance_types,
+    exception_needs_own_reducer,
+)
 
 PROTOCOL = 5
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
@@ -46,7 +53,17 @@ class AnyPickler(cloudpickle.Pickler):
         if t is types.FunctionType:
             if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
                 return NotImplemented  # (a __main__ function always goes by value: no need to ask)
+            extra = obj.__dict__
+            if "registry" in extra and "dispatch" in extra and "__wrapped__" in extra:
+                return self._singledispatch_reduce(obj)
             return self._dynamic_function_reduce(obj)
+        if t is _LRU_WRAPPER:
+            if _definition_need(obj, self._policy) is None:
+                return NotImplemented
+            params = obj.cache_parameters()
+            return _reducers.make_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
+        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+            return _reducers.make_exception, (t, obj.args, obj.__dict__ or None, obj.__cause__)
         if issubclass(t, type):
             return self._class_reduce(obj)
         if t is types.CellType:
@@ -84,6 +101,12 @@ class AnyPickler(cloudpickle.Pickler):
             None,
             _reducers.set_function_state,
         )
+
+    def _singledispatch_reduce(self, func: types.FunctionType) -> Any:
+        registry = {cls: impl for cls, impl in func.registry.items() if cls is not object}  # type: ignore[attr-defined]
+        skip = {"registry", "dispatch", "register", "_clear_cache", "__wrapped__"}
+        attributes = {k: v for k, v in func.__dict__.items() if k not in skip}
+        return _reducers.make_singledispatch, (func.__wrapped__, registry, attributes)  # type: ignore[attr-defined]
 
     def _class_reduce(self, obj: type) -> Any:
         if _definition_need(obj, self._policy) is None:
