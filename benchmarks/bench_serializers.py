@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 
 import pytest
 
@@ -44,12 +46,25 @@ def _codec(backend):
     return BACKENDS[backend]
 
 
+# Seconds of measurement per benchmark (ANYPICKLE_BENCH_TIME; the notebook's small setting uses less).
+BUDGET = float(os.environ.get("ANYPICKLE_BENCH_TIME", "0.6"))
+
+
 def _run(benchmark, case, backend, fn, arg):
     if case in BIG:
         # Big inputs: a fixed, small number of rounds (dill copies 80 MB several times in Python).
         rounds = 2 if backend == "dill" else 5
         return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=1, warmup_rounds=1)
-    return benchmark(fn, arg)
+    # Small inputs: enough calls per round (about 2 ms) that the timer's own cost, hundreds of ns
+    # for a CPU-time clock, is noise next to a call that takes one microsecond.
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < min(0.01, BUDGET / 10):
+        fn(arg)
+        calls += 1
+    per_call = (time.perf_counter() - start) / calls
+    iterations = max(1, int(0.002 / per_call))
+    rounds = max(5, min(200, int(BUDGET / (per_call * iterations))))
+    return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=iterations, warmup_rounds=1)
 
 
 def _ids(pairs):

@@ -7,7 +7,7 @@ import os
 import pickle
 import re
 import types
-from typing import IO, Any, Iterable, Sequence, Union
+from typing import IO, Any, Callable, Iterable, List, Sequence, Tuple, Union
 
 from . import _envelope as env
 from . import _frames
@@ -156,27 +156,29 @@ def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy
 
 
 _DEFAULT_POLICY = ModulePolicy()
-# Idle ProbePicklers (with the chunk list their sink fills), for the default policy. list.pop and
-# list.append are atomic, so a thread takes one nobody else holds, and a dumps() nested in some
-# __reduce__ finds none free and builds its own. Building a Pickler subclass costs more than
+# Idle ProbePicklers for the default policy, each as (chunks its sink fills, pickler, its bound dump,
+# its bound clear_memo). list.pop and list.append are atomic, so a thread takes one nobody else
+# holds, and a dumps() nested in some __reduce__ finds none free and builds its own; the pool never
+# holds more picklers than were ever in use at once. Building a Pickler subclass costs more than
 # pickling a small dict, hence the pool.
-_free_probes: list[tuple[list[Any], ProbePickler]] = []
-_MAX_FREE_PROBES = 8
+_Probe = Tuple[List[Any], ProbePickler, Callable[[Any], None], Callable[[], None]]
+_free_probes: list[_Probe] = []
+_pickle_header = env._pickle_headers.get
 
 
-def _take_probe() -> tuple[list[Any], ProbePickler]:
+def _take_probe() -> _Probe:
     try:
         return _free_probes.pop()
     except IndexError:
         chunks: list[Any] = []
-        return chunks, ProbePickler(_Sink(chunks), _DEFAULT_POLICY)
+        probe = ProbePickler(_Sink(chunks), _DEFAULT_POLICY)
+        return chunks, probe, probe.dump, probe.clear_memo
 
 
-def _give_back(pair: tuple[list[Any], ProbePickler]) -> None:
+def _give_back(pair: _Probe) -> None:
     pair[0].clear()
-    pair[1].clear_memo()  # the memo holds a reference to every object pickled
-    if len(_free_probes) < _MAX_FREE_PROBES:
-        _free_probes.append(pair)
+    pair[3]()  # clear_memo(): the memo holds a reference to every object pickled
+    _free_probes.append(pair)
 
 
 def _probe(obj: Any, frame: _Frame, policy: ModulePolicy) -> None:
@@ -187,7 +189,7 @@ def _probe(obj: Any, frame: _Frame, policy: ModulePolicy) -> None:
     pair = _take_probe()
     frame.start(0)
     try:
-        pair[1].dump(obj)
+        pair[2](obj)
         frame.chunks = pair[0].copy()
     except BaseException:
         _give_back(pair)
@@ -200,27 +202,27 @@ def _dumps_default(obj: Any) -> bytes:
     """``dumps(obj)`` with every option at its default: the per-call cost of small tasks, kept lean.
 
     The same steps as the general path (probe, then the fallbacks), minus the frame object and the
-    option handling: this thread's ProbePickler, and a cached header for small pickle payloads.
+    option handling: a pooled ProbePickler, and a cached header for small pickle payloads.
     """
     try:
-        chunks, probe = pair = _free_probes.pop()  # _take_probe(), inlined: this is the hot path
+        pair = _free_probes.pop()  # _take_probe(), inlined: this is the hot path
     except IndexError:
-        chunks, probe = pair = _take_probe()
+        pair = _take_probe()
+    chunks = pair[0]
     try:
-        probe.dump(obj)
+        pair[2](obj)
     except Exception as exc:  # NeedFound or a pickling error: the fallbacks decide, as in _dump_auto
         _give_back(pair)
         frame = _Frame(None, None)
         return frame.finish(_dump_auto(obj, frame, _DEFAULT_POLICY, probe_error=exc))
     if len(chunks) == 1:
         payload = chunks.pop()
-        probe.clear_memo()  # the memo holds a reference to every object pickled
-        if len(_free_probes) < _MAX_FREE_PROBES:
-            _free_probes.append(pair)
+        pair[3]()  # clear_memo(): the memo holds a reference to every object pickled
+        _free_probes.append(pair)
         n = len(payload)
-        return (env._pickle_headers.get(n) or env.pickle_header(n)) + payload
+        return (_pickle_header(n) or env.pickle_header(n)) + payload
     # A big payload: a pickler that wrote big frames keeps a big scratch buffer, so it is dropped.
-    pair[1].clear_memo()
+    pair[3]()
     frame = _Frame(None, None)
     frame.chunks = chunks
     return frame.finish(Backend.PICKLE)

@@ -145,7 +145,12 @@ def pickle_payload(data: bytes) -> bytes | memoryview | None:
     :func:`parse`, which accepts or explains every other input.
     """
     payload_length = len(data) - 20
-    if payload_length < 0 or not data.startswith(pickle_header(payload_length)):
+    header = _pickle_headers.get(payload_length)  # inlined cache hit of pickle_header()
+    if header is None:
+        if payload_length < 0:
+            return None
+        header = pickle_header(payload_length)
+    if not data.startswith(header):
         return None
     return data[20:] if payload_length < 4096 else memoryview(data)[20:]
 
