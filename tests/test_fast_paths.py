@@ -101,3 +101,17 @@ def test_main_typevar_after_an_installed_one_goes_by_value(tmp_path):
     """)
     assert sent.backend != "pickle"
     assert receive(tmp_path, sent.payload, "[obj.__name__, obj.__bound__.__name__]") == {"result": ["T", "int"]}
+
+
+@pytest.mark.parametrize("make", [lambda: {"a": [1, 2]}, lambda: (lambda x: x + 1), lambda: [lambda: i for i in range(3)]])
+def test_dumps_leaves_no_cyclic_garbage(make):
+    """Neither the probe nor a fallback leaves reference cycles (exceptions, picklers) for the collector."""
+    obj = make()
+    anypickle.dumps(obj)  # warm caches and the pool
+    gc.collect()
+    gc.disable()
+    try:
+        anypickle.dumps(obj)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -248,6 +248,10 @@ def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, probe_error: Excep
         impl = get_backend(backend)
         try:
             impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, buffer_callback=frame.buffer_callback)
+            # The failed attempts' tracebacks reference this frame, which references them: break
+            # the cycle, or every fallback leaves garbage (and the object) for the collector.
+            attempts.clear()
+            probe_error = None
             return backend
         except impl.dump_errors as exc:
             attempts.append((backend.label, exc))
