@@ -53,7 +53,7 @@ BUDGET = float(os.environ.get("ANYPICKLE_BENCH_TIME", "0.6"))
 def _run(benchmark, case, backend, fn, arg):
     if case in BIG:
         # Big inputs: a fixed, small number of rounds (dill copies 80 MB several times in Python).
-        rounds = 2 if backend == "dill" else 5
+        rounds = 3 if backend == "dill" else 10
         return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=1, warmup_rounds=1)
     # Small inputs: enough calls per round (about 2 ms) that the timer's own cost, hundreds of ns
     # for a CPU-time clock, is noise next to a call that takes one microsecond.
