@@ -8,6 +8,7 @@
 
 from ._api import dump, dumps, load, loads
 from ._backend import Backend
+from ._check import CheckResult, check
 from ._explain import Explanation, explain
 from ._needs import Finding, Need
 from .errors import (
@@ -18,24 +19,41 @@ from .errors import (
     SignatureError,
     UnsafePickleError,
     UsageError,
+    WorkerCrashedError,
 )
+from .wrap import Wrapped, wrap
 
 __all__ = [
     "AnyPickleError",
     "Backend",
+    "CheckResult",
     "DecodeError",
     "EncodeError",
     "Explanation",
     "Finding",
     "InterpreterMismatchError",
     "Need",
+    "ProcessPoolExecutor",
     "SignatureError",
     "UnsafePickleError",
     "UsageError",
+    "WorkerCrashedError",
+    "Wrapped",
+    "check",
     "dump",
     "dumps",
     "explain",
     "load",
     "loads",
+    "wrap",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The executor imports multiprocessing and concurrent.futures: only on first use.
+    if name == "ProcessPoolExecutor":
+        from .executor import ProcessPoolExecutor
+
+        return ProcessPoolExecutor
+    raise AttributeError(f"module 'anypickle' has no attribute {name!r}")

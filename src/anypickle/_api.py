@@ -7,8 +7,9 @@ import os
 import pickle
 import re
 import types
-from typing import IO, Any, Callable, Iterable, List, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Iterable, List, Mapping, Sequence, Tuple, Union
 
+from . import _context
 from . import _envelope as env
 from . import _frames
 from ._frames import BufferCollector
@@ -34,6 +35,7 @@ def dumps(
     key_id: str | None = None,
     portable: bool = False,
     buffers: bool = False,
+    context: Mapping[str, Any] | None = None,
 ) -> Any:
     """Serialize ``obj`` into an anypickle envelope that a fresh interpreter can load.
 
@@ -48,20 +50,25 @@ def dumps(
     ``buffers=True`` returns ``(header, buffers)``: large buffers (numpy arrays, bytearrays) stay out
     of the stream, as memoryviews of the original memory, for transports that send several frames;
     ``loads(header, buffers=buffers)`` rebuilds without copying them.
+    ``context`` maps names to objects that must not travel: each is written as its name and
+    resolved from the receiver's ``loads(..., context=...)`` (matched by identity).
 
     >>> import anypickle
     >>> anypickle.loads(anypickle.dumps(lambda x: x + 1))(41)
     42
     """
-    if backend == "auto" and key is None and not (by_value or by_reference or portable or buffers):
+    if backend == "auto" and key is None and context is None and not (by_value or by_reference or portable or buffers):
         return _dumps_default(obj)
     policy = _DEFAULT_POLICY if not by_value and not by_reference else ModulePolicy(by_value, by_reference)
     chosen = None if backend == "auto" else parse_backend(backend)
     frame = _Frame(key, key_id)
     if buffers:
-        if portable:
-            raise UsageError("buffers=True cannot be combined with portable=True")
+        if portable or context is not None:
+            raise UsageError("buffers=True cannot be combined with portable=True or context=")
         frame.buffer_callback = BufferCollector()
+    marker = _context.marker(context)
+    if marker is not None and (portable or chosen is Backend.MARSHAL):
+        raise UsageError("context= needs a pickler; it cannot be combined with portable=True or backend='marshal'")
     if portable:
         if chosen is not None and chosen is not Backend.PICKLE:
             raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
@@ -70,10 +77,12 @@ def dumps(
         used = Backend.PICKLE
         dump_portable(obj, frame.start(env.PORTABLE), policy)
     elif chosen is None:
-        used = _dump_auto(obj, frame, policy)
+        used = _dump_auto(obj, frame, policy, marker)
     else:
         used = chosen
-        _dump_forced(obj, frame, chosen, policy)
+        _dump_forced(obj, frame, chosen, policy, marker)
+    if marker is not None and marker.used:
+        frame.flags |= env.CONTEXT
     if buffers:
         return frame.finish(used), frame.buffer_callback.buffers
     return frame.finish(used)
@@ -147,10 +156,11 @@ def _code_flags(backend: Backend) -> int:
     return env.BYTECODE if get_backend(backend).carries_code else 0
 
 
-def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy) -> None:
+def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy, marker: Any = None) -> None:
     impl = get_backend(backend)
     try:
-        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False, buffer_callback=frame.buffer_callback)
+        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False, persistent_id=marker,
+                  buffer_callback=frame.buffer_callback)
     except impl.dump_errors as exc:
         raise _encode_error(obj, policy, [(backend.label, exc)], forced=backend) from exc
 
@@ -181,10 +191,13 @@ def _give_back(pair: _Probe) -> None:
     _free_probes.append(pair)
 
 
-def _probe(obj: Any, frame: _Frame, policy: ModulePolicy) -> None:
+def _probe(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) -> None:
     """Pickle ``obj`` into ``frame`` with a ProbePickler (a pooled one under the default policy)."""
-    if policy is not _DEFAULT_POLICY or frame.buffer_callback is not None:
-        ProbePickler(frame.start(0), policy, buffer_callback=frame.buffer_callback).dump(obj)
+    if policy is not _DEFAULT_POLICY or frame.buffer_callback is not None or marker is not None:
+        probe = ProbePickler(frame.start(0), policy, buffer_callback=frame.buffer_callback)
+        if marker is not None:
+            probe.persistent_id = marker
+        probe.dump(obj)
         return
     pair = _take_probe()
     frame.start(0)
@@ -228,12 +241,14 @@ def _dumps_default(obj: Any) -> bytes:
     return frame.finish(Backend.PICKLE)
 
 
-def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, probe_error: Exception | None = None) -> Backend:
+def _dump_auto(
+    obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None, probe_error: Exception | None = None,
+) -> Backend:
     attempts: list[tuple[str, BaseException]] = []
     try:
         if probe_error is not None:  # the caller already ran the probe
             raise probe_error
-        _probe(obj, frame, policy)
+        _probe(obj, frame, policy, marker)
         return Backend.PICKLE
     except NeedFound as found:
         if found.need is Need.UNSHIPPABLE:
@@ -242,12 +257,13 @@ def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, probe_error: Excep
     except get_backend(Backend.PICKLE).dump_errors as exc:
         attempts.append(("pickle", exc))
     candidates = [Backend.CLOUDPICKLE, Backend.DILL]
-    if type(obj) is types.FunctionType:
+    if type(obj) is types.FunctionType and marker is None:
         candidates.insert(0, Backend.MARSHAL)
     for backend in candidates:
         impl = get_backend(backend)
         try:
-            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, buffer_callback=frame.buffer_callback)
+            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, persistent_id=marker,
+                      buffer_callback=frame.buffer_callback)
             # The failed attempts' tracebacks reference this frame, which references them: break
             # the cycle, or every fallback leaves garbage (and the object) for the collector.
             attempts.clear()
@@ -310,6 +326,7 @@ def loads(
     safe: bool = False,
     allow: Iterable[str] = (),
     buffers: Iterable[Any] | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Any:
     """Load an object from an anypickle envelope, or from a plain pickle/cloudpickle/dill/joblib stream.
 
@@ -319,9 +336,10 @@ def loads(
     ``safe=True`` only ordinary data loads: every global must be on an exact allowlist (extend it
     with ``allow=["module.qualname"]``) and payloads that carry code are refused.
     ``buffers`` are the out-of-band buffers of ``dumps(obj, buffers=True)``, in order; arrays are
-    rebuilt on top of them without a copy, and are writable when the buffers are.
+    rebuilt on top of them without a copy, and are writable when the buffers are. ``context`` gives
+    the objects a payload written with ``dumps(..., context=...)`` refers to by name.
     """
-    if type(data) is bytes and key is None and not safe and buffers is None:
+    if type(data) is bytes and key is None and not safe and buffers is None and context is None:
         payload = env.pickle_payload(data)
         if payload is not None:  # plain data (the common case): no Header object, no views
             try:
@@ -363,6 +381,8 @@ def loads(
     try:
         if header.flags & env.BUFFERS:
             return _frames.load(header.backend, payload, buffers)  # type: ignore[arg-type]
+        if header.flags & env.CONTEXT:
+            return _context.load(header.backend, payload, context)
         return get_backend(header.backend).loads(payload)
     except AnyPickleError:
         raise

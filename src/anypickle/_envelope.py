@@ -5,7 +5,8 @@ Layout (all integers little-endian)::
     0   4  magic  b"APKL"   ('A' is pickle's APPEND opcode, which no valid pickle starts with)
     4   1  format version (1)
     5   1  backend id (Backend enum value)
-    6   1  flags: BYTECODE=1, SIGNED=2, BUFFERS=4, PORTABLE=8
+    6   1  flags: BYTECODE=1, SIGNED=2, BUFFERS=4, PORTABLE=8, CONTEXT=16
+             (CONTEXT: the payload holds persistent ids that name objects of the receiver's context)
     7   1  reserved, 0
     8   8  payload length
     [BYTECODE]  1 + n  implementation name (e.g. b"cpython"); 1 major; 1 minor; 4 importlib MAGIC_NUMBER
@@ -41,7 +42,8 @@ BYTECODE = 1
 SIGNED = 2
 BUFFERS = 4
 PORTABLE = 8
-_KNOWN_FLAGS = BYTECODE | SIGNED | BUFFERS | PORTABLE
+CONTEXT = 16
+_KNOWN_FLAGS = BYTECODE | SIGNED | BUFFERS | PORTABLE | CONTEXT
 
 _FIXED = struct.Struct("<4sBBBBQ")
 _CRC = struct.Struct("<I")

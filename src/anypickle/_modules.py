@@ -69,9 +69,26 @@ def is_installed_module(name: str) -> bool:
         if file is None and getattr(module, "__spec__", None) is not None:
             origin = module.__spec__.origin
             file = origin if origin not in (None, "built-in", "frozen") else None
-        if file is not None and os.path.realpath(file).startswith(_install_roots_cached()):
-            return True
+        if file is not None:
+            real = os.path.realpath(file)
+            if real.startswith(_install_roots_cached()):
+                return True
+            # A directory pip installs into (site-packages, or `pip install --target DIR` put on
+            # PYTHONPATH) holds *.dist-info folders; a script's own folder does not.
+            entry = os.path.dirname(real)
+            if os.path.basename(real) == "__init__.py" or os.path.basename(entry) == top:
+                entry = os.path.dirname(entry)
+            if _holds_distributions(entry):
+                return True
     return top in _top_levels_of_distributions()
+
+
+@lru_cache(maxsize=256)
+def _holds_distributions(directory: str) -> bool:
+    try:
+        return any(name.endswith(".dist-info") for name in os.listdir(directory))
+    except OSError:
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -90,3 +90,11 @@ def make_exception(cls: type, args: tuple[Any, ...], state: dict[str, Any] | Non
         exc.__dict__.update(state)
     exc.__cause__ = cause
     return exc
+
+
+def make_memoryview(data: bytes, fmt: str, shape: tuple, readonly: bool) -> memoryview:
+    """A memoryview over a copy of the original's bytes, with its format and shape."""
+    view = memoryview(data if readonly else bytearray(data))
+    if fmt != "B" or len(shape) != 1:
+        view = view.cast(fmt, shape)
+    return view

@@ -17,6 +17,7 @@ __all__ = [
     "SignatureError",
     "UnsafePickleError",
     "UsageError",
+    "WorkerCrashedError",
 ]
 
 
@@ -90,4 +91,21 @@ class UnsafePickleError(DecodeError):
     ) -> None:
         self.global_name = global_name
         self.position = position
+        super().__init__(message)
+
+
+class WorkerCrashedError(AnyPickleError, RuntimeError):
+    """A worker process died while running this task (``os._exit``, a signal, a segfault).
+
+    Only the task that was running fails; the executor starts a replacement worker and stays usable.
+    ``exitcode`` is the process exit code (negative: killed by a signal), ``signal`` the signal's
+    name (``"SIGKILL"``) or None, ``pid`` the dead worker's process id.
+    """
+
+    def __init__(
+        self, message: str, *, exitcode: int | None = None, signal: str | None = None, pid: int | None = None
+    ) -> None:
+        self.exitcode = exitcode
+        self.signal = signal
+        self.pid = pid
         super().__init__(message)

@@ -25,7 +25,7 @@ from .._needs import (
 PROTOCOL = 5
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # Types whose instances AnyPickler.reducer_override never handles itself (not a function, class,
-# cell, module, TypeVar or lock): a fact about the type alone, so it is cached across calls.
+# cell, module, TypeVar, lock, memoryview...): a fact about the type alone, so it is cached across calls.
 _passthrough_types: set[type] = set()
 
 
@@ -48,6 +48,10 @@ class AnyPickler(cloudpickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
+        if t is memoryview:
+            # cloudpickle turns a memoryview into bytes: the receiver would get another type.
+            # (Checked first: the probe pass may have cached memoryview as a plain type.)
+            return _reducers.make_memoryview, (obj.tobytes(), obj.format, obj.shape, obj.readonly)
         if t in _passthrough_types or t in self._plain:
             return NotImplemented
         if t is types.FunctionType:
@@ -119,6 +123,11 @@ class AnyPickler(cloudpickle.Pickler):
         # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.
         if obj.__qualname__ != obj.__name__:  # the skeleton class already has qualname == name
             rv[2][0]["__qualname__"] = obj.__qualname__
+        if "__slots__" in vars(obj) and typing.NamedTuple not in getattr(obj, "__orig_bases__", ()):
+            # cloudpickle sets __slots__ after creating the class, where it creates no slots: the
+            # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
+            # (typing.NamedTuple's base refuses a __slots__ entry and makes its own.)
+            rv[1][3]["__slots__"] = obj.__slots__
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
@@ -144,11 +153,17 @@ class CloudpickleBackend:
     carries_code = True
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
         if auto:
-            AnyPickler(file, policy, buffer_callback=buffer_callback).dump(obj)
+            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback)
         else:
-            cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+            pickler = cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return pickle.loads(payload)

@@ -24,8 +24,14 @@ class DillBackend:
     carries_code = True
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
-        dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback).dump(obj)
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
+        pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return dill.loads(payload)

@@ -4,7 +4,7 @@ The payload is one ``marshal`` record: the code object, the function's attribute
 global the code uses, encoded as a tagged value:
 
 * ``("v", value)``: plain data marshal can carry (numbers, strings, bytes, tuples, lists, dicts, sets);
-* ``("m", "json")``: a module, imported on the receiver;
+* ``("m", "xml", "xml.dom", ...)``: a module, imported on the receiver with the submodules the code uses;
 * ``("r", "json", "dumps")``: an installed function or class, imported by module and qualname;
 * ``("s",)``: the function itself (a recursive function).
 
@@ -40,7 +40,12 @@ class MarshalBackend:
     carries_code = True
     dump_errors = (CannotMarshal,)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
+        if persistent_id is not None:
+            raise CannotMarshal("marshal cannot write references to the receiver's context")
         file.write(marshal.dumps(encode_function(obj, policy), _VERSION))
 
     def loads(self, payload: memoryview) -> Any:
@@ -59,7 +64,9 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
         if isinstance(v, types.ModuleType):
             if policy.goes_by_value(v.__name__):
                 raise CannotMarshal(f"{name}: {where} is local module {v.__name__!r}")
-            return ("m", v.__name__)
+            # A receiver that imports ``xml`` has not imported ``xml.dom.minidom``: name the
+            # submodules the code reaches through attributes too, as cloudpickle does.
+            return ("m", v.__name__, *_used_submodules(v.__name__, code_names))
         if isinstance(v, (types.FunctionType, type, types.BuiltinFunctionType)):
             if isinstance(v, types.BuiltinFunctionType) or _definition_need(v, policy) is None:
                 module = getattr(v, "__module__", None)
@@ -70,6 +77,7 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
             raise CannotMarshal(f"{name}: {where} is a {type(v).__qualname__}, which marshal cannot carry")
         return ("v", v)
 
+    code_names = frozenset(_code_globals(func.__code__))
     closure = None
     if func.__closure__ is not None:
         cells = []
@@ -94,6 +102,13 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
         raise CannotMarshal(f"{name}: function attributes {sorted(vars(func))} are not carried")
     return (_FORMAT, func.__code__, func.__name__, func.__qualname__, func.__module__, func.__doc__,
             defaults, kwdefaults, closure, used, annotations)
+
+
+def _used_submodules(package: str, code_names: frozenset) -> list:
+    """Imported submodules ``package.a.b`` whose every part ``a``, ``b`` the code names."""
+    prefix = package + "."
+    return sorted(name for name in list(sys.modules)
+                  if name.startswith(prefix) and set(name[len(prefix):].split(".")) <= code_names)
 
 
 def _plain(v: Any) -> bool:
@@ -131,6 +146,8 @@ def decode_function(record: Any) -> types.FunctionType:
         if tag == "s":
             return func
         if tag == "m":
+            for submodule in tagged[2:]:
+                _import(submodule)
             return _import(tagged[1])
         if tag == "r":
             obj: Any = _import(tagged[1])

@@ -11,6 +11,10 @@ from .._modules import ModulePolicy
 PROTOCOL = 5  # out-of-band buffers and compact framing; readable by Python >= 3.8
 
 
+class _Pickler(pickle.Pickler):
+    """The C pickler, as a subclass: since Python 3.13 only subclass instances accept a ``persistent_id``."""
+
+
 class PickleBackend:
     """Plain ``pickle`` at protocol 5."""
 
@@ -18,8 +22,16 @@ class PickleBackend:
     carries_code = False
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, buffer_callback: Any = None) -> None:
-        pickle.Pickler(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
+        if persistent_id is None:
+            pickle.Pickler(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+        else:
+            pickler = _Pickler(file, PROTOCOL, buffer_callback=buffer_callback)
+            pickler.persistent_id = persistent_id
+            pickler.dump(obj)
 
     def loads(self, payload: memoryview) -> Any:
         return pickle.loads(payload)

@@ -1,0 +1,272 @@
+"""The compatibility matrix, asserted cell by cell, plus the hard guarantees of anypickle auto.
+
+One session-scoped run ships every catalogue case through every backend (batched child processes);
+each parametrized test then looks up its cell, records it for the plugin that writes
+``compat-matrix.json``, and asserts the outcome the catalogue recorded. A backend upgrade that changes
+behaviour fails here instead of silently changing the published matrix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from anypickle._interpreters import find_other_pythons
+from anypickle._matrix_render import render_markdown
+from anypickle._pytest_plugin import set_matrix_run
+from anypickle.catalogue import BACKENDS, CLEAR, LOADS, OK, WRONG, Case, all_cases, exp
+from anypickle.matrix import run_matrix
+
+CASES = all_cases()
+OTHER_PYTHONS, _ = find_other_pythons()
+OTHER_MODES = [f"py{v[0]}.{v[1]}" for _, v in OTHER_PYTHONS]
+MODES = ["same", "fresh"] + (OTHER_MODES or ["other"])
+RAW = ["pickle", "marshal", "cloudpickle", "dill"]  # the bare libraries; auto and portable are anypickle
+NO_OTHER_PYTHON = ("no other Python (3.10 or newer) found in pyenv's versions or as python3.X on PATH: "
+                   "the cross-version mode needs one")
+
+
+class Matrix:
+    """The session's matrix document, indexed by (case, backend, mode)."""
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+        self.cells = {(c["case"], c["backend"], c["mode"]): c for c in doc["cells"]}
+        self.kinds = {m["id"]: m["kind"] for m in doc["modes"]}
+
+    def cell(self, case: str, backend: str, mode: str) -> dict:
+        return self.cells[(case, backend, mode)]
+
+    def modes_of_kind(self, kind: str) -> list:
+        return [mode for mode, k in self.kinds.items() if k == kind]
+
+
+@pytest.fixture(scope="session")
+def matrix(pytestconfig) -> Matrix:
+    doc = run_matrix(CASES)
+    set_matrix_run(pytestconfig, doc)
+    return Matrix(doc)
+
+
+def _case_id(case: Case) -> str:
+    return case.name.replace(" ", "_")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_cell_has_the_recorded_outcome(matrix, record_property, case, backend, mode):
+    """Each (case, backend, mode) cell shows the outcome the catalogue records for it."""
+    if mode == "other":
+        pytest.skip(NO_OTHER_PYTHON)
+    if mode not in matrix.kinds:
+        skipped = [s["reason"] for s in matrix.doc["skipped_modes"] if s["mode"] == mode]
+        pytest.skip(f"{mode} receiver unavailable: {'; '.join(skipped) or 'not prepared'}")
+    cell = matrix.cell(case.name, backend, mode)
+    if cell["outcome"] == "skipped":
+        pytest.skip(f"{mode}: {cell['detail']}")  # a receiver without numpy
+    expected = case.expected(backend, matrix.kinds[mode])
+    record_property("matrix_cell", {**cell, "expected": expected})
+    assert cell["outcome"] == expected, f"{case.name} / {backend} / {mode}: {cell['detail']}"
+
+
+# --- the hard assertions on anypickle auto ---------------------------------------------------------
+
+
+def _rows_failing(matrix: Matrix, mode: str, predicate) -> list:
+    failing = []
+    for case in CASES:
+        outcomes = {b: matrix.cell(case.name, b, mode)["outcome"] for b in BACKENDS}
+        if predicate(outcomes):
+            auto = matrix.cell(case.name, "auto", mode)
+            failing.append(f"{case.name}: auto {auto['outcome']} ({auto['detail'][:160]})")
+    return failing
+
+
+def test_auto_is_ok_in_a_fresh_process_wherever_any_backend_is(matrix):
+    """Fresh process: in every row where some backend ships the object intact, auto does too."""
+    failing = _rows_failing(matrix, "fresh", lambda o: any(o[b] == OK for b in RAW) and o["auto"] != OK)
+    assert not failing, "\n".join(failing)
+
+
+def test_auto_ships_or_refuses_clearly_where_no_backend_can(matrix):
+    """Fresh process: where no backend ships the object, auto ships it anyway or raises its own error."""
+    failing = _rows_failing(matrix, "fresh",
+                            lambda o: not any(o[b] == OK for b in RAW) and o["auto"] not in (OK, CLEAR))
+    assert not failing, "\n".join(failing)
+
+
+def test_auto_never_fails_to_load_nor_loads_something_wrong(matrix):
+    """In every mode auto is never "loads fails" nor "wrong result"."""
+    bad = [f"{c['mode']}: {c['case']}: {c['outcome']} ({c['detail'][:160]})"
+           for c in matrix.doc["cells"] if c["backend"] == "auto" and c["outcome"] in (LOADS, WRONG)]
+    assert not bad, "\n".join(bad)
+
+
+def test_bytecode_is_refused_with_a_clear_error_on_another_python(matrix):
+    """Any payload flagged as carrying bytecode is refused by another Python version, never run."""
+    others = matrix.modes_of_kind("other")
+    if not others:
+        pytest.skip(NO_OTHER_PYTHON)
+    cells = [c for c in matrix.doc["cells"] if c["mode"] in others and "+bytecode" in c.get("written_by", "")]
+    assert cells, "no bytecode payload reached another interpreter"
+    bad = [f"{c['mode']}: {c['case']} / {c['backend']}: {c['outcome']} ({c['detail'][:120]})"
+           for c in cells if c["outcome"] != CLEAR or "InterpreterMismatchError" not in c["detail"]]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", [
+    "function: singledispatch",
+    "class: functools.cached_property",
+    "class: exception with custom __init__",
+])
+def test_auto_goes_beyond_the_raw_backends(matrix, name):
+    """The rows no raw backend ships intact to a fresh process; auto ships them."""
+    raw_ok = [b for b in RAW if matrix.cell(name, b, "fresh")["outcome"] == OK]
+    auto = matrix.cell(name, "auto", "fresh")
+    assert auto["outcome"] == OK, f"auto: {auto['outcome']}: {auto['detail']} (raw backends ok: {raw_ok})"
+
+
+def test_markdown_is_sorted_and_has_no_timestamp(matrix):
+    """The Markdown is a pure function of the JSON: same input, same text; rows sorted; no date."""
+    doc = json.loads(json.dumps(matrix.doc))
+    first = render_markdown(doc)
+    doc["cells"].reverse()
+    assert render_markdown(doc) == first
+    fresh_table = first.split("\n## fresh process")[1].split("\n## ")[0]
+    rows = [line for line in fresh_table.splitlines() if line.startswith("| functions |")]
+    assert rows == sorted(rows) and len(rows) == sum(c.group == "functions" for c in CASES)
+    assert "2026" not in first and "UTC" not in first
+
+
+# --- the runner's isolation ------------------------------------------------------------------------
+
+_EXPLOSIVE = """
+import ctypes, time
+
+class Segfault:
+    def __reduce__(self):
+        return ctypes.string_at, (0,)      # reading address 0 kills the loading process
+
+class Hang:
+    def __reduce__(self):
+        return time.sleep, (120,)
+
+class Fine:
+    value = 7
+"""
+
+
+def test_a_crashing_or_hanging_load_costs_one_cell():
+    """A load that segfaults or hangs becomes that cell's outcome; the other cells still run."""
+    pickle_only = exp(pickle=LOADS, marshal=LOADS, cloudpickle=LOADS, dill=LOADS, auto=LOADS)
+    cases = [
+        Case("boom: segfault on load", "test", _EXPLOSIVE, "Segfault()", "def check(o):\n    return 1\n", pickle_only),
+        Case("boom: hang on load", "test", _EXPLOSIVE, "Hang()", "def check(o):\n    return 1\n", pickle_only),
+        Case("boom: data", "test", "", "[1, 2]", "def check(o):\n    return o\n", pickle_only),
+    ]
+    doc = run_matrix(cases, backends=["pickle"], modes=["same", "fresh"], timeout=1.5)
+    got = {(c["case"], c["mode"]): c for c in doc["cells"]}
+    for mode in ("same", "fresh"):
+        crash = got[("boom: segfault on load", mode)]
+        assert crash["outcome"] == LOADS and "signal 11" in crash["detail"]
+        hang = got[("boom: hang on load", mode)]
+        assert hang["outcome"] == LOADS and hang["detail"].startswith("hang")
+        assert got[("boom: data", mode)]["outcome"] == OK
+
+
+def test_the_receiver_lacks_the_senders_main_and_folder():
+    """A fresh-process receiver cannot import the sender's helper module nor see its __main__."""
+    case = Case(
+        "probe: receiver environment", "test",
+        "import example_helper\n",
+        "example_helper.probe",
+        textwrap.dedent("""
+            def check(probe):
+                return probe()
+        """),
+        exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
+        helper=textwrap.dedent("""
+            def probe():
+                import os, sys, importlib.util
+                main = sys.modules["__main__"]
+                return [importlib.util.find_spec("example_helper") is not None,
+                        hasattr(main, "example_helper"), os.path.basename(os.getcwd()) == "probe-receiver-environment"]
+        """),
+    )
+    doc = run_matrix([case], backends=["auto"], modes=["same", "fresh"])
+    got = {c["mode"]: c for c in doc["cells"]}
+    assert got["same"]["outcome"] == OK  # the sender: module importable, __main__ imported it, cwd = its folder
+    assert got["fresh"]["outcome"] == WRONG
+    assert "got [false, false, false]" in got["fresh"]["detail"]
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "anypickle", "matrix", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_prints_the_selected_cases_as_csv():
+    """`anypickle matrix --cases --modes --backends --format csv` prints one row per cell."""
+    done = _cli("--cases", "function: lambda", "--modes", "same,fresh", "--backends", "pickle,auto",
+                "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    got = {(r["mode"], r["backend"]): r["outcome"] for r in rows}
+    assert got == {("same", "pickle"): "dumps fails", ("same", "auto"): OK,
+                   ("fresh", "pickle"): "dumps fails", ("fresh", "auto"): OK}
+
+
+def test_cli_writes_json_to_output(tmp_path):
+    """`--format json --output PATH` writes the document, with versions, and prints nothing else."""
+    out = tmp_path / "m.json"
+    done = _cli("--cases", "installed: json.dumps", "--modes", "fresh", "--format", "json", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["sender"]["cloudpickle"] and doc["sender"]["dill"]
+    assert {c["outcome"] for c in doc["cells"] if c["backend"] != "marshal"} == {OK}
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backends", "pickle,yaml"], "unknown backend"),
+    (["--cases", "no such case"], "no catalogue case matches"),
+    (["--modes", "remote"], "unknown mode"),
+])
+def test_cli_rejects_bad_options_with_a_clear_message(args, message):
+    """Bad options exit with status 2 and one line naming the problem, not a traceback."""
+    done = _cli(*args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_raw_columns_skip_the_envelope_and_its_interpreter_check():
+    """--raw runs the bare libraries: another Python gets the bytecode and is not protected."""
+    if not OTHER_PYTHONS:
+        pytest.skip(NO_OTHER_PYTHON)
+    lam = [c for c in CASES if c.name == "function: lambda"]
+    guarded = run_matrix(lam, backends=["cloudpickle", "auto"], modes=["other"])
+    bare = run_matrix(lam, backends=["cloudpickle", "auto"], modes=["other"], raw=True)
+    assert {c["outcome"] for c in guarded["cells"]} == {CLEAR}
+    assert {c["outcome"] for c in bare["cells"] if c["backend"] == "auto"} == {CLEAR}
+    raw_cells = [c for c in bare["cells"] if c["backend"] == "cloudpickle"]
+    assert raw_cells and all(c["outcome"] != CLEAR and "written_by" not in c for c in raw_cells)
+
+
+def test_rows_needing_a_package_the_sender_lacks_are_skipped_with_the_reason():
+    """A row that requires a missing package is reported as skipped, naming the package."""
+    case = Case("needs: a missing package", "test", "", "1", "def check(o):\n    return o\n",
+                exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
+                requires=("no_such_package_anypickle",))
+    doc = run_matrix([case], backends=["pickle"], modes=["same", "fresh"])
+    assert [(c["outcome"], c["detail"]) for c in doc["cells"]] == [
+        ("skipped", "the sender lacks no_such_package_anypickle")] * 2
