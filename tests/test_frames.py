@@ -182,3 +182,11 @@ def test_frames_load_in_a_fresh_interpreter(tmp_path):
         cwd=receiver, capture_output=True, text=True, check=True)
     report = json.loads(done.stdout)
     assert report == {"shares": True, "writable": True, "write_reached_buffer": True, "result": 3.0}
+
+
+def test_buffers_with_portable_or_context_is_a_usage_error():
+    """Combinations the frames format does not carry are refused up front."""
+    with pytest.raises(UsageError, match="buffers=True cannot be combined"):
+        anypickle.dumps(np.arange(3), buffers=True, portable=True)
+    with pytest.raises(UsageError, match="buffers=True cannot be combined"):
+        anypickle.dumps(np.arange(3), buffers=True, context={"x": object()})
