@@ -66,6 +66,8 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
                 raise CannotMarshal(f"{name}: {where} is local module {v.__name__!r}")
             # A receiver that imports ``xml`` has not imported ``xml.dom.minidom``: name the
             # submodules the code reaches through attributes too, as cloudpickle does.
+            if not hasattr(v, "__path__"):  # not a package: no submodules (skips a scan of sys.modules)
+                return ("m", v.__name__)
             return ("m", v.__name__, *_used_submodules(v.__name__, code_names))
         if isinstance(v, (types.FunctionType, type, types.BuiltinFunctionType)):
             if isinstance(v, types.BuiltinFunctionType) or _definition_need(v, policy) is None:
