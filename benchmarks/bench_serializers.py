@@ -50,20 +50,38 @@ def _codec(backend):
 BUDGET = float(os.environ.get("ANYPICKLE_BENCH_TIME", "0.6"))
 
 
-def _run(benchmark, case, backend, fn, arg):
-    if case in BIG:
-        # Big inputs: a fixed, small number of rounds (dill copies 80 MB several times in Python).
-        rounds = 3 if backend == "dill" else 10
-        return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=1, warmup_rounds=1)
-    # Small inputs: enough calls per round (about 2 ms) that the timer's own cost, hundreds of ns
-    # for a CPU-time clock, is noise next to a call that takes one microsecond.
+def _per_call(fn, arg):
     start, calls = time.perf_counter(), 0
     while time.perf_counter() - start < min(0.01, BUDGET / 10):
         fn(arg)
         calls += 1
-    per_call = (time.perf_counter() - start) / calls
-    iterations = max(1, int(0.002 / per_call))
-    rounds = max(5, min(200, int(BUDGET / (per_call * iterations))))
+    return (time.perf_counter() - start) / calls
+
+
+_iterations: dict[tuple[str, str], int] = {}
+
+
+def _case_iterations(case, op):
+    """Calls per round for a case and operation, the same for every backend so their minimums compare.
+
+    Enough calls (about 2 ms per round) that a CPU-time clock's own cost, hundreds of ns, is noise
+    next to a 1 us call; calibrated on the reference backend (pickle, or cloudpickle for code).
+    """
+    if (case, op) not in _iterations:
+        dumps, loads = BACKENDS["pickle" if applicable(case, "pickle") else "cloudpickle"]
+        obj = build(case)
+        per_call = _per_call(dumps, obj) if op == "dumps" else _per_call(loads, dumps(obj))
+        _iterations[(case, op)] = max(1, int(0.002 / per_call))
+    return _iterations[(case, op)]
+
+
+def _run(benchmark, case, backend, fn, arg, op):
+    if case in BIG:
+        # Big inputs: a fixed, small number of rounds (dill copies 80 MB several times in Python).
+        rounds = 3 if backend == "dill" else 10
+        return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=1, warmup_rounds=1)
+    iterations = _case_iterations(case, op)
+    rounds = max(5, min(200, int(BUDGET / (_per_call(fn, arg) * iterations))))
     return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=iterations, warmup_rounds=1)
 
 
@@ -78,7 +96,7 @@ def test_dumps(benchmark, case, backend):
     obj = build(case)
     benchmark.group = f"{case} dumps"
     benchmark.extra_info.update(case=case, backend=backend, op="dumps", kind=kind(case))
-    payload = _run(benchmark, case, backend, dumps, obj)
+    payload = _run(benchmark, case, backend, dumps, obj, "dumps")
     benchmark.extra_info["size"] = nbytes(payload)
     if backend.startswith("anypickle"):  # the envelope's payload, its 20-40 byte header excluded
         header = payload[0] if isinstance(payload, tuple) else payload
@@ -94,5 +112,5 @@ def test_loads(benchmark, case, backend):
     payload = dumps(obj)
     benchmark.group = f"{case} loads"
     benchmark.extra_info.update(case=case, backend=backend, op="loads", kind=kind(case), size=nbytes(payload))
-    result = _run(benchmark, case, backend, loads, payload)
+    result = _run(benchmark, case, backend, loads, payload, "loads")
     assert type(result) is type(obj)

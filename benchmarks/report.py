@@ -3,6 +3,8 @@
     pytest benchmarks --benchmark-json=bench.json
     python benchmarks/report.py bench.json --output docs/benchmarks.md
 
+Several runs (``bench1.json bench2.json ...``) are combined benchmark by benchmark, best time kept.
+
 Every ratio compares two backends measured in the same run, never a bare time. Times are the
 minimum over rounds: on a shared machine the noise (other processes, the allocator handing out fresh
 pages or reused ones for 16-80 MB buffers) only ever adds time, so the minimum is the best estimate
@@ -25,21 +27,29 @@ CODE = ("module_function", "lambda", "closure", "lambdas_1k", "main_instances_1k
 SAFE = ("small_dict", "ints_100k", "strings_10k", "datetime_1k")
 
 
-def load_results(path: str | Path) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, Any]]:
-    """``{(case, op, backend): {"time": s, "size": bytes}}`` and the memory record, from the JSON."""
-    data = json.loads(Path(path).read_text())
+def load_results(*paths: str | Path) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, Any]]:
+    """``{(case, op, backend): {"time": s, "size": bytes}}`` and the memory record, from the JSON.
+
+    Given several runs, each benchmark keeps its best time across them (a busy moment on a shared
+    machine slows one run's benchmark, not all of them).
+    """
     results: dict[tuple[str, str, str], dict[str, Any]] = {}
     memory: dict[str, Any] = {}
-    for bench in data["benchmarks"]:
-        info = bench.get("extra_info", {})
-        if info.get("op") == "peak-memory":
-            memory = info
-            continue
-        if "case" not in info:
-            continue
-        results[(info["case"], info["op"], info["backend"])] = {
-            "time": bench["stats"][STAT], "size": info.get("size"),
-            "payload": info.get("payload_size", info.get("size"))}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for bench in data["benchmarks"]:
+            info = bench.get("extra_info", {})
+            if info.get("op") == "peak-memory":
+                if not memory or info["ratio"] < memory["ratio"]:
+                    memory = info
+                continue
+            if "case" not in info:
+                continue
+            key = (info["case"], info["op"], info["backend"])
+            time = bench["stats"][STAT]
+            if key not in results or time < results[key]["time"]:
+                results[key] = {"time": time, "size": info.get("size"),
+                                "payload": info.get("payload_size", info.get("size"))}
     return results, memory
 
 
@@ -152,7 +162,7 @@ def _fmt_time(seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", help="the file written by pytest --benchmark-json")
+    parser.add_argument("json", nargs="+", help="the file(s) written by pytest --benchmark-json (best of runs)")
     parser.add_argument("--output", help="also write the Markdown here")
     parser.add_argument("--stat", choices=("min", "median", "mean"), default="min",
                         help="which statistic of the rounds to compare (default min)")
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global STAT
     STAT = args.stat
-    results, memory = load_results(args.json)
+    results, memory = load_results(*args.json)
     text = render(results, memory)
     print(text)
     if args.output:
