@@ -66,7 +66,8 @@ def targets(results: dict, memory: dict) -> list[dict[str, Any]]:
 
     def add(target, case, measure, value, limit, higher_is_better=False):
         if value is None:
-            rows.append(dict(target=target, case=case, measure=measure, value=None, limit=limit, ok=None))
+            rows.append(dict(target=target, case=case, measure=measure, value=None, limit=limit, ok=None,
+                             higher=higher_is_better))
             return
         ok = value >= limit if higher_is_better else value <= limit
         rows.append(dict(target=target, case=case, measure=measure, value=value, limit=limit, ok=ok,
