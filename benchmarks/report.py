@@ -3,7 +3,8 @@
     pytest benchmarks --benchmark-json=bench.json
     python benchmarks/report.py bench.json --output docs/benchmarks.md
 
-Several runs (``bench1.json bench2.json ...``) are combined benchmark by benchmark, best time kept.
+Several runs (``bench.json bench-2.json ...``) combine ratio by ratio: each ratio is computed within
+one run, and the report shows the median over runs.
 
 Every ratio compares two backends measured in the same run, never a bare time. Times are the
 minimum over rounds: on a shared machine the noise (other processes, the allocator handing out fresh
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Tuple
 
 STAT = "min"
 PLAIN = ("ints_100k", "strings_10k", "bytes_16mb", "array_8mb", "array_80mb")
@@ -27,30 +28,27 @@ CODE = ("module_function", "lambda", "closure", "lambdas_1k", "main_instances_1k
 SAFE = ("small_dict", "ints_100k", "strings_10k", "datetime_1k")
 
 
-def load_results(*paths: str | Path) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, Any]]:
-    """``{(case, op, backend): {"time": s, "size": bytes}}`` and the memory record, from the JSON.
+Run = Tuple[Dict[Tuple[str, str, str], Dict[str, Any]], Dict[str, Any]]
 
-    Given several runs, each benchmark keeps its best time across them (a busy moment on a shared
-    machine slows one run's benchmark, not all of them).
-    """
+
+def load_run(path: str | Path) -> Run:
+    """``{(case, op, backend): {"time": s, "size": bytes, "payload": bytes}}`` and the memory record."""
     results: dict[tuple[str, str, str], dict[str, Any]] = {}
     memory: dict[str, Any] = {}
-    for path in paths:
-        data = json.loads(Path(path).read_text())
-        for bench in data["benchmarks"]:
-            info = bench.get("extra_info", {})
-            if info.get("op") == "peak-memory":
-                if not memory or info["ratio"] < memory["ratio"]:
-                    memory = info
-                continue
-            if "case" not in info:
-                continue
-            key = (info["case"], info["op"], info["backend"])
-            time = bench["stats"][STAT]
-            if key not in results or time < results[key]["time"]:
-                results[key] = {"time": time, "size": info.get("size"),
-                                "payload": info.get("payload_size", info.get("size"))}
+    for bench in json.loads(Path(path).read_text())["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if info.get("op") == "peak-memory":
+            memory = info
+        elif "case" in info:
+            results[(info["case"], info["op"], info["backend"])] = {
+                "time": bench["stats"][STAT], "size": info.get("size"),
+                "payload": info.get("payload_size", info.get("size"))}
     return results, memory
+
+
+def load_results(*paths: str | Path) -> Run:
+    """One run's results, or several runs merged benchmark by benchmark (best time): for plots."""
+    return load_results_from([load_run(p) for p in paths])
 
 
 def _ratio(results, case, op, backend, base):
@@ -109,10 +107,28 @@ def targets(results: dict, memory: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def render_targets(results: dict, memory: dict) -> str:
+def combined_targets(runs: list[Run]) -> list[dict[str, Any]]:
+    """The target rows of several runs: each ratio is the median of the per-run ratios.
+
+    Each ratio compares two backends of the same run; a busy moment on a shared machine spoils
+    one run's ratio, and the median of three drops it.
+    """
+    per_run = [targets(results, memory) for results, memory in runs]
+    rows = []
+    for versions in zip(*per_run):
+        row = dict(versions[0])
+        values = sorted(v["value"] for v in versions if v["value"] is not None)
+        row["value"] = statistics.median(values) if values else None
+        if row["value"] is not None and not row.get("info"):
+            row["ok"] = row["value"] >= row["limit"] if row.get("higher") else row["value"] <= row["limit"]
+        rows.append(row)
+    return rows
+
+
+def render_targets(runs: list[Run]) -> str:
     """The Markdown table of every target: measured ratio, limit, PASS or MISS."""
     out = ["| target | case | measure | measured | limit | |", "|---|---|---|---|---|---|"]
-    for r in targets(results, memory):
+    for r in combined_targets(runs):
         digits = 4 if r["measure"].startswith(("payload", "bytes")) else 2
         value = "not measured" if r["value"] is None else f"{r['value']:.{digits}f}x"
         if r.get("info"):
@@ -124,34 +140,50 @@ def render_targets(results: dict, memory: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def render(results: dict, memory: dict) -> str:
+def render(runs: list[Run]) -> str:
     """The Markdown report: the target table, then time and size per case and backend."""
-    out = [render_targets(results, memory).rstrip("\n")]
-    backends = sorted({b for (_, _, b) in results})
-    cases = list(dict.fromkeys(c for (c, _, _) in results))
+    out = [render_targets(runs).rstrip("\n")]
+    best, _ = load_results_from(runs)
+    backends = sorted({b for (_, _, b) in best})
+    cases = list(dict.fromkeys(c for (c, _, _) in best))
+    note = " (median over runs)" if len(runs) > 1 else ""
     for op in ("dumps", "loads"):
-        out += ["", f"**{op}**, time relative to pickle (absolute time of the fastest in brackets)", "",
+        out += ["", f"**{op}**, time relative to pickle{note} (absolute time of the fastest in brackets)", "",
                 "| case | " + " | ".join(backends) + " |", "|---" * (len(backends) + 1) + "|"]
         for case in cases:
-            cells = {b: results[(case, op, b)]["time"] for b in backends if (case, op, b) in results}
+            cells = {b: best[(case, op, b)]["time"] for b in backends if (case, op, b) in best}
             if not cells:
                 continue
-            base = cells.get("pickle") or cells.get("cloudpickle") or min(cells.values())
-            best = min(cells, key=cells.get)
+            ref = "pickle" if "pickle" in cells else "cloudpickle" if "cloudpickle" in cells else min(cells, key=cells.get)
+            fastest = min(cells, key=cells.get)
             row = []
             for b in backends:
                 if b not in cells:
                     row.append("-")
                     continue
-                text = f"{cells[b] / base:.2f}x"
-                row.append(f"**{text}** ({_fmt_time(cells[b])})" if b == best else text)
+                ratios = sorted(r[(case, op, b)]["time"] / r[(case, op, ref)]["time"] for r, _ in runs
+                                if (case, op, b) in r and (case, op, ref) in r)
+                text = f"{statistics.median(ratios):.2f}x"
+                row.append(f"**{text}** ({_fmt_time(cells[b])})" if b == fastest else text)
             out.append(f"| {case} | " + " | ".join(row) + " |")
     out += ["", "**payload size** (bytes)", "", "| case | " + " | ".join(backends) + " |",
             "|---" * (len(backends) + 1) + "|"]
     for case in cases:
-        sizes = [results.get((case, "dumps", b), {}).get("size") for b in backends]
+        sizes = [best.get((case, "dumps", b), {}).get("size") for b in backends]
         out.append(f"| {case} | " + " | ".join("-" if s is None else f"{s:,}" for s in sizes) + " |")
     return "\n".join(out) + "\n"
+
+
+def load_results_from(runs: list[Run]) -> Run:
+    """Runs already loaded, merged benchmark by benchmark (best time)."""
+    results: dict[tuple[str, str, str], dict[str, Any]] = {}
+    memory: dict[str, Any] = {}
+    for run, mem in runs:
+        for key, value in run.items():
+            if key not in results or value["time"] < results[key]["time"]:
+                results[key] = value
+        memory = mem or memory
+    return results, memory
 
 
 def _fmt_time(seconds: float) -> str:
@@ -163,7 +195,7 @@ def _fmt_time(seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", nargs="+", help="the file(s) written by pytest --benchmark-json (best of runs)")
+    parser.add_argument("json", nargs="+", help="the file(s) written by pytest --benchmark-json (median of the runs' ratios)")
     parser.add_argument("--output", help="also write the Markdown here")
     parser.add_argument("--stat", choices=("min", "median", "mean"), default="min",
                         help="which statistic of the rounds to compare (default min)")
@@ -171,12 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global STAT
     STAT = args.stat
-    results, memory = load_results(*args.json)
-    text = render(results, memory)
+    runs = [load_run(p) for p in args.json]
+    text = render(runs)
     print(text)
     if args.output:
         Path(args.output).write_text(text)
-    missed = [r for r in targets(results, memory) if r["ok"] is False]
+    missed = [r for r in combined_targets(runs) if r["ok"] is False]
     return 1 if args.check and missed else 0
 
 
