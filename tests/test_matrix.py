@@ -71,7 +71,8 @@ def test_cell_has_the_recorded_outcome(matrix, record_property, case, backend, m
     cell = matrix.cell(case.name, backend, mode)
     if cell["outcome"] == "skipped":
         pytest.skip(f"{mode}: {cell['detail']}")  # a receiver without numpy
-    expected = case.expected(backend, matrix.kinds[mode])
+    receiver = tuple(int(part) for part in mode[2:].split(".")) if mode.startswith("py") else None
+    expected = case.expected(backend, matrix.kinds[mode], receiver)
     record_property("matrix_cell", {**cell, "expected": expected})
     assert cell["outcome"] == expected, f"{case.name} / {backend} / {mode}: {cell['detail']}"
 

@@ -6,6 +6,7 @@ portable mode breaks first) and the errors, in process or with one child interpr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import linecache
 import pickle
@@ -38,6 +39,14 @@ def _deco(fn):
 @functools.lru_cache(maxsize=None)
 def decorated(x):
     return x
+
+
+@dataclasses.dataclass(slots=True)
+class SelfNaming:
+    n: int
+
+    def bump(self):
+        return SelfNaming(self.n + 1)
 
 
 class Outer:
@@ -204,6 +213,113 @@ def test_by_reference_keeps_a_local_module_by_name(tmp_path, monkeypatch):
 
     assert b"_rebuild_function" in dumps_portable(localmod_portable.f)
     assert b"_rebuild_function" not in dumps_portable(localmod_portable.f, by_reference=["localmod_portable"])
+
+
+def _local_modules(tmp_path, monkeypatch):
+    (tmp_path / "inner_portable.py").write_text("LEVEL = 2\ndef deeper():\n    return LEVEL * 10\n")
+    (tmp_path / "outer_portable.py").write_text(
+        "import inner_portable\nRATE = 3\ndef rate(x):\n    return x * RATE\n"
+        "def via_inner():\n    return inner_portable.deeper()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import outer_portable
+
+    return outer_portable
+
+
+@pytest.mark.parametrize("order", ["module first", "function first"])
+def test_a_local_module_and_its_function_load_as_one_module(tmp_path, monkeypatch, order):
+    """A helper module shipped as a value and a function rebuilt in it share one module on the receiver."""
+    outer = _local_modules(tmp_path, monkeypatch)
+    obj = (outer, outer.rate) if order == "module first" else (outer.rate, outer)
+    loaded = pickle.loads(dumps_portable(obj))
+    module, rate = loaded if order == "module first" else loaded[::-1]
+    assert module is not outer and rate.__globals__ is vars(module)
+    assert [module.RATE, rate(2), module.via_inner(), module.inner_portable.deeper()] == [3, 6, 20, 20]
+
+
+def test_a_function_ships_only_the_module_attributes_it_reads(tmp_path, monkeypatch):
+    """Rebuilt code gets the globals it reads, not the whole helper module it came from."""
+    outer = _local_modules(tmp_path, monkeypatch)
+    rate = pickle.loads(dumps_portable(outer.rate))
+    assert rate(5) == 15
+    assert "RATE" in rate.__globals__ and "via_inner" not in rate.__globals__
+
+
+def test_a_method_bound_onto_an_instance_under_any_name_stays_bound():
+    """``obj.m = MethodType(f, obj)`` loads as f bound to the loaded obj, not as the class's m."""
+    import types
+
+    class Greeter:  # a local class: it goes by value like a __main__ one
+        def greet(self):
+            return "hello"
+
+    g = Greeter()
+    g.greet = types.MethodType(lambda self: "HELLO", g)
+    g.extra = types.MethodType(lambda self: self.greet() + "!", g)
+    loaded = pickle.loads(dumps_portable(g))
+    assert [loaded.greet(), loaded.extra(), type(loaded).greet(loaded)] == ["HELLO", "HELLO!", "hello"]
+    assert loaded.extra.__self__ is loaded
+
+
+def _run_script(path, text: str, *args: str) -> None:
+    """Run ``text`` as a script file (portable mode needs the source of what it ships)."""
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, str(path), *args], cwd=path.parent, env=child_env(), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_patched_installed_class_is_patched_again_on_load(tmp_path):
+    """A method of a stdlib class replaced by local code is set again when the payload loads elsewhere."""
+    sender = textwrap.dedent("""
+        import fractions, sys, anypickle
+        def as_text(self):
+            return f"{self.numerator}/{self.denominator}"
+        fractions.Fraction.__repr__ = as_text
+        open(sys.argv[1], "wb").write(anypickle.dumps(fractions.Fraction(3, 4), portable=True))
+    """)
+    receiver = "import sys, anypickle; print(repr(anypickle.loads(open(sys.argv[1], 'rb').read())))"
+    out = tmp_path / "f.bin"
+    _run_script(tmp_path / "sender.py", sender, str(out))
+    assert _child(sys.executable, receiver, str(out), cwd=tmp_path).strip() == "3/4"
+
+
+def test_a_submodule_read_through_its_package_is_imported_on_load(tmp_path):
+    """``xml.dom.minidom`` read through the global ``xml`` works where nothing imported xml.dom yet."""
+    sender = textwrap.dedent("""
+        import sys, xml.dom.minidom, anypickle
+        def tag(text):
+            return xml.dom.minidom.parseString(text).documentElement.tagName
+        open(sys.argv[1], "wb").write(anypickle.dumps(tag, portable=True))
+    """)
+    receiver = textwrap.dedent("""
+        import sys, anypickle
+        before = "xml.dom.minidom" in sys.modules
+        f = anypickle.loads(open(sys.argv[1], "rb").read())
+        print(before, f("<a/>"))
+    """)
+    out = tmp_path / "f.bin"
+    _run_script(tmp_path / "sender.py", sender, str(out))
+    assert _child(sys.executable, receiver, str(out), cwd=tmp_path).split() == ["False", "a"]
+
+
+def test_a_class_whose_machinery_made_methods_close_over_names_still_sees_its_own_name():
+    """dataclass's ``__repr__`` is a closure from reprlib: its free variables are not the class body's."""
+    record = _source.class_source(SelfNaming)
+    assert record["freevars"] == ()
+    loaded = pickle.loads(dumps_portable(SelfNaming(1)))
+    assert repr(loaded.bump()) == "SelfNaming(n=2)" and not hasattr(loaded, "__dict__")
+
+
+def test_an_exception_with_its_own_init_loads_without_calling_it():
+    """An exception whose __init__ takes other arguments than its args keeps its message and attributes."""
+    class HTTPError(Exception):
+        def __init__(self, status, reason):
+            super().__init__(f"{status} {reason}")
+            self.status = status
+
+    loaded = pickle.loads(dumps_portable(HTTPError(404, "Not Found")))
+    assert [str(loaded), loaded.status, type(loaded).__name__] == ["404 Not Found", 404, "HTTPError"]
 
 
 SENDER_312 = '''

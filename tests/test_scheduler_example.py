@@ -1,4 +1,4 @@
-"""The taskloaf-style example in examples/scheduler.py runs and prints what docs/tasks.md shows."""
+"""The taskloaf-style example in examples/scheduler.py runs and prints what the README shows."""
 
 from __future__ import annotations
 

@@ -23,9 +23,11 @@ import types
 import typing
 from typing import Any, Iterable, Union
 
-from . import _recompile, _source
+from . import _recompile, _reducers, _source
 from ._modules import ModulePolicy
+from ._needs import _LOCK_TYPES, _method_need, _patched_attributes, exception_needs_own_reducer
 from ._source import NoSource
+from .backends._marshal import _used_submodules
 from .errors import DecodeError, EncodeError
 
 __all__ = ["dump_portable", "dumps_portable", "loads_portable"]
@@ -47,6 +49,21 @@ class _Unshippable(Exception):
         self.obj = obj
         self.reason = reason
         self.hint = hint
+
+
+class _ModuleRef:
+    """Stands for a by-value module where rebuilt code needs it as its globals or as a global.
+
+    There only the attributes that code reads travel (``module_attrs``); the module object itself, met
+    as a value, travels whole. Both roles must load as one module, so the whole module is written as
+    this reference plus its attributes, and the pickle memo makes every reference the same object.
+    """
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self.module = module
+
+    def __reduce__(self) -> tuple:
+        return _rebuild_module, (self.module.__name__,)
 
 
 class _Namespace:
@@ -75,6 +92,7 @@ class PortablePickler(pickle.Pickler):
         self._namespaces: dict[int, object] = {}
         self._records: dict[int, dict] = {}
         self._names: dict[int, tuple[set[str], set[str]]] = {}
+        self._module_refs: dict[int, _ModuleRef] = {}
         self._keep: list[object] = []  # keeps the objects keyed by id() alive for the whole dump
 
     # -- decisions -------------------------------------------------------------------------------
@@ -121,9 +139,19 @@ class PortablePickler(pickle.Pickler):
         if ref is None:
             name = globals_dict.get("__name__")
             module = sys.modules.get(name) if isinstance(name, str) else None
-            ref = module if module is not None and vars(module) is globals_dict else _Namespace(name)
+            ref = self._global(module) if module is not None and vars(module) is globals_dict else _Namespace(name)
             self._namespaces[id(globals_dict)] = ref
             self._keep.append(globals_dict)
+        return ref
+
+    def _global(self, value: Any) -> Any:
+        """``value`` as rebuilt code refers to it: a by-value module by a :class:`_ModuleRef`, else itself."""
+        if type(value) is not types.ModuleType or not self._policy.goes_by_value(value.__name__):
+            return value
+        ref = self._module_refs.get(id(value))
+        if ref is None:
+            ref = self._module_refs[id(value)] = _ModuleRef(value)
+            self._keep.append(value)
         return ref
 
     def _namespace_by_value(self, ref: object) -> bool:
@@ -138,13 +166,22 @@ class PortablePickler(pickle.Pickler):
         stack = [v for v in found.values() if isinstance(v, types.ModuleType)]
         while stack:
             module = stack.pop()
-            if id(module) in seen or not self._policy.goes_by_value(module.__name__):
+            if id(module) in seen:
                 continue
             seen.add(id(module))
+            if not self._policy.goes_by_value(module.__name__):
+                # Code that reads ``xml.dom.minidom`` through the global ``xml`` needs the receiver to have
+                # imported the submodules too; unpickling each one imports it (and binds it on its parent).
+                for sub in _used_submodules(module.__name__, frozenset(names)):
+                    parent, _, child = sub.rpartition(".")
+                    pair = sys.modules.get(parent), sys.modules.get(sub)
+                    if all(isinstance(m, types.ModuleType) for m in pair):  # sys.modules may hold None ("not importable")
+                        module_attrs.append((pair[0], {child: pair[1]}))
+                continue
             attrs = {n: v for n, v in sorted(vars(module).items()) if n in names and not n.startswith("__")}
-            module_attrs.append((module, attrs))
             stack.extend(v for v in attrs.values() if isinstance(v, types.ModuleType))
-        return found, module_attrs
+            module_attrs.append((self._global(module), {n: self._global(v) for n, v in attrs.items()}))
+        return {n: self._global(v) for n, v in found.items()}, module_attrs
 
     # -- the hook --------------------------------------------------------------------------------
 
@@ -158,6 +195,16 @@ class PortablePickler(pickle.Pickler):
             return _cell_reduce(obj)
         if t is types.ModuleType:
             return self._module_reduce(obj)
+        if t is types.MethodType and _method_need(obj) is not None:
+            # Pickle writes a bound method as getattr(obj, name), which finds nothing, or the class's own
+            # method, when the function was bound onto the instance under a name of the user's choice.
+            return _make_method, (obj.__func__, obj.__self__)
+        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+            return _reducers.reduce_exception(obj)
+        if t in _LOCK_TYPES:
+            return _reducers.reduce_lock(obj)
+        if t is memoryview:
+            return _reducers.reduce_memoryview(obj)
         if t is staticmethod or t is classmethod:
             return t, (obj.__func__,)
         if t is property:
@@ -192,9 +239,18 @@ class PortablePickler(pickle.Pickler):
         return True
 
     def _module_reduce(self, module: types.ModuleType) -> tuple:
-        if self._policy.goes_by_value(module.__name__):
-            return _rebuild_module, (module.__name__,)
-        return importlib.import_module, (module.__name__,)
+        if not self._policy.goes_by_value(module.__name__):
+            return importlib.import_module, (module.__name__,)
+        if module.__name__ in _MAIN_NAMES:
+            # The sender's whole script namespace is not what a payload means to carry: code rebuilt from
+            # __main__ carries the globals it reads; the module object itself arrives as the fresh module
+            # that code runs in.
+            return _module_of, (self._global(module),)
+        # A local (helper) module met as a value travels whole: every attribute but the import machinery's
+        # (a local module it imported is a value too, so it travels whole as well).
+        attrs = {n: v for n, v in vars(module).items()
+                 if not n.startswith("__") or n in ("__doc__", "__all__")}
+        return _module_of, (self._global(module),), attrs, None, None, _set_module_attrs
 
     def _function_reduce(self, func: types.FunctionType) -> Any:
         if not self._goes_by_value(func):
@@ -202,6 +258,10 @@ class PortablePickler(pickle.Pickler):
         as_attribute = self._attribute_of_class(func)
         if as_attribute is not None:
             return as_attribute
+        if _reducers.is_singledispatch(func):
+            # The dispatcher's caches (a WeakKeyDictionary, closures over it) cannot be pickled; its
+            # default and registered implementations, each shipped by source, rebuild it.
+            return _reducers.reduce_singledispatch(func)
         code = func.__code__
         # Closures made by one def share its code object: find and check the source once, and ship one
         # record object, which the pickle memo then writes once.
@@ -275,7 +335,12 @@ class PortablePickler(pickle.Pickler):
         return _rebuild_decorated, (record, namespace, raw, found, module_attrs)
 
     def _class_reduce(self, cls: type) -> Any:
-        if cls.__module__ == "builtins" or not self._goes_by_value(cls):
+        if cls.__module__ == "builtins":
+            return NotImplemented
+        if not self._goes_by_value(cls):
+            patched = _patched_attributes(cls, self._policy)
+            if patched:  # an installed class whose methods were replaced by by-value code: patch it again
+                return _reducers.reduce_patched_class(cls, patched)
             return NotImplemented
         as_attribute = self._attribute_of_class(cls)
         if as_attribute is not None:
@@ -296,6 +361,20 @@ def _cell_reduce(cell: types.CellType) -> tuple:
 
 
 # ----------------------------------------------------------------------------------------- receiver
+
+
+def _make_method(func: Any, obj: Any) -> types.MethodType:
+    # types.MethodType is not importable by name ("builtins.method"), so the stream names this function.
+    return types.MethodType(func, obj)
+
+
+def _module_of(ref: types.ModuleType) -> types.ModuleType:
+    # The module a _ModuleRef loaded as; the attributes follow as state, once the memo holds the module.
+    return ref
+
+
+def _set_module_attrs(module: types.ModuleType, attrs: dict) -> None:
+    vars(module).update(attrs)
 
 
 def _make_cell() -> types.CellType:

@@ -92,6 +92,55 @@ def make_exception(cls: type, args: tuple[Any, ...], state: dict[str, Any] | Non
     return exc
 
 
+# --- reductions shared by auto's AnyPickler and portable mode's PortablePickler -------------------
+# Each returns the ``(reconstructor, args)`` that ``reducer_override`` hands to pickle; keeping them
+# here means both picklers write the same thing, readable by the same reconstructors.
+
+
+def reduce_exception(exc: BaseException) -> tuple:
+    """Rebuild with :func:`make_exception`, never calling ``__init__``."""
+    return make_exception, (type(exc), exc.args, exc.__dict__ or None, exc.__cause__)
+
+
+def reduce_patched_class(cls: type, patched: list[str]) -> tuple:
+    """Import the installed class ``cls`` on the receiver and set the ``patched`` attributes again."""
+    return reapply_patches, (cls.__module__, cls.__qualname__, {name: vars(cls)[name] for name in patched})
+
+
+def is_singledispatch(func: types.FunctionType) -> bool:
+    """True for the wrapper ``functools.singledispatch`` returns (it keeps its state in its ``__dict__``)."""
+    extra = func.__dict__
+    return "registry" in extra and "dispatch" in extra and "__wrapped__" in extra
+
+
+def reduce_singledispatch(func: Any) -> tuple:
+    """The default implementation, the registered ones and other attributes; not the dispatch caches."""
+    registry = {cls: impl for cls, impl in func.registry.items() if cls is not object}
+    skip = {"registry", "dispatch", "register", "_clear_cache", "__wrapped__"}
+    attributes = {k: v for k, v in func.__dict__.items() if k not in skip}
+    return make_singledispatch, (func.__wrapped__, registry, attributes)
+
+
+def reduce_lru_cache(func: Any) -> tuple:
+    """A new, empty cache of the same size around the wrapped function."""
+    params = func.cache_parameters()
+    return make_lru_cache, (func.__wrapped__, params["maxsize"], params["typed"])
+
+
+def reduce_lock(lock: Any) -> tuple:
+    """A ``_thread.lock`` in the same state, or a released ``_thread.RLock``."""
+    from ._needs import _LOCK_TYPES
+
+    if type(lock) is _LOCK_TYPES[0]:
+        return make_lock, (lock.locked(),)
+    return make_rlock, ()
+
+
+def reduce_memoryview(view: memoryview) -> tuple:
+    """A memoryview again (cloudpickle would turn it into bytes), with its format and shape."""
+    return make_memoryview, (view.tobytes(), view.format, view.shape, view.readonly)
+
+
 def make_memoryview(data: bytes, fmt: str, shape: tuple, readonly: bool) -> memoryview:
     """A memoryview over a copy of the original's bytes, with its format and shape."""
     view = memoryview(data if readonly else bytearray(data))

@@ -301,7 +301,7 @@ def class_source(cls: type) -> ClassSource:
         "futures": future_names(_module_futures(tree)),
         # Which names are closure variables of an enclosing function: the methods' closures say. (A
         # name only the class body itself reads from the enclosing function compiles as a global.)
-        "freevars": tuple(sorted(_method_freevars(cls) - {"__class__"})),
+        "freevars": tuple(sorted(_method_freevars(cls, (filename, node.lineno, node.end_lineno)) - {"__class__"})),
         # 3.12 ``class C[T]:`` runs inside a type-parameter scope that adds Generic[T] to the bases.
         "type_params": bool(getattr(node, "type_params", None)),
     }
@@ -326,15 +326,25 @@ def _defined_names(node: ast.AST) -> set[str]:
     return names
 
 
-def _method_freevars(cls: type) -> set[str]:
+def _method_freevars(cls: type, span: tuple[str, int, int]) -> set[str]:
+    """The free variables of the functions written inside the class statement at ``span`` (file, first, last line).
+
+    Only code written there counts: a wrapper that installed code made and named after a method
+    (dataclass's ``__repr__`` is reprlib's ``recursive_repr`` closure, qualname ``C.__repr__``) has
+    free variables of its own, and treating them as the class's would wrap the body in a function,
+    turning the class's own name into a closure variable of that function.
+    """
     names: set[str] = set()
     prefix = cls.__qualname__ + "."
+    filename, first, last = span
     for value in vars(cls).values():
         func = function_of(value)
         if func is not None and func.__qualname__.startswith(prefix):
-            names.update(func.__code__.co_freevars)
+            code = func.__code__
+            if code.co_filename == filename and first <= code.co_firstlineno <= last:
+                names.update(code.co_freevars)
         elif isinstance(value, type) and value.__qualname__.startswith(prefix):
-            names |= _method_freevars(value)
+            names |= _method_freevars(value, span)
     return names
 
 

@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_explain_parser(sub)
     from .matrix import add_matrix_parser
+    from .scan._cli import add_scan_parser
 
     add_matrix_parser(sub)
+    add_scan_parser(sub)
     __import__("anypickle.bench").bench.add_bench_parser(sub)
     return parser
 

@@ -74,6 +74,15 @@ EXERCISES = {
     "def_in_if_block": lambda f: f(10),
     "multiline_lambda": lambda f: [f(3), f(3, 4)],
     "init_subclass": lambda c: [c.kind, c.__mro__[1].__name__],
+    "patched_instance_methods": lambda o: [o.shout(), o.speak(), type(o).speak(o)],
+    "exception_custom_init": lambda e: [str(e), e.status, e.reason, type(e).__mro__[1].__name__],
+    "dataclass_slots_self_reference": lambda p: [repr(p.shift()), hasattr(p, "__dict__"), list(type(p).__slots__)],
+    "helper_module_object": lambda m: [m.hypot_plus(3, 4), m.Shape(2).describe(), m.OFFSET, m.twice(5)],
+    "submodule_through_package": lambda f: [f("<a><b/></a>"), f("<zzz/>")],
+    "patched_installed_class": lambda f: [f.as_text(), float(f)],
+    "singledispatch": lambda f: [f(3), f([1, 2]), f("s"), sorted(c.__name__ for c in f.registry)],
+    "lock_and_memoryview": lambda t: [t[0].acquire(blocking=False), t[1].acquire(blocking=False),
+                                      t[2].tobytes().decode(), t[2].format],
 }
 
 

@@ -10,11 +10,15 @@ import collections
 import contextlib
 import dataclasses
 import enum
+import fractions
 import functools
 import json
 import linecache
 import sys
+import threading
+import types
 import typing
+import xml.dom.minidom
 
 import anypickle
 import exercise
@@ -373,7 +377,70 @@ class Dog(Animal, kind="dog"):
     pass
 
 
+class Speaker:
+    def __init__(self, name):
+        self.name = name
+
+    def speak(self):
+        return f"I am {self.name}"
+
+
+def _shout(self):
+    return self.speak().upper() + "!"
+
+
+def _whisper(self):
+    return f"({self.name.lower()})"
+
+
+class HTTPError(Exception):
+    def __init__(self, status, reason):
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclasses.dataclass(slots=True)
+class Pixel:
+    x: int
+    y: int
+
+    def shift(self):
+        return Pixel(self.x + 1, self.y)
+
+
+def root_tag(text):
+    return xml.dom.minidom.parseString(text).documentElement.tagName
+
+
+def _fraction_text(self):
+    return f"{self.numerator} over {self.denominator}"
+
+
+fractions.Fraction.as_text = _fraction_text
+
+
+@functools.singledispatch
+def describe(x):
+    return "thing"
+
+
+@describe.register
+def _(x: int):
+    return f"int {x}"
+
+
+@describe.register(list)
+def _(x):
+    return f"list of {len(x)}"
+
+
 def build_cases():
+    speaker = Speaker("Ann")
+    speaker.shout = types.MethodType(_shout, speaker)  # a new name
+    speaker.speak = types.MethodType(_whisper, speaker)  # the class's own name
+    lock = threading.Lock()
+    lock.acquire()
     account = Account()
     account.bump()
     account.history.append("opened")
@@ -427,6 +494,14 @@ def build_cases():
         "def_in_if_block": in_if_block,  # noqa: F821 - defined under the __main__ guard
         "multiline_lambda": multi_line_lambda,
         "init_subclass": Dog,
+        "patched_instance_methods": speaker,
+        "exception_custom_init": HTTPError(404, "Not Found"),
+        "dataclass_slots_self_reference": Pixel(1, 2),
+        "helper_module_object": portable_helper,
+        "submodule_through_package": root_tag,
+        "patched_installed_class": fractions.Fraction(3, 4),
+        "singledispatch": describe,
+        "lock_and_memoryview": (lock, threading.RLock(), memoryview(b"abc").cast("c")),
     }
 
 

@@ -51,23 +51,21 @@ class AnyPickler(cloudpickle.Pickler):
         if t is memoryview:
             # cloudpickle turns a memoryview into bytes: the receiver would get another type.
             # (Checked first: the probe pass may have cached memoryview as a plain type.)
-            return _reducers.make_memoryview, (obj.tobytes(), obj.format, obj.shape, obj.readonly)
+            return _reducers.reduce_memoryview(obj)
         if t in _passthrough_types or t in self._plain:
             return NotImplemented
         if t is types.FunctionType:
             if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
                 return NotImplemented  # (a __main__ function always goes by value: no need to ask)
-            extra = obj.__dict__
-            if "registry" in extra and "dispatch" in extra and "__wrapped__" in extra:
-                return self._singledispatch_reduce(obj)
+            if _reducers.is_singledispatch(obj):
+                return _reducers.reduce_singledispatch(obj)
             return self._dynamic_function_reduce(obj)
         if t is _LRU_WRAPPER:
             if _definition_need(obj, self._policy) is None:
                 return NotImplemented
-            params = obj.cache_parameters()
-            return _reducers.make_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
+            return _reducers.reduce_lru_cache(obj)
         if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
-            return _reducers.make_exception, (t, obj.args, obj.__dict__ or None, obj.__cause__)
+            return _reducers.reduce_exception(obj)
         if issubclass(t, type):
             return self._class_reduce(obj)
         if t is types.CellType:
@@ -80,9 +78,7 @@ class AnyPickler(cloudpickle.Pickler):
             # cloudpickle decides by its global registry, which never names local modules
             return _cp._make_typevar, _cp._decompose_typevar(obj)
         if t in _LOCK_TYPES:
-            if t is _LOCK_TYPES[0]:
-                return _reducers.make_lock, (obj.locked(),)
-            return _reducers.make_rlock, ()
+            return _reducers.reduce_lock(obj)
         if t is not typing.TypeVar:  # every other type handled above returned already
             _passthrough_types.add(t)
         return NotImplemented
@@ -106,18 +102,11 @@ class AnyPickler(cloudpickle.Pickler):
             _reducers.set_function_state,
         )
 
-    def _singledispatch_reduce(self, func: types.FunctionType) -> Any:
-        registry = {cls: impl for cls, impl in func.registry.items() if cls is not object}  # type: ignore[attr-defined]
-        skip = {"registry", "dispatch", "register", "_clear_cache", "__wrapped__"}
-        attributes = {k: v for k, v in func.__dict__.items() if k not in skip}
-        return _reducers.make_singledispatch, (func.__wrapped__, registry, attributes)  # type: ignore[attr-defined]
-
     def _class_reduce(self, obj: type) -> Any:
         if _definition_need(obj, self._policy) is None:
             patched = _patched_attributes(obj, self._policy)
             if patched:
-                return _reducers.reapply_patches, (
-                    obj.__module__, obj.__qualname__, {name: vars(obj)[name] for name in patched})
+                return _reducers.reduce_patched_class(obj, patched)
             return _cp._class_reduce(obj)
         rv = _cp._dynamic_class_reduce(obj)
         # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.

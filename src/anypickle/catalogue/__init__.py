@@ -71,6 +71,9 @@ class Case:
     # its fresh-process outcome, and its same-process outcome when that differs again
     portable: "str | None" = None
     portable_same: "str | None" = None
+    # the portable column on another Python, where the *receiver's* version matters: {(3, 13): WRONG}
+    # applies when the receiver is 3.13 or newer and the sender older (later keys win)
+    portable_to: Mapping[tuple, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "script", textwrap.dedent(self.script).strip() + "\n")
@@ -85,13 +88,16 @@ class Case:
         if missing:
             raise ValueError(f"case {self.name}: no expected outcome for {sorted(missing)}")
         overrides = [o for per_version in self.expect_from.values() for o in per_version.values()]
+        overrides += list(self.portable_to.values())
         for outcome in list(self.expect.values()) + list(self.expect_same.values()) + overrides:
             if outcome not in OUTCOMES:
                 raise ValueError(f"case {self.name}: unknown outcome {outcome!r}")
 
-    def expected(self, backend: str, mode: str) -> str:
+    def expected(self, backend: str, mode: str, receiver: "tuple | None" = None) -> str:
         """The outcome this case records for ``backend`` in ``mode`` ("same", "fresh" or "other").
 
+        ``receiver`` is the (major, minor) version of the other Python in mode "other"; the sender is
+        the running interpreter.
         """
         fresh = self.expect[backend]
         for version in sorted(self.expect_from):
@@ -108,6 +114,10 @@ class Case:
             # and behave as in a fresh process; every payload anypickle marks as carrying bytecode
             # (forced marshal, cloudpickle and dill always; auto when it ships code) must be
             # refused with InterpreterMismatchError before anything is unpickled.
+            if backend == "portable" and receiver is not None:
+                for version in sorted(self.portable_to):
+                    if receiver[:2] >= version > sys.version_info[:2]:
+                        fresh = self.portable_to[version]
             if fresh in (DUMPS, CLEAR) or backend in ("pickle", "portable"):
                 return fresh  # (portable ships source, no bytecode: it behaves as in a fresh process)
             if backend == "auto" and not self.carries_code:

@@ -107,7 +107,6 @@ CASES = [
         """,
         exp(pickle=LOADS, marshal=DUMPS, cloudpickle=WRONG, dill=WRONG, auto=OK),
         note="cloudpickle rebuilds a class without its slots: instances get a __dict__",
-        portable=WRONG, portable_same=WRONG,
     ),
     Case(
         "class: Enum member", G,
@@ -444,7 +443,6 @@ CASES = [
         exp(pickle=LOADS, marshal=DUMPS, cloudpickle=LOADS, dill=LOADS, auto=OK),
         expect_same={"pickle": LOADS, "cloudpickle": LOADS, "dill": LOADS},
         note="BaseException.__reduce__ replays cls(*args) with the formatted message only",
-        portable=LOADS, portable_same=LOADS,
     ),
     Case(
         "class: inheritance with super()", G,

@@ -133,7 +133,6 @@ CASES = [
         """,
         exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=LOADS, dill=LOADS, auto=OK),
         helper=HELPER,
-        portable=WRONG, portable_same=WRONG,
     ),
     Case(
         "helper: function, receiver has the helper module", G,

@@ -37,7 +37,6 @@ g.shout = types.MethodType(shout, g)
         expect_same={"pickle": LOADS},
         note="pickle reduces a bound method to getattr(obj, func.__name__), which the fresh "
              "instance does not have yet",
-        portable=LOADS, portable_same=LOADS,
     ),
     Case(
         "patch: instance method under the same name", G,
@@ -57,7 +56,6 @@ g.greet = types.MethodType(loud_greet, g)
         expect_same={"pickle": LOADS},
         note="pickle reduces a bound method to getattr(obj, func.__name__): 'loud_greet' is no "
              "attribute of the instance",
-        portable=LOADS, portable_same=LOADS,
     ),
     Case(
         "patch: plain function stored on an instance", G,
@@ -124,7 +122,6 @@ Greeter.greet = formal_greet
         expect_same={"pickle": LOADS},
         helper=GREETER,
         receiver_has_helper=True,
-        portable=LOADS, portable_same=LOADS,
     ),
     Case(
         "patch: installed class patched at class level", G,
@@ -142,6 +139,5 @@ Greeter.greet = formal_greet
         exp(pickle=WRONG, marshal=DUMPS, cloudpickle=WRONG, dill=WRONG, auto=OK),
         note="a patched stdlib class travels by reference: every receiver runs the unpatched repr, "
              "unless the patch travels too",
-        portable=WRONG,
     ),
 ]

@@ -1,0 +1,171 @@
+"""Safe loading: ``safe_loads`` loads ordinary data from any pickle protocol and refuses everything else.
+
+Two guards, both exact allowlists (:mod:`anypickle._allowlist`):
+
+1. The static pass (:mod:`anypickle.scan`) walks the stream without executing it and refuses any
+   global outside the allowlist, computed globals, EXT and persistent ids, BUILD on shared objects,
+   malformed streams and trailing bytes, with the byte position.
+2. A ``pickle.Unpickler`` subclass whose ``find_class`` resolves only allowed globals, and whose
+   ``persistent_load`` refuses: defence in depth should the two ever disagree.
+
+The static pass always runs first (see ``C_FIRST`` below for why), and every error comes from it,
+so errors name the global and the byte position.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import pickle
+from typing import Iterable
+
+from ._allowlist import (
+    DEFAULT_ALLOW,
+    INERT,
+    AllowEntry,
+    Allowlist,
+    build_allowlist,
+    format_global,
+    map_python2,
+    resolve_global,
+)
+from .errors import AnyPickleError, DecodeError, UnsafePickleError, UsageError
+
+__all__ = ["DEFAULT_ALLOW", "safe_loads"]
+
+
+class _NeedsScan(Exception):
+    """The optimistic load met something only the static pass may judge."""
+
+
+def _latin1_encode(obj: object, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    # Stands in for _codecs.encode: protocols 0-2 write bytes as encode(str, "latin1"); any other
+    # use would look a codec up by a name the stream chose.
+    if type(obj) is not str or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise UnsafePickleError(
+            "_codecs.encode is only allowed as encode(<str>, 'latin1')", global_name="_codecs.encode"
+        )
+    return obj.encode("latin-1")
+
+
+_SUBSTITUTES = {("_codecs", "encode"): _latin1_encode}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """A C unpickler that resolves allowed globals only (inert ones only, when ``inert_only``)."""
+
+    def __init__(self, file: io.BytesIO, allow: Allowlist, *, inert_only: bool, py2_names: bool, buffers) -> None:
+        super().__init__(file, buffers=buffers)
+        self._allow = allow
+        self._inert_only = inert_only
+        self._py2_names = py2_names
+
+    def find_class(self, module: str, name: str) -> object:
+        # We resolve names ourselves instead of calling super().find_class, so the name checked is
+        # exactly the name imported (the C find_class would map Python 2 names a second time).
+        pair = map_python2(module, name) if self._py2_names else (module, name)
+        role = self._allow.role(*pair)
+        if self._inert_only:
+            if not role & INERT:
+                raise _NeedsScan
+        elif not role:
+            raise UnsafePickleError(
+                f"global {format_global(*pair)} is not in the allowlist", global_name=format_global(*pair)
+            )
+        substitute = _SUBSTITUTES.get(pair)
+        return substitute if substitute is not None else resolve_global(*pair)
+
+    def persistent_load(self, pid: object) -> object:
+        if self._inert_only:
+            raise _NeedsScan
+        raise UnsafePickleError("persistent ids are refused by safe loading")
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise UsageError(f"safe_loads takes bytes, bytearray or memoryview, not {type(data).__name__}")
+
+
+def _extension_registry_in_use() -> bool:
+    # EXT1/2/4 resolve through copyreg's registry and *cache* without calling find_class; while
+    # both are empty (as in any process that never called copyreg.add_extension) EXT always fails.
+    return bool(copyreg._inverted_registry or copyreg._extension_cache)  # type: ignore[attr-defined]
+
+
+def _refusal(data: bytes, allow: Allowlist) -> UnsafePickleError | None:
+    """The static pass's verdict as an error naming the first unsafe global or opcode, or None."""
+    from .scan import scan_bytes  # the scanner imports this package's allowlist, not this module
+
+    _, findings = scan_bytes(data, allow)
+    for finding in findings:
+        if finding.severity == "unsafe":
+            what = finding.global_name or finding.opcode
+            return UnsafePickleError(
+                f"refused {what} at byte {finding.position}: {finding.message}",
+                global_name=finding.global_name,
+                position=finding.position,
+            )
+    return None
+
+
+def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers) -> object:
+    proto = data[1] if len(data) >= 2 and data[0] == 0x80 else 0
+    # Protocols 4-5 come in 64 KiB FRAMEs the C unpickler reads whole; older streams are read
+    # opcode by opcode through file.read() unless the file offers peek(), which BufferedReader does
+    # (3x faster on 100k small ints). Either way file.tell() ends at the byte after STOP.
+    file: io.BytesIO | io.BufferedReader = io.BytesIO(data)
+    if proto < 4:
+        file = io.BufferedReader(file, buffer_size=1 << 16)
+    py2_names = proto < 3
+    obj = _SafeUnpickler(file, allow, inert_only=inert_only, py2_names=py2_names, buffers=buffers).load()
+    if file.tell() != len(data):
+        raise _NeedsScan  # bytes after STOP: let the static pass name them
+    return obj
+
+
+# The C-first path: load with a find_class that resolves inert globals only, and run the static pass
+# only when that attempt meets anything else. It is as fast as pickle.loads (1.0-1.1x) and can
+# execute nothing outside the allowlist, but it is OFF: CPython's C unpickler sizes its memo array
+# from the largest LONG_BINPUT/PUT index, so an 8-byte stream can make it allocate and zero tens
+# of gigabytes (CPython gh-115952, fixed upstream by PR 119204 in late 2025, absent from the
+# 3.10-3.13 builds tested here). The static pass refuses such indices before the C unpickler runs.
+# Turn this on only for interpreters that carry that fix.
+C_FIRST = False
+
+
+def safe_loads(data: bytes | bytearray | memoryview, *, allow: Iterable[AllowEntry] = (), buffers=None) -> object:
+    """Load ordinary data from a pickle stream of any protocol; refuse anything else before it runs.
+
+    ``allow`` adds exact ``"module.qualname"`` globals (``"pkg.mod:Outer.Inner"`` for nested names).
+    Raises :class:`~anypickle.errors.UnsafePickleError` naming the global and byte position, or
+    :class:`~anypickle.errors.DecodeError` when an allowed stream still fails to load.
+    The result is type-identical to ``pickle.loads(data)``.
+    """
+    raw = _as_bytes(data)
+    allowlist = build_allowlist(allow)
+    if C_FIRST and not _extension_registry_in_use():
+        try:
+            return _load(raw, allowlist, inert_only=True, buffers=buffers)
+        except _NeedsScan:
+            pass
+        except Exception as exc:  # the C unpickler's many error types: let the static pass classify
+            refusal = _refusal(raw, allowlist)
+            if refusal is not None:
+                raise refusal from None
+            if isinstance(exc, AnyPickleError):
+                raise
+            raise DecodeError(f"cannot load this pickle: {type(exc).__name__}: {exc}") from exc
+    refusal = _refusal(raw, allowlist)
+    if refusal is not None:
+        raise refusal
+    try:
+        return _load(raw, allowlist, inert_only=False, buffers=buffers)
+    except _NeedsScan:  # pragma: no cover - the static pass refuses trailing bytes first
+        raise UnsafePickleError("bytes after STOP") from None
+    except AnyPickleError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"cannot load this pickle: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,87 @@
+"""What a scan found: :class:`Finding` and :class:`ScanReport`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Finding", "ScanReport", "Severity"]
+
+Severity = Literal["info", "warning", "unsafe"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation: its severity, the opcode and byte position it is about, and a message.
+
+    ``member`` names the zip member for container files; ``global_name`` the global concerned.
+    """
+
+    severity: Severity
+    opcode: str
+    position: int
+    message: str
+    global_name: str | None = None
+    member: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "severity": self.severity,
+            "opcode": self.opcode,
+            "position": self.position,
+            "message": self.message,
+            "global_name": self.global_name,
+            "member": self.member,
+        }
+
+    def __str__(self) -> str:
+        where = f"{self.member}@{self.position}" if self.member else f"@{self.position}"
+        return f"{self.severity.upper():7} {where} {self.opcode}: {self.message}"
+
+
+@dataclass
+class ScanReport:
+    """The verdict on one stream or file: ``safe`` is False when any finding is ``"unsafe"``.
+
+    ``globals`` lists every global the stream names as ``(raw, mapped)`` "module.qualname" strings
+    (raw as written, mapped after Python 2 names go through ``_compat_pickle``); ``members`` lists
+    the zip members scanned, empty for a plain stream.
+    """
+
+    source: str
+    globals: list[tuple[str, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+
+    @property
+    def safe(self) -> bool:
+        """True when no finding is ``"unsafe"``."""
+        return not any(f.severity == "unsafe" for f in self.findings)
+
+    @property
+    def unsafe_findings(self) -> list[Finding]:
+        """Only the findings that make the stream unsafe."""
+        return [f for f in self.findings if f.severity == "unsafe"]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "source": self.source,
+            "safe": self.safe,
+            "globals": [{"raw": raw, "mapped": mapped} for raw, mapped in self.globals],
+            "findings": [f.to_dict() for f in self.findings],
+            "members": list(self.members),
+        }
+
+    def __str__(self) -> str:
+        verdict = "SAFE" if self.safe else "UNSAFE"
+        lines = [f"{self.source}: {verdict}"]
+        if self.members:
+            lines.append(f"  members scanned: {', '.join(self.members)}")
+        if self.globals:
+            names = sorted({raw if raw == mapped else f"{raw} -> {mapped}" for raw, mapped in self.globals})
+            lines.append(f"  globals: {', '.join(names)}")
+        for finding in self.findings:
+            lines.append(f"  {finding}")
+        return "\n".join(lines)
