@@ -78,7 +78,7 @@ def _case_iterations(case, op):
 def _run(benchmark, case, backend, fn, arg, op):
     if case in BIG:
         # Big inputs: a fixed, small number of rounds (dill copies 80 MB several times in Python).
-        rounds = 3 if backend == "dill" else 10
+        rounds = 3 if backend == "dill" else 10 if case == "array_80mb" else 30
         return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=1, warmup_rounds=1)
     iterations = _case_iterations(case, op)
     rounds = max(5, min(200, int(BUDGET / (_per_call(fn, arg) * iterations))))
