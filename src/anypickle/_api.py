@@ -7,10 +7,12 @@ import os
 import pickle
 import re
 import types
-from typing import IO, Any, Iterable, Mapping, Sequence, Union
+from typing import IO, Any, Callable, Iterable, List, Mapping, Sequence, Tuple, Union
 
 from . import _context
 from . import _envelope as env
+from . import _frames
+from ._frames import BufferCollector
 from ._backend import Backend, parse_backend
 from ._modules import ModulePolicy
 from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate
@@ -32,8 +34,9 @@ def dumps(
     key: bytes | None = None,
     key_id: str | None = None,
     portable: bool = False,
+    buffers: bool = False,
     context: Mapping[str, Any] | None = None,
-) -> bytes:
+) -> Any:
     """Serialize ``obj`` into an anypickle envelope that a fresh interpreter can load.
 
     ``backend="auto"`` picks the cheapest serializer that ships ``obj`` intact into a process that
@@ -44,6 +47,9 @@ def dumps(
 
     ``key`` signs the envelope with HMAC-SHA256 (``key_id`` names the key, for rotation).
     ``portable=True`` ships code as source, loadable by any Python 3.10+ (see the README).
+    ``buffers=True`` returns ``(header, buffers)``: large buffers (numpy arrays, bytearrays) stay out
+    of the stream, as memoryviews of the original memory, for transports that send several frames;
+    ``loads(header, buffers=buffers)`` rebuilds without copying them.
     ``context`` maps names to objects that must not travel: each is written as its name and
     resolved from the receiver's ``loads(..., context=...)`` (matched by identity).
 
@@ -51,9 +57,15 @@ def dumps(
     >>> anypickle.loads(anypickle.dumps(lambda x: x + 1))(41)
     42
     """
-    policy = ModulePolicy(by_value, by_reference)
-    chosen = parse_backend(backend)
+    if backend == "auto" and key is None and context is None and not (by_value or by_reference or portable or buffers):
+        return _dumps_default(obj)
+    policy = _DEFAULT_POLICY if not by_value and not by_reference else ModulePolicy(by_value, by_reference)
+    chosen = None if backend == "auto" else parse_backend(backend)
     frame = _Frame(key, key_id)
+    if buffers:
+        if portable or context is not None:
+            raise UsageError("buffers=True cannot be combined with portable=True or context=")
+        frame.buffer_callback = BufferCollector()
     marker = _context.marker(context)
     if marker is not None and (portable or chosen is Backend.MARSHAL):
         raise UsageError("context= needs a pickler; it cannot be combined with portable=True or backend='marshal'")
@@ -71,55 +83,73 @@ def dumps(
         _dump_forced(obj, frame, chosen, policy, marker)
     if marker is not None and marker.used:
         frame.flags |= env.CONTEXT
+    if buffers:
+        return frame.finish(used), frame.buffer_callback.buffers
     return frame.finish(used)
 
 
-class _Frame:
-    """Writes the payload straight after a placeholder header, then fills the header in place.
+class _Sink:
+    """The file a pickler writes to: ``write`` keeps each chunk by reference, nothing is copied.
 
-    The payload is never copied to prepend a header: ``BytesIO.getvalue()`` hands over its buffer
-    (CPython shrinks it with realloc) when no view of it is alive.
+    The C pickler hands large bytes, bytearrays and PickleBuffers (arrays) to ``write`` as they are,
+    and Python's pickle framer never reuses a buffer it wrote (it documents this "delayed access").
     """
 
-    __slots__ = ("buf", "flags", "key", "key_id", "header_size")
+    __slots__ = ("chunks", "write")
+
+    def __init__(self, chunks: list[Any]) -> None:
+        self.chunks = chunks
+        self.write = chunks.append
+
+
+class _Frame:
+    """Collects the payload's chunks, then joins header and chunks into the result with one copy.
+
+    The payload is never copied to prepend a header: the chunks (a large array arrives as its own
+    PickleBuffer) are joined once, straight into the final bytes object.
+    """
+
+    __slots__ = ("chunks", "flags", "key", "key_id", "buffer_callback")
 
     def __init__(self, key: bytes | None, key_id: str | None) -> None:
         if key is not None and not isinstance(key, (bytes, bytearray)):
             raise UsageError(f"key must be bytes, not {type(key).__qualname__}")
-        self.buf = io.BytesIO()
+        self.chunks: list[Any] = []
         self.key = key
         self.key_id = key_id
         self.flags = 0
-        self.header_size = 0
+        self.buffer_callback: BufferCollector | None = None
 
-    def start(self, flags: int) -> io.BytesIO:
-        """Reset the buffer for a (new) attempt and return it, positioned after the header."""
+    def start(self, flags: int) -> _Sink:
+        """Drop what a previous attempt wrote; return a file for this attempt."""
         if self.key is not None:
             flags |= env.SIGNED
+        if self.buffer_callback is not None:
+            flags |= env.BUFFERS
+            self.buffer_callback.clear()
         self.flags = flags
-        self.header_size = len(env.build_header(Backend.PICKLE, flags, 0, self.key_id))
-        if flags & env.SIGNED:
-            self.header_size += env.TAG_SIZE
-        buf = self.buf
-        buf.seek(0)
-        buf.truncate()
-        buf.write(bytes(self.header_size))
-        return buf
+        self.chunks = []
+        return _Sink(self.chunks)
 
     def finish(self, backend: Backend) -> bytes:
-        buf = self.buf
-        payload_length = buf.tell() - self.header_size
-        header = env.build_header(backend, self.flags, payload_length, self.key_id)
-        buf.seek(0)
-        buf.write(header)
+        chunks = self.chunks
+        extra: list[memoryview] = []
+        if self.buffer_callback is not None:  # the payload starts with the table of buffer sizes
+            extra = self.buffer_callback.buffers
+            chunks.insert(0, _frames.table(extra))
+        payload_length = 0
+        for chunk in chunks:
+            payload_length += len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
+        if backend is Backend.PICKLE and not self.flags:
+            header = env.pickle_header(payload_length)
+        else:
+            header = env.build_header(backend, self.flags, payload_length, self.key_id)
         if self.key is not None:
-            view = buf.getbuffer()
-            try:
-                tag = env.sign(bytes(self.key), header, view[self.header_size:])
-            finally:
-                view.release()
-            buf.write(tag)
-        return buf.getvalue()
+            header += env.sign(bytes(self.key), header, *chunks, *extra)
+        if len(chunks) == 1 and payload_length < 65536:
+            return header + chunks[0]
+        chunks.insert(0, header)
+        return b"".join(chunks)
 
 
 def _code_flags(backend: Backend) -> int:
@@ -129,18 +159,103 @@ def _code_flags(backend: Backend) -> int:
 def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy, marker: Any = None) -> None:
     impl = get_backend(backend)
     try:
-        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False, persistent_id=marker)
+        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False, persistent_id=marker,
+                  buffer_callback=frame.buffer_callback)
     except impl.dump_errors as exc:
         raise _encode_error(obj, policy, [(backend.label, exc)], forced=backend) from exc
 
 
-def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) -> Backend:
-    attempts: list[tuple[str, BaseException]] = []
+_DEFAULT_POLICY = ModulePolicy()
+# Idle ProbePicklers for the default policy, each as (chunks its sink fills, pickler, its bound dump,
+# its bound clear_memo). list.pop and list.append are atomic, so a thread takes one nobody else
+# holds, and a dumps() nested in some __reduce__ finds none free and builds its own; the pool never
+# holds more picklers than were ever in use at once. Building a Pickler subclass costs more than
+# pickling a small dict, hence the pool.
+_Probe = Tuple[List[Any], ProbePickler, Callable[[Any], None], Callable[[], None]]
+_free_probes: list[_Probe] = []
+_pickle_header = env._pickle_headers.get
+
+
+def _take_probe() -> _Probe:
     try:
-        probe = ProbePickler(frame.start(0), policy)
+        return _free_probes.pop()
+    except IndexError:
+        chunks: list[Any] = []
+        probe = ProbePickler(_Sink(chunks), _DEFAULT_POLICY)
+        return chunks, probe, probe.dump, probe.clear_memo
+
+
+def _give_back(pair: _Probe) -> None:
+    pair[0].clear()
+    pair[1].memo = {}  # a fresh memo table (see _dumps_default): it held a reference to every object pickled
+    _free_probes.append(pair)
+
+
+def _probe(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) -> None:
+    """Pickle ``obj`` into ``frame`` with a ProbePickler (a pooled one under the default policy)."""
+    if policy is not _DEFAULT_POLICY or frame.buffer_callback is not None or marker is not None:
+        probe = ProbePickler(frame.start(0), policy, buffer_callback=frame.buffer_callback)
         if marker is not None:
             probe.persistent_id = marker
         probe.dump(obj)
+        return
+    pair = _take_probe()
+    frame.start(0)
+    try:
+        pair[2](obj)
+        frame.chunks = pair[0].copy()
+    except BaseException:
+        _give_back(pair)
+        raise
+    if len(pair[0]) <= 1:  # a pickler that wrote big frames keeps a big scratch buffer: drop it
+        _give_back(pair)
+
+
+def _dumps_default(obj: Any) -> bytes:
+    """``dumps(obj)`` with every option at its default: the per-call cost of small tasks, kept lean.
+
+    The same steps as the general path (probe, then the fallbacks), minus the frame object and the
+    option handling: a pooled ProbePickler, and a cached header for small pickle payloads.
+    """
+    try:
+        pair = _free_probes.pop()  # _take_probe(), inlined: this is the hot path
+    except IndexError:
+        pair = _take_probe()
+    chunks = pair[0]
+    try:
+        pair[2](obj)
+    except Exception as exc:  # NeedFound or a pickling error: the fallbacks decide, as in _dump_auto
+        _give_back(pair)
+        frame = _Frame(None, None)
+        return frame.finish(_dump_auto(obj, frame, _DEFAULT_POLICY, probe_error=exc))
+    if len(chunks) == 1:
+        payload = chunks.pop()
+        n = len(payload)
+        # The memo holds a reference to every object pickled: empty it. clear_memo() walks the
+        # memo table at the largest size it ever grew to (CPython never shrinks it), so after a
+        # payload with many objects the table is replaced by a fresh one instead; otherwise one
+        # 3000-string dumps would make every later small dumps 7x slower.
+        if n <= 128:
+            pair[3]()  # clear_memo(); a payload this small made at most 64 memo entries
+        else:
+            pair[1].memo = {}
+        _free_probes.append(pair)
+        return (_pickle_header(n) or env.pickle_header(n)) + payload
+    # A big payload: a pickler that wrote big frames keeps a big scratch buffer, so it is dropped.
+    pair[3]()
+    frame = _Frame(None, None)
+    frame.chunks = chunks
+    return frame.finish(Backend.PICKLE)
+
+
+def _dump_auto(
+    obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None, probe_error: Exception | None = None,
+) -> Backend:
+    attempts: list[tuple[str, BaseException]] = []
+    try:
+        if probe_error is not None:  # the caller already ran the probe
+            raise probe_error
+        _probe(obj, frame, policy, marker)
         return Backend.PICKLE
     except NeedFound as found:
         if found.need is Need.UNSHIPPABLE:
@@ -154,7 +269,12 @@ def _dump_auto(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None
     for backend in candidates:
         impl = get_backend(backend)
         try:
-            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, persistent_id=marker)
+            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, persistent_id=marker,
+                      buffer_callback=frame.buffer_callback)
+            # The failed attempts' tracebacks reference this frame, which references them: break
+            # the cycle, or every fallback leaves garbage (and the object) for the collector.
+            attempts.clear()
+            probe_error = None
             return backend
         except impl.dump_errors as exc:
             attempts.append((backend.label, exc))
@@ -212,6 +332,7 @@ def loads(
     key: env.Key | None = None,
     safe: bool = False,
     allow: Iterable[str] = (),
+    buffers: Iterable[Any] | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> Any:
     """Load an object from an anypickle envelope, or from a plain pickle/cloudpickle/dill/joblib stream.
@@ -220,24 +341,42 @@ def loads(
     (:class:`InterpreterMismatchError`). With ``key`` (bytes, or a mapping of key id to bytes) the
     HMAC is checked first and unsigned or altered data raises :class:`SignatureError`. With
     ``safe=True`` only ordinary data loads: every global must be on an exact allowlist (extend it
-    with ``allow=["module.qualname"]``) and payloads that carry code are refused. ``context`` gives
+    with ``allow=["module.qualname"]``) and payloads that carry code are refused.
+    ``buffers`` are the out-of-band buffers of ``dumps(obj, buffers=True)``, in order; arrays are
+    rebuilt on top of them without a copy, and are writable when the buffers are. ``context`` gives
     the objects a payload written with ``dumps(..., context=...)`` refers to by name.
     """
+    if type(data) is bytes and key is None and not safe and buffers is None and context is None:
+        payload = env.pickle_payload(data)
+        if payload is not None:  # plain data (the common case): no Header object, no views
+            try:
+                return pickle.loads(payload)
+            except AnyPickleError:
+                raise
+            except Exception as exc:
+                raise _decode_error(exc, Backend.PICKLE.label) from exc
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UsageError(f"loads() takes bytes, not {type(data).__qualname__}; use load() for files")
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
+    if buffers is not None:
+        buffers = list(buffers)
     if key is not None:
-        header: env.Header | None = env.verify(key, view)
+        header: env.Header | None = env.verify(key, view, buffers or ())
     elif env.is_envelope(view):
         header = env.parse(view)
     else:
         header = None
     if header is None:
-        return _load_foreign(view, safe=safe, allow=allow)
+        return _load_foreign(view, safe=safe, allow=allow, buffers=buffers)
     if header.flags & env.BUFFERS:
-        raise DecodeError("this payload was written with out-of-band buffers: pass them to loads(..., buffers=...)")
+        if buffers is None:
+            raise DecodeError("this payload was written with out-of-band buffers: pass them to loads(..., buffers=...)")
+        if safe:
+            raise UsageError("safe=True does not load payloads with out-of-band buffers")
+    elif buffers:
+        raise DecodeError(f"this payload has no out-of-band buffers, but {len(buffers)} were passed")
     payload = view[header.payload_offset:]
     if safe:
         if header.carries_code:
@@ -247,6 +386,8 @@ def loads(
         return _safe_loads(payload, allow)
     env.check_interpreter(header)
     try:
+        if header.flags & env.BUFFERS:
+            return _frames.load(header.backend, payload, buffers)  # type: ignore[arg-type]
         if header.flags & env.CONTEXT:
             return _context.load(header.backend, payload, context)
         return get_backend(header.backend).loads(payload)
@@ -278,7 +419,7 @@ def _decode_error(exc: Exception, writer: str) -> DecodeError:
 _PICKLE_FIRST_BYTES = frozenset(b"(]})cIJKLMFGNSTUVXBC\x80\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x93\x94\x95\x96dlto")
 
 
-def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str]) -> Any:
+def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str], buffers: list[Any] | None = None) -> Any:
     """A plain pickle stream (pickle, cloudpickle, dill, joblib) with no envelope."""
     if len(view) == 0:
         raise DecodeError("empty input: not an anypickle envelope nor a pickle stream")
@@ -295,6 +436,8 @@ def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str]) -> Any:
             import joblib  # only joblib can read the arrays it writes after the pickle stream
 
             return joblib.load(io.BytesIO(haystack))
+        if buffers is not None:  # a protocol 5 stream written with a buffer_callback
+            return pickle.loads(view, buffers=buffers)
         if b"dill._dill" in haystack:
             return get_backend(Backend.DILL).loads(view)
         return pickle.loads(view)
@@ -308,6 +451,8 @@ def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str]) -> Any:
 
 def dump(obj: Any, file: IO[bytes] | PathLike, **options: Any) -> None:
     """Write :func:`dumps` of ``obj`` to a binary file object or a path (same keyword options)."""
+    if options.get("buffers"):
+        raise UsageError("dump() writes one stream; use dumps(obj, buffers=True) to keep buffers apart")
     data = dumps(obj, **options)
     if isinstance(file, (str, os.PathLike)):
         with open(file, "wb") as f:

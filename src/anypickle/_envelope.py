@@ -28,7 +28,7 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Mapping, Sequence, Union
 
 from ._backend import Backend
 from .errors import DecodeError, InterpreterMismatchError, SignatureError, UsageError
@@ -76,6 +76,7 @@ class Interpreter:
         return bytes([len(impl)]) + impl + bytes([self.major, self.minor]) + self.magic
 
 
+_BACKENDS = {int(b): b for b in Backend}
 _CURRENT = Interpreter.current()
 _CURRENT_PACKED = _CURRENT.pack()
 
@@ -101,7 +102,10 @@ class Header:
 
 def build_header(backend: Backend, flags: int, payload_length: int, key_id: str | None = None) -> bytes:
     """The header bytes, CRC included, tag excluded (the caller appends the tag when signing)."""
-    parts = [_FIXED.pack(MAGIC, FORMAT_VERSION, backend, flags, 0, payload_length)]
+    fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, backend, flags, 0, payload_length)
+    if not flags & (BYTECODE | SIGNED):  # the common case, paid on every small dumps: no list, no join
+        return fixed + _CRC.pack(zlib.crc32(fixed))
+    parts = [fixed]
     if flags & BYTECODE:
         parts.append(_CURRENT_PACKED)
     if flags & SIGNED:
@@ -111,6 +115,46 @@ def build_header(backend: Backend, flags: int, payload_length: int, key_id: str 
         parts.append(bytes([len(kid)]) + kid)
     head = b"".join(parts)
     return head + _CRC.pack(zlib.crc32(head))
+
+
+_PICKLE_PREFIX = _FIXED.pack(MAGIC, FORMAT_VERSION, Backend.PICKLE, 0, 0, 0)[:8]
+_PICKLE_PREFIX_CRC = zlib.crc32(_PICKLE_PREFIX)
+_LENGTH = struct.Struct("<Q")
+_pickle_headers: dict[int, bytes] = {}
+
+
+def pickle_header(payload_length: int) -> bytes:
+    """``build_header(Backend.PICKLE, 0, payload_length)``, cached for small payloads.
+
+    Paid on every dumps of plain data; small tasks repeat the same few lengths, and the cache is
+    bounded to lengths under 2 KiB (at most ~2048 entries of 20 bytes).
+    """
+    header = _pickle_headers.get(payload_length)
+    if header is None:
+        length = _LENGTH.pack(payload_length)
+        header = _PICKLE_PREFIX + length + _CRC.pack(zlib.crc32(length, _PICKLE_PREFIX_CRC))
+        if payload_length < 2048:
+            _pickle_headers[payload_length] = header
+    return header
+
+
+def pickle_payload(data: bytes) -> bytes | memoryview | None:
+    """The payload of a well-formed unsigned stdlib-pickle envelope; None for anything else.
+
+    The fast path of ``loads`` for plain data. For a given payload length exactly one such header
+    is valid, magic, version, backend, flags, length and CRC included, so comparing against it is
+    the whole of :func:`parse`'s checking for this header shape. None sends the caller to
+    :func:`parse`, which accepts or explains every other input.
+    """
+    payload_length = len(data) - 20
+    header = _pickle_headers.get(payload_length)  # inlined cache hit of pickle_header()
+    if header is None:
+        if payload_length < 0:
+            return None
+        header = pickle_header(payload_length)
+    if not data.startswith(header):
+        return None
+    return data[20:] if payload_length < 4096 else memoryview(data)[20:]
 
 
 def is_envelope(data: bytes | memoryview) -> bool:
@@ -134,7 +178,10 @@ def parse(data: memoryview) -> Header:
     interpreter = None
     key_id = None
     try:
-        if flags & BYTECODE:
+        if flags & BYTECODE and data[pos:pos + len(_CURRENT_PACKED)] == _CURRENT_PACKED:
+            interpreter = _CURRENT  # written by this interpreter (the common case): nothing to build
+            pos += len(_CURRENT_PACKED)
+        elif flags & BYTECODE:
             ln = data[pos]
             impl = bytes(data[pos + 1:pos + 1 + ln]).decode("ascii")
             pos += 1 + ln
@@ -156,9 +203,8 @@ def parse(data: memoryview) -> Header:
     pos += _CRC.size
     header_length = pos
     # Checked after the CRC: a corrupted byte reports as corruption, not as an unknown backend.
-    try:
-        backend = Backend(backend_id)
-    except ValueError:
+    backend = _BACKENDS.get(backend_id)  # a dict, not Backend(): the enum call costs a microsecond
+    if backend is None:
         raise DecodeError(f"unknown backend id {backend_id} in envelope (written by a newer anypickle?)") from None
     if flags & ~_KNOWN_FLAGS or reserved:
         raise DecodeError(f"unknown envelope flags {flags:#x} (written by a newer anypickle?)")
@@ -187,10 +233,11 @@ def check_interpreter(header: Header) -> None:
             written_by=str(theirs), running=str(_CURRENT))
 
 
-def sign(key: bytes, header: bytes, payload: bytes | memoryview) -> bytes:
-    """The HMAC-SHA256 tag over header and payload (no concatenated copy of a large payload)."""
+def sign(key: bytes, header: bytes, *payload: bytes | memoryview) -> bytes:
+    """The HMAC-SHA256 tag over header and payload, given whole or in chunks (no concatenated copy)."""
     mac = hmac.new(key, header, hashlib.sha256)
-    mac.update(payload)
+    for chunk in payload:
+        mac.update(chunk)
     return mac.digest()
 
 
@@ -205,8 +252,11 @@ def resolve_key(key: Key, key_id: str | None) -> bytes:
     raise UsageError(f"key must be bytes or a mapping of key id to bytes, not {type(key).__qualname__}")
 
 
-def verify(key: Key, data: memoryview) -> Header:
-    """Check the HMAC of a signed envelope before anything is parsed further; return its header."""
+def verify(key: Key, data: memoryview, buffers: Sequence[object] = ()) -> Header:
+    """Check the HMAC of a signed envelope before anything is parsed further; return its header.
+
+    A BUFFERS payload's tag also covers its out-of-band ``buffers``, in order.
+    """
     try:
         header = parse(data)
     except DecodeError as exc:
@@ -214,7 +264,8 @@ def verify(key: Key, data: memoryview) -> Header:
     if not header.flags & SIGNED:
         raise SignatureError("a key was given but the payload is not signed: refusing to load it unverified")
     secret = resolve_key(key, header.key_id)
-    expected = sign(secret, data[:header.header_length], data[header.payload_offset:])
+    extra = buffers if header.flags & BUFFERS else ()
+    expected = sign(secret, data[:header.header_length], data[header.payload_offset:], *extra)  # type: ignore[arg-type]
     if not hmac.compare_digest(expected, header.tag or b""):
         raise SignatureError("signature mismatch: the payload was altered or signed with another key")
     return header

@@ -57,11 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anypickle", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_explain_parser(sub)
+    from .bench import add_bench_parser
     from .matrix import add_matrix_parser
     from .scan._cli import add_scan_parser
 
     add_matrix_parser(sub)
     add_scan_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

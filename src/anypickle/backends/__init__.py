@@ -19,10 +19,14 @@ class BackendImpl(Protocol):
     dump_errors: tuple[type[BaseException], ...]
     """The exceptions that mean "this backend cannot serialize that object" (anything else propagates)."""
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
         """Write ``obj`` to ``file``; ``auto`` selects anypickle's enhanced settings over the raw library's.
 
         ``persistent_id``, when given, is installed as the pickler's hook of that name (receiver context).
+        ``buffer_callback`` is pickle protocol 5's: large buffers go to it instead of into ``file``.
         """
 
     def loads(self, payload: memoryview) -> Any:

@@ -23,6 +23,10 @@ from .._needs import (
 )
 
 PROTOCOL = 5
+_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+# Types whose instances AnyPickler.reducer_override never handles itself (not a function, class,
+# cell, module, TypeVar, lock, memoryview...): a fact about the type alone, so it is cached across calls.
+_passthrough_types: set[type] = set()
 
 
 class AnyPickler(cloudpickle.Pickler):
@@ -48,11 +52,11 @@ class AnyPickler(cloudpickle.Pickler):
             # cloudpickle turns a memoryview into bytes: the receiver would get another type.
             # (Checked first: the probe pass may have cached memoryview as a plain type.)
             return _reducers.reduce_memoryview(obj)
-        if t in self._plain:
+        if t in _passthrough_types or t in self._plain:
             return NotImplemented
         if t is types.FunctionType:
-            if _definition_need(obj, self._policy) is None:
-                return NotImplemented
+            if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
+                return NotImplemented  # (a __main__ function always goes by value: no need to ask)
             if _reducers.is_singledispatch(obj):
                 return _reducers.reduce_singledispatch(obj)
             return self._dynamic_function_reduce(obj)
@@ -75,9 +79,13 @@ class AnyPickler(cloudpickle.Pickler):
             return _cp._make_typevar, _cp._decompose_typevar(obj)
         if t in _LOCK_TYPES:
             return _reducers.reduce_lock(obj)
+        if t is not typing.TypeVar:  # every other type handled above returned already
+            _passthrough_types.add(t)
         return NotImplemented
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
+        if func.__closure__ is None:  # no cells to share: cloudpickle's own reduction, one byte smaller
+            return cloudpickle.Pickler._dynamic_function_reduce(self, func)
         code, base_globals, _, _, _ = self._function_getnewargs(func)
         state, slotstate = _cp._function_getstate(func)
         slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
@@ -102,7 +110,8 @@ class AnyPickler(cloudpickle.Pickler):
             return _cp._class_reduce(obj)
         rv = _cp._dynamic_class_reduce(obj)
         # cloudpickle rebuilds the class with __name__ only; keep the full dotted name of nested classes.
-        rv[2][0]["__qualname__"] = obj.__qualname__
+        if obj.__qualname__ != obj.__name__:  # the skeleton class already has qualname == name
+            rv[2][0]["__qualname__"] = obj.__qualname__
         if "__slots__" in vars(obj) and typing.NamedTuple not in getattr(obj, "__orig_bases__", ()):
             # cloudpickle sets __slots__ after creating the class, where it creates no slots: the
             # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
@@ -133,8 +142,14 @@ class CloudpickleBackend:
     carries_code = True
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
-        pickler = AnyPickler(file, policy) if auto else cloudpickle.Pickler(file, protocol=PROTOCOL)
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
+        if auto:
+            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback)
+        else:
+            pickler = cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         if persistent_id is not None:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)

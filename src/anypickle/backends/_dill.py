@@ -24,8 +24,11 @@ class DillBackend:
     carries_code = True
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
-        pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto)
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
+        pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
         if persistent_id is not None:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)

@@ -40,7 +40,10 @@ class MarshalBackend:
     carries_code = True
     dump_errors = (CannotMarshal,)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
         if persistent_id is not None:
             raise CannotMarshal("marshal cannot write references to the receiver's context")
         file.write(marshal.dumps(encode_function(obj, policy), _VERSION))
@@ -63,6 +66,8 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
                 raise CannotMarshal(f"{name}: {where} is local module {v.__name__!r}")
             # A receiver that imports ``xml`` has not imported ``xml.dom.minidom``: name the
             # submodules the code reaches through attributes too, as cloudpickle does.
+            if not hasattr(v, "__path__"):  # not a package: no submodules (skips a scan of sys.modules)
+                return ("m", v.__name__)
             return ("m", v.__name__, *_used_submodules(v.__name__, code_names))
         if isinstance(v, (types.FunctionType, type, types.BuiltinFunctionType)):
             if isinstance(v, types.BuiltinFunctionType) or _definition_need(v, policy) is None:
@@ -119,6 +124,12 @@ def _plain(v: Any) -> bool:
     return False
 
 
+def _import(name: str) -> Any:
+    # sys.modules first: import_module costs microseconds even for a module already imported.
+    module = sys.modules.get(name)
+    return module if module is not None else importlib.import_module(name)
+
+
 def decode_function(record: Any) -> types.FunctionType:
     """Rebuild the function of a record made by :func:`encode_function`."""
     if not (isinstance(record, tuple) and len(record) == 11 and record[0] == _FORMAT):
@@ -138,10 +149,10 @@ def decode_function(record: Any) -> types.FunctionType:
             return func
         if tag == "m":
             for submodule in tagged[2:]:
-                importlib.import_module(submodule)
-            return importlib.import_module(tagged[1])
+                _import(submodule)
+            return _import(tagged[1])
         if tag == "r":
-            obj: Any = importlib.import_module(tagged[1])
+            obj: Any = _import(tagged[1])
             for part in tagged[2].split("."):
                 obj = getattr(obj, part)
             return obj

@@ -22,11 +22,14 @@ class PickleBackend:
     carries_code = False
     dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None) -> None:
+    def dump(
+        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None,
+    ) -> None:
         if persistent_id is None:
-            pickle.Pickler(file, PROTOCOL).dump(obj)
+            pickle.Pickler(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
         else:
-            pickler = _Pickler(file, PROTOCOL)
+            pickler = _Pickler(file, PROTOCOL, buffer_callback=buffer_callback)
             pickler.persistent_id = persistent_id
             pickler.dump(obj)
 

@@ -1,0 +1,116 @@
+"""dumps and loads of every case with every backend that can carry it; one group per case and operation."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+
+import pytest
+
+import anypickle
+from anypickle import _envelope as env
+from cases import BACKENDS, BIG, CASES, applicable, build, kind, nbytes
+
+HAVE_SAFE = importlib.util.find_spec("anypickle.safe") is not None
+HAVE_BUFFERS = "buffers" in anypickle.dumps.__code__.co_varnames
+
+
+def _frames_dumps(obj):
+    return anypickle.dumps(obj, buffers=True)
+
+
+def _frames_loads(frames):
+    header, buffers = frames
+    return anypickle.loads(header, buffers=buffers)
+
+
+def _safe_loads(data):
+    return anypickle.loads(data, safe=True)
+
+
+EXTRA_DUMPS = {"anypickle-buffers": (_frames_dumps, _frames_loads)}
+PAIRS = [(c, b) for c in CASES for b in BACKENDS if applicable(c, b)]
+if HAVE_BUFFERS:
+    PAIRS += [(c, "anypickle-buffers") for c in ("array_8mb", "array_80mb")]
+LOAD_PAIRS = list(PAIRS)
+if HAVE_SAFE:
+    LOAD_PAIRS += [(c, "anypickle-safe") for c in ("small_dict", "ints_100k", "strings_10k", "datetime_1k")]
+
+
+def _codec(backend):
+    if backend in EXTRA_DUMPS:
+        return EXTRA_DUMPS[backend]
+    if backend == "anypickle-safe":
+        return anypickle.dumps, _safe_loads
+    return BACKENDS[backend]
+
+
+# Seconds of measurement per benchmark (ANYPICKLE_BENCH_TIME; the notebook's small setting uses less).
+BUDGET = float(os.environ.get("ANYPICKLE_BENCH_TIME", "0.6"))
+
+
+def _per_call(fn, arg):
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < min(0.01, BUDGET / 10):
+        fn(arg)
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+_iterations: dict[tuple[str, str], int] = {}
+
+
+def _case_iterations(case, op):
+    """Calls per round for a case and operation, the same for every backend so their minimums compare.
+
+    Enough calls (about 2 ms per round) that a CPU-time clock's own cost, hundreds of ns, is noise
+    next to a 1 us call; calibrated on the reference backend (pickle, or cloudpickle for code).
+    """
+    if (case, op) not in _iterations:
+        dumps, loads = BACKENDS["pickle" if applicable(case, "pickle") else "cloudpickle"]
+        obj = build(case)
+        per_call = _per_call(dumps, obj) if op == "dumps" else _per_call(loads, dumps(obj))
+        _iterations[(case, op)] = max(1, int(0.002 / per_call))
+    return _iterations[(case, op)]
+
+
+def _run(benchmark, case, backend, fn, arg, op):
+    if case in BIG:
+        # Big inputs: a fixed, small number of rounds (dill copies 80 MB several times in Python).
+        rounds = 3 if backend == "dill" else 10 if case == "array_80mb" else 30
+        return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=1, warmup_rounds=1)
+    iterations = _case_iterations(case, op)
+    rounds = max(5, min(200, int(BUDGET / (_per_call(fn, arg) * iterations))))
+    return benchmark.pedantic(fn, args=(arg,), rounds=rounds, iterations=iterations, warmup_rounds=1)
+
+
+def _ids(pairs):
+    return [f"{c}-{b}" for c, b in pairs]
+
+
+@pytest.mark.parametrize(("case", "backend"), PAIRS, ids=_ids(PAIRS))
+def test_dumps(benchmark, case, backend):
+    """Time of dumps; payload size in extra_info."""
+    dumps, _ = _codec(backend)
+    obj = build(case)
+    benchmark.group = f"{case} dumps"
+    benchmark.extra_info.update(case=case, backend=backend, op="dumps", kind=kind(case))
+    payload = _run(benchmark, case, backend, dumps, obj, "dumps")
+    benchmark.extra_info["size"] = nbytes(payload)
+    if backend.startswith("anypickle"):  # the envelope's payload, its 20-40 byte header excluded
+        header = payload[0] if isinstance(payload, tuple) else payload
+        benchmark.extra_info["payload_size"] = nbytes(payload) - env.parse(memoryview(header)).payload_offset
+    assert nbytes(payload) > 0
+
+
+@pytest.mark.parametrize(("case", "backend"), LOAD_PAIRS, ids=_ids(LOAD_PAIRS))
+def test_loads(benchmark, case, backend):
+    """Time of loads of the payload the same backend wrote."""
+    dumps, loads = _codec(backend)
+    obj = build(case)
+    payload = dumps(obj)
+    benchmark.group = f"{case} loads"
+    benchmark.extra_info.update(case=case, backend=backend, op="loads", kind=kind(case), size=nbytes(payload))
+    result = _run(benchmark, case, backend, loads, payload, "loads")
+    assert type(result) is type(obj)
