@@ -84,15 +84,20 @@ class AnyPickler(cloudpickle.Pickler):
         return NotImplemented
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
-        if func.__closure__ is None:  # no cells to share: cloudpickle's own reduction, one byte smaller
-            return cloudpickle.Pickler._dynamic_function_reduce(self, func)
-        code, base_globals, _, _, _ = self._function_getnewargs(func)
         state, slotstate = _cp._function_getstate(func)
+        # A new FunctionType already has these defaults: leaving them out makes 1k lambdas
+        # ~12 bytes each smaller than cloudpickle's payload (__doc__ stays: 3.11+ may take a
+        # lambda's first string constant as its docstring).
+        for name, empty in (("__defaults__", None), ("__kwdefaults__", None), ("__annotations__", {})):
+            if slotstate[name] == empty:
+                del slotstate[name]
+        if func.__closure__ is None:  # no cells to share: cloudpickle's own reconstruction
+            return (_cp._make_function, self._function_getnewargs(func), (state, slotstate),
+                    None, None, _cp._function_setstate)
+        code, base_globals, _, _, _ = self._function_getnewargs(func)
         slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
         cells = func.__closure__
-        values = None
-        if cells is not None:
-            values = tuple(_cell_value(c) for c in cells)
+        values = tuple(_cell_value(c) for c in cells)
         return (
             _cp._make_function,
             (code, base_globals, None, None, cells),
