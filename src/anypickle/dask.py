@@ -2,7 +2,7 @@
 
 Data that a client scatters, and that workers hand each other, then travels through anypickle: a
 ``__main__`` class instance, or an object whose class lives in a local module of the client's script,
-loads on a worker that has neither. Large numpy arrays inside such objects go as out-of-band frames
+loads on a worker that has neither. Numpy arrays inside such objects go as out-of-band frames
 (no copy into the pickle stream).
 
 Use it on both sides::
@@ -27,13 +27,11 @@ a reference to anypickle plus the anypickle bytes, loaded on the worker once per
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Sequence
 
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol.serialize import register_serialization_family
 
-from . import _context
 from ._api import dumps, loads
 
 __all__ = ["DESERIALIZERS", "FAMILY", "SERIALIZERS", "deserialize", "register_on_workers", "serialize"]
@@ -44,78 +42,26 @@ SERIALIZERS = ["dask", FAMILY]
 DESERIALIZERS = ["dask", FAMILY, "pickle", "msgpack", "error"]
 """Client ``deserializers``: also reads what workers send with Dask's defaults."""
 
-# Arrays at least this large travel as their own frame instead of inside the pickle stream.
-OUT_OF_BAND_BYTES = 64 * 1024
-_BUFFER = "anypickle.dask.buffer"
-
-
-# TODO: switch to anypickle.dumps(obj, buffers=True) (pickle protocol 5 buffer_callback) once it is
-# on main; until then large arrays leave the stream through the persistent-id hook of the receiver
-# context machinery, which every anypickle pickler supports.
-class _OutOfBand(_context.Marker):
-    """A ``persistent_id`` hook that moves large plain numpy arrays into separate frames."""
-
-    __slots__ = ("frames", "writeable", "_ndarray")
-
-    def __init__(self) -> None:
-        super().__init__({})
-        self.frames: list[memoryview] = []
-        self.writeable: list[bool] = []
-        numpy = sys.modules.get("numpy")
-        self._ndarray = numpy.ndarray if numpy is not None else None
-
-    def __call__(self, obj: Any) -> Any:
-        if type(obj) is not self._ndarray or obj.nbytes < OUT_OF_BAND_BYTES:
-            return None
-        dtype = obj.dtype
-        if dtype.hasobject or dtype.fields is not None:
-            return None
-        if obj.flags.c_contiguous:
-            order = "C"
-        elif obj.flags.f_contiguous:
-            order = "F"
-        else:
-            return None
-        self.used = True
-        self.frames.append(memoryview(obj.ravel(order="K")).cast("B"))
-        self.writeable.append(bool(obj.flags.writeable))
-        return (_BUFFER, len(self.frames) - 1, dtype.str, obj.shape, order)
-
-
-class _Frames(dict):  # type: ignore[type-arg]
-    """The receiver side: resolves each out-of-band reference to an array over its frame."""
-
-    def __init__(self, frames: Sequence[Any], writeable: Sequence[bool]) -> None:
-        super().__init__()
-        self._frames = frames
-        self._writeable = writeable
-
-    def __getitem__(self, pid: Any) -> Any:
-        import numpy
-
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == _BUFFER):
-            raise KeyError(pid)
-        _, index, dtype, shape, order = pid
-        frame = memoryview(self._frames[index])
-        if self._writeable[index] and frame.readonly:
-            frame = memoryview(bytearray(frame))  # the sender's array was writeable: so is this one
-        array = numpy.frombuffer(frame, dtype=numpy.dtype(dtype))
-        return array.reshape(shape, order=order)
-
-
 def serialize(obj: Any) -> tuple[dict[str, Any], list[Any]]:
-    """The ``"anypickle"`` family's dumps: one anypickle envelope plus one frame per large array."""
-    hook = _OutOfBand()
-    payload = dumps(obj, context=hook)
-    return {"writeable": tuple(hook.writeable)}, [payload, *hook.frames]
+    """The ``"anypickle"`` family's dumps: one anypickle header frame plus one frame per buffer.
+
+    Pickle protocol 5 hands every contiguous buffer (numpy arrays, bytearrays, PickleBuffers) to
+    ``anypickle.dumps(obj, buffers=True)`` as a memoryview of the original memory: no copy here.
+    """
+    header, buffers = dumps(obj, buffers=True)
+    return {"writeable": tuple(not b.readonly for b in buffers)}, [header, *buffers]
 
 
 def deserialize(header: dict[str, Any], frames: Sequence[Any]) -> Any:
-    """The ``"anypickle"`` family's loads."""
+    """The ``"anypickle"`` family's loads: arrays are views of the received frames."""
     data = frames[0]
     if not isinstance(data, (bytes, bytearray, memoryview)):
         data = memoryview(data)
-    return loads(data, context=_Frames(frames[1:], header.get("writeable", ())))
+    buffers = [memoryview(f) for f in frames[1:]]
+    for i, writeable in enumerate(header.get("writeable", ())):
+        if writeable and buffers[i].readonly:
+            buffers[i] = memoryview(bytearray(buffers[i]))  # the sender's array was writeable: so is this one
+    return loads(data, buffers=buffers)
 
 
 register_serialization_family(FAMILY, serialize, deserialize)
