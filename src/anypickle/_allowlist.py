@@ -166,6 +166,8 @@ def _build(extra: tuple[Pair, ...]) -> Allowlist:
 
 def build_allowlist(allow: Iterable[AllowEntry] = ()) -> Allowlist:
     """The default allowlist plus the user's exact ``allow`` entries."""
+    if not allow and isinstance(allow, (tuple, list)):
+        return _build(())  # the common case (lru-cached): no set, no sort per call
     if isinstance(allow, (str, bytes)):
         raise UsageError("allow must be a list of 'module.qualname' strings, not a single string")
     return _build(tuple(sorted({_parse_entry(entry) for entry in allow})))

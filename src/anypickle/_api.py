@@ -346,9 +346,11 @@ def loads(
     rebuilt on top of them without a copy, and are writable when the buffers are. ``context`` gives
     the objects a payload written with ``dumps(..., context=...)`` refers to by name.
     """
-    if type(data) is bytes and key is None and not safe and buffers is None and context is None:
+    if type(data) is bytes and key is None and buffers is None and context is None:
         payload = env.pickle_payload(data)
         if payload is not None:  # plain data (the common case): no Header object, no views
+            if safe:
+                return _safe_loads(payload, allow)
             try:
                 return pickle.loads(payload)
             except AnyPickleError:
@@ -397,10 +399,14 @@ def loads(
         raise _decode_error(exc, header.backend.label) from exc
 
 
-def _safe_loads(payload: memoryview, allow: Iterable[str]) -> Any:
-    from .safe import safe_loads
+def _safe_loads(payload: bytes | memoryview, allow: Iterable[str]) -> Any:
+    global _safe_loads_impl
+    if _safe_loads_impl is None:  # imported on first use: the scanner is not needed otherwise
+        from .safe import safe_loads as _safe_loads_impl
+    return _safe_loads_impl(payload, allow=allow)
 
-    return safe_loads(payload, allow=tuple(allow))
+
+_safe_loads_impl: Any = None
 
 
 def _decode_error(exc: Exception, writer: str) -> DecodeError:

@@ -56,11 +56,11 @@ _SUBSTITUTES = {("_codecs", "encode"): _latin1_encode}
 class _SafeUnpickler(pickle.Unpickler):
     """A C unpickler that resolves allowed globals only (inert ones only, when ``inert_only``)."""
 
-    def __init__(self, file: io.BytesIO, allow: Allowlist, *, inert_only: bool, py2_names: bool, buffers) -> None:
-        super().__init__(file, buffers=buffers)
-        self._allow = allow
-        self._inert_only = inert_only
-        self._py2_names = py2_names
+    # Set by _load after construction: no Python-level __init__ on a path that must cost close to
+    # pickle.loads for small payloads.
+    _allow: Allowlist
+    _inert_only: bool
+    _py2_names: bool
 
     def find_class(self, module: str, name: str) -> object:
         # We resolve names ourselves instead of calling super().find_class, so the name checked is
@@ -122,7 +122,11 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers) -> object
     if proto < 4:
         file = io.BufferedReader(file, buffer_size=1 << 16)
     py2_names = proto < 3
-    obj = _SafeUnpickler(file, allow, inert_only=inert_only, py2_names=py2_names, buffers=buffers).load()
+    unpickler = _SafeUnpickler(file, buffers=buffers)
+    unpickler._allow = allow
+    unpickler._inert_only = inert_only
+    unpickler._py2_names = py2_names
+    obj = unpickler.load()
     if file.tell() != len(data):
         raise _NeedsScan  # bytes after STOP: let the static pass name them
     return obj
