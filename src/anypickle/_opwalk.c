@@ -47,6 +47,8 @@ enum {
 
 static unsigned char KIND[256];
 static unsigned char FIXSIZE[256];
+/* Opcodes that can import, call or build anything beyond builtin containers and scalars. */
+static unsigned char ACTIVE[256];
 
 static void
 init_tables(void)
@@ -65,6 +67,13 @@ init_tables(void)
         KIND[none_hi[i]] = A_NONE;
     for (i = 0; line_ops[i]; i++)
         KIND[(unsigned char)line_ops[i]] = A_LINE;
+    {
+        static const unsigned char active[] = {
+            'c', 0x93, 'i', 'o', 0x82, 0x83, 0x84, 'P', 'Q', 'R', 'b', 0x81, 0x92, 0x97, 0x98,
+        };
+        for (i = 0; i < (int)sizeof(active); i++)
+            ACTIVE[active[i]] = 1;
+    }
     KIND['.'] = A_STOP;
     KIND['c'] = KIND['i'] = A_LINE2;
     /* fixed-size arguments */
@@ -125,7 +134,7 @@ refuse(Py_ssize_t pos, const char *format, ...)
 }
 
 static PyObject *
-walk(const unsigned char *data, Py_ssize_t n)
+walk(const unsigned char *data, Py_ssize_t n, int *active)
 {
     Py_ssize_t pos = 0;
     Py_ssize_t frame_end = -1;  /* end of the current FRAME, -1 outside frames */
@@ -146,6 +155,7 @@ walk(const unsigned char *data, Py_ssize_t n)
         }
         op = data[pos++];
         kind = KIND[op];
+        *active |= ACTIVE[op];
         avail = limit - pos;  /* argument bytes readable without leaving the frame or stream */
 
         switch (kind) {
@@ -273,13 +283,39 @@ memo_check(PyObject *module, PyObject *arg)
 {
     Py_buffer view;
     PyObject *result;
+    int active = 0;
 
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    result = walk((const unsigned char *)view.buf, view.len);
+    result = walk((const unsigned char *)view.buf, view.len, &active);
     PyBuffer_Release(&view);
     return result;
 }
+
+static PyObject *
+plain_data(PyObject *module, PyObject *arg)
+{
+    Py_buffer view;
+    PyObject *result;
+    int active = 0;
+
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    result = walk((const unsigned char *)view.buf, view.len, &active);
+    PyBuffer_Release(&view);
+    if (result == NULL)
+        return NULL;
+    if (result != Py_None)
+        active = 1;
+    Py_DECREF(result);
+    return PyBool_FromLong(!active);
+}
+
+PyDoc_STRVAR(plain_data_doc,
+"plain_data(data, /)\n--\n\n"
+"True when memo_check(data) passes and the stream has no opcode that imports, calls or builds\n"
+"anything (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*, PERSID, BINPERSID, REDUCE, BUILD, NEWOBJ*,\n"
+"out-of-band buffers): then only builtin containers and scalars can come out of it.");
 
 PyDoc_STRVAR(memo_check_doc,
 "memo_check(data, /)\n--\n\n"
@@ -289,6 +325,7 @@ PyDoc_STRVAR(memo_check_doc,
 
 static PyMethodDef methods[] = {
     {"memo_check", memo_check, METH_O, memo_check_doc},
+    {"plain_data", plain_data, METH_O, plain_data_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -134,8 +134,10 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers) -> object
 
 try:
     from ._opwalk import memo_check as _memo_check
+    from ._opwalk import plain_data as _plain_data
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
     _memo_check = None
+    _plain_data = None
 
 # The C-first path: load with a find_class that resolves inert globals only, and run the static pass
 # only when that attempt meets anything else: as fast as pickle.loads, and it can execute nothing
@@ -156,6 +158,14 @@ def safe_loads(data: bytes | bytearray | memoryview, *, allow: Iterable[AllowEnt
     :class:`~anypickle.errors.DecodeError` when an allowed stream still fails to load.
     The result is type-identical to ``pickle.loads(data)``.
     """
+    if _plain_data is not None and not allow and buffers is None and _plain_data(data):
+        # Only builtin containers and scalars can come out of a stream with sound memo indices and
+        # no opcode that imports, calls or builds (checked in C): pickle.loads itself is safe on it,
+        # and it is the fastest loader there is (small payloads cost what pickle.loads does).
+        try:
+            return pickle.loads(data)
+        except Exception:  # noqa: BLE001 - not swallowed: a stream pickle cannot load falls
+            pass  # through to the static pass below, which names what is wrong (UnsafePickleError)
     raw = _as_bytes(data)
     allowlist = build_allowlist(allow)
     if C_FIRST and _memo_check is not None and not _extension_registry_in_use() and _memo_check(raw) is None:
