@@ -55,7 +55,7 @@ def mutated(draw, corpus):
     return bytes(data)
 
 
-def _only_anypickle_errors(load, data):
+def assert_only_anypickle_errors(load, data):
     try:
         load(data)
     except anypickle.AnyPickleError:
@@ -77,16 +77,16 @@ def test_scan_never_raises(data):
 
 @FUZZ
 @given(ANY_STREAM)
-def test_safe_loads_raises_only_anypickle_errors(data):
+def test_safe_loads_raisesassert_only_anypickle_errors(data):
     """safe_loads on garbage or mutated streams raises AnyPickleError or returns data."""
-    _only_anypickle_errors(safe_loads, data)
+    assert_only_anypickle_errors(safe_loads, data)
 
 
 @FUZZ
 @given(st.one_of(st.binary(max_size=300), mutated(ENVELOPES + STREAMS)))
-def test_loads_safe_raises_only_anypickle_errors(data):
+def test_loads_safe_raisesassert_only_anypickle_errors(data):
     """loads(safe=True) on garbage, mutated streams and mutated envelopes raises only AnyPickleError."""
-    _only_anypickle_errors(lambda d: anypickle.loads(d, safe=True), data)
+    assert_only_anypickle_errors(lambda d: anypickle.loads(d, safe=True), data)
 
 
 @FUZZ

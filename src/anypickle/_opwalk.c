@@ -278,31 +278,34 @@ walk(const unsigned char *data, Py_ssize_t n, int *active)
     }
 }
 
+/* walk() over any bytes-like object; *active tells whether an importing/calling opcode was seen. */
 static PyObject *
-memo_check(PyObject *module, PyObject *arg)
+walk_buffer(PyObject *arg, int *active)
 {
     Py_buffer view;
     PyObject *result;
-    int active = 0;
 
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    result = walk((const unsigned char *)view.buf, view.len, &active);
+    result = walk((const unsigned char *)view.buf, view.len, active);
     PyBuffer_Release(&view);
     return result;
 }
 
 static PyObject *
-plain_data(PyObject *module, PyObject *arg)
+memo_check(PyObject *module, PyObject *arg)
 {
-    Py_buffer view;
-    PyObject *result;
     int active = 0;
 
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    result = walk((const unsigned char *)view.buf, view.len, &active);
-    PyBuffer_Release(&view);
+    return walk_buffer(arg, &active);
+}
+
+static PyObject *
+plain_data(PyObject *module, PyObject *arg)
+{
+    int active = 0;
+    PyObject *result = walk_buffer(arg, &active);
+
     if (result == NULL)
         return NULL;
     if (result != Py_None)
