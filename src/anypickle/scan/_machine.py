@@ -328,9 +328,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 memo_put(at, op, data[pos])
                 pos += 1
             elif op == BINUNICODE:
-                w = 4 if op == BINUNICODE else 8
+                w = 4
                 need(pos, w, op)
-                k = (_u32 if w == 4 else _u64)(data, pos)[0]
+                k = _u32(data, pos)[0]
                 need(pos + w, k, op)
                 if k <= _LITERAL_MAX:
                     try:
@@ -341,14 +341,11 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                     stack.append(LONG_STR)
                 pos += w + k
             elif op == BINBYTES:
-                w = 4 if op == BINBYTES else 8
+                w = 4
                 need(pos, w, op)
-                k = (_u32 if w == 4 else _u64)(data, pos)[0]
+                k = _u32(data, pos)[0]
                 need(pos + w, k, op)
-                if op == BYTEARRAY8:
-                    stack.append(BYTEARRAY)
-                else:
-                    stack.append(data[pos + w : pos + w + k] if k <= _LITERAL_MAX else LONG_BYTES)
+                stack.append(data[pos + w : pos + w + k] if k <= _LITERAL_MAX else LONG_BYTES)
                 pos += w + k
             elif op == LONG_BINPUT:
                 need(pos, 4, op)
@@ -537,9 +534,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 if not (type(target) is Kind and id(target) in MUTABLE):
                     trace.mutations.append((at, opname(op), target))
             elif op == BINUNICODE8:
-                w = 4 if op == BINUNICODE else 8
+                w = 8
                 need(pos, w, op)
-                k = (_u32 if w == 4 else _u64)(data, pos)[0]
+                k = _u64(data, pos)[0]
                 need(pos + w, k, op)
                 if k <= _LITERAL_MAX:
                     try:
@@ -550,9 +547,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                     stack.append(LONG_STR)
                 pos += w + k
             elif op == BINBYTES8 or op == BYTEARRAY8:
-                w = 4 if op == BINBYTES else 8
+                w = 8
                 need(pos, w, op)
-                k = (_u32 if w == 4 else _u64)(data, pos)[0]
+                k = _u64(data, pos)[0]
                 need(pos + w, k, op)
                 if op == BYTEARRAY8:
                     stack.append(BYTEARRAY)
