@@ -355,7 +355,7 @@ def _python(version: str) -> str:
 
 
 def _child(python: str, script: str, *args: str, cwd) -> str:
-    proc = subprocess.run([python, "-c", script, *args], cwd=cwd, env=child_env(), capture_output=True,
+    proc = subprocess.run([python, "-c", script, *args], cwd=cwd, env=child_env(python), capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -393,7 +393,7 @@ def test_source_with_syntax_the_receiver_lacks_fails_with_a_clear_decode_error(t
     script = tmp_path / "send.py"
     script.write_text(NEW_SYNTAX_SENDER)
     payload = tmp_path / "payload.apkl"
-    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(), capture_output=True,
+    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(sender), capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(_child(receiver, RECEIVER, str(payload), str(tmp_path / "unused"), cwd=tmp_path))
@@ -428,7 +428,7 @@ def test_type_parameter_syntax_crosses_from_312_to_313(tmp_path):
     script = tmp_path / "send.py"
     script.write_text(PEP695_SENDER)
     payload = tmp_path / "payload.apkl"
-    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(), capture_output=True,
+    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(sender), capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(_child(receiver, PEP695_RECEIVER, str(payload), cwd=tmp_path)) == [

@@ -31,7 +31,7 @@ MISSING = {v: f"Python {v} is not installed (looked in pyenv and on PATH)" for v
 
 
 def _run(python: str, script: Path, arg: str, cwd: Path) -> str:
-    proc = subprocess.run([python, str(script), arg], cwd=cwd, env=child_env(), capture_output=True, text=True,
+    proc = subprocess.run([python, str(script), arg], cwd=cwd, env=child_env(python), capture_output=True, text=True,
                           timeout=300, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"{python} {script.name} failed:\n{proc.stderr[-3000:]}")
