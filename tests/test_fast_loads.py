@@ -1,0 +1,241 @@
+"""The C fast path of ``anypickle.loads`` (``_opwalk.FastLoads`` and ``load_pickle_envelope``).
+
+It must be invisible: for every input and every call shape, ``anypickle.loads`` gives what the
+Python ``loads`` (its ``__wrapped__``) gives, and what the pure-Python first step (used when the
+extension is not built) gives. The same result, or the same error type and message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import inspect
+import os
+import pickle
+import random
+import tracemalloc
+from fractions import Fraction
+
+import cloudpickle
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import anypickle
+from anypickle import _api
+from anypickle import _envelope as env
+from anypickle.errors import AnyPickleError, DecodeError, UnsafePickleError
+
+try:
+    from anypickle import _opwalk
+except ImportError:  # built optionally (setup.py)
+    _opwalk = None
+
+needs_extension = pytest.mark.skipif(_opwalk is None, reason="the optional C extension anypickle._opwalk was not built")
+
+
+def test_loads_has_the_fast_path_exactly_when_the_extension_is_built():
+    if os.environ.get("CI") == "true":
+        assert _opwalk is not None, "CI must build anypickle._opwalk (pip install -e .)"
+    assert isinstance(anypickle.loads, _opwalk.FastLoads) if _opwalk else inspect.isfunction(anypickle.loads)
+
+
+@needs_extension
+def test_the_c_header_is_the_envelope_modules_header():
+    assert _opwalk.ENVELOPE_PREFIX == env._PICKLE_PREFIX
+    for n in (0, 10, 4000, 4100, 1 << 20):  # payloads under and over 4 KiB (copied / viewed)
+        for safe in (False, True):
+            assert _opwalk.load_pickle_envelope(_envelope(pickle.dumps(bytes(n), 5)), safe) == bytes(n)
+            assert _opwalk.load_pickle_envelope(anypickle.dumps(bytes(n)), safe) == bytes(n)
+
+
+@needs_extension
+def test_it_looks_like_the_python_function():
+    python_loads = anypickle.loads.__wrapped__
+    assert inspect.isfunction(python_loads)
+    assert inspect.signature(anypickle.loads) == inspect.signature(python_loads)
+    assert anypickle.loads.__doc__ == python_loads.__doc__ and "safe=True" in anypickle.loads.__doc__
+    assert (anypickle.loads.__name__, anypickle.loads.__module__) == ("loads", "anypickle._api")
+    assert "loads" in repr(anypickle.loads)
+
+
+@needs_extension
+def test_it_pickles_by_reference_as_functions_do():
+    """Schedulers ship anypickle.loads itself inside tasks."""
+    for module in (pickle, cloudpickle):
+        data = module.dumps(anypickle.loads)
+        assert b"anypickle._api" in data and len(data) < 100
+        assert pickle.loads(data) is anypickle.loads
+    assert anypickle.loads(anypickle.dumps(anypickle.loads)) is anypickle.loads
+
+
+# -- every input, every call shape: the same outcome as the Python loads ---------------------------
+
+
+def _outcome(call):
+    try:
+        value = call()
+    except BaseException as exc:  # noqa: BLE001 - the outcome is what is compared
+        return ("raised", type(exc), str(exc))
+    if inspect.isfunction(value):  # a loaded function is a new object each time: compare its result
+        return ("ok", "function", value())
+    return ("ok", type(value), value)
+
+
+def _envelope(payload: bytes) -> bytes:
+    return env.pickle_header(len(payload)) + payload
+
+
+def _python_first_step(monkeypatch):
+    monkeypatch.setattr(_api, "_load_pickle_envelope", _api._load_pickle_envelope_py)
+    monkeypatch.setattr(_api, "_MISS", object())
+
+
+class Reduces:
+    def __reduce__(self):
+        return (Fraction, (1, 3))
+
+
+_OBJECTS = [
+    {"id": 42, "name": "task", "ok": True, "tags": ["a", "b"]},
+    list(range(5000)),  # payload over 4 KiB: loaded from a view, not a copy
+    b"x" * 10_000,
+    [datetime.date(2026, 11, 21)] * 3,  # not plain data: safe=True takes the long way
+    Reduces(),
+    None,
+    ({}, [], ()),
+]
+
+
+def _inputs():
+    rng = random.Random(5)
+    for obj in _OBJECTS:
+        data = anypickle.dumps(obj)
+        yield data
+        yield data[:-1]  # truncated payload: length field no longer matches
+        yield data + b"\x00"  # trailing byte
+        yield bytearray(data)
+        yield memoryview(data)
+        for _ in range(6):  # one header or payload byte flipped
+            i = rng.randrange(min(len(data), 40))
+            yield data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1:]
+    yield env.pickle_header(0)  # a valid header with an empty payload
+    yield _envelope(b"K\x01.")  # no PROTO opcode: still plain data
+    yield _envelope(b"}K\x01s.")  # sound walk, plain opcodes, pickle.loads fails
+    yield _envelope(b"\x80\x04cnosuchmodule\nthing\n.")  # a module the receiver lacks
+    yield anypickle.dumps(lambda: 1)  # marshal envelope: not the fast path's header
+    yield anypickle.dumps({"a": 1}, key=b"k")  # signed
+    yield pickle.dumps({"a": 1})  # a plain pickle, no envelope
+    yield b""
+    yield b"APKL"
+
+
+_INPUTS = list(_inputs())
+_SHAPES = [
+    {},
+    {"safe": True},
+    {"safe": False},
+    {"safe": 1},
+    {"safe": True, "allow": ["fractions.Fraction"]},
+    {"key": None},
+    {"safe": True, "key": None, "buffers": None, "context": None},
+]
+
+
+@needs_extension
+@pytest.mark.parametrize("shape", _SHAPES, ids=[",".join(s) or "positional" for s in _SHAPES])
+def test_same_outcome_as_the_python_loads(shape, monkeypatch):
+    python_loads = anypickle.loads.__wrapped__
+    for data in _INPUTS:
+        fast = _outcome(lambda: anypickle.loads(data, **shape))
+        assert fast == _outcome(lambda: python_loads(data, **shape)), data
+        with monkeypatch.context() as m:
+            _python_first_step(m)
+            assert fast == _outcome(lambda: python_loads(data, **shape)), data
+
+
+@needs_extension
+@given(st.binary(max_size=40), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_random_bytes_after_a_valid_header(tail, safe):
+    data = env.pickle_header(len(tail)) + tail
+    fast = _outcome(lambda: anypickle.loads(data, safe=safe))
+    assert fast == _outcome(lambda: anypickle.loads.__wrapped__(data, safe=safe))
+    assert fast[0] == "ok" or issubclass(fast[1], AnyPickleError)
+
+
+def test_errors_of_pickle_loads_become_anypickle_errors():
+    data = _envelope(b"\x80\x04cnosuchmodule\nthing\n.")
+    with pytest.raises(DecodeError, match="module 'nosuchmodule'") as info:
+        anypickle.loads(data)
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+    with pytest.raises(UnsafePickleError, match="nosuchmodule.thing"):
+        anypickle.loads(data, safe=True)
+
+
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt
+
+
+def raise_decode_error():
+    raise DecodeError("raised by the payload itself")
+
+
+class _Raises:
+    def __init__(self, func):
+        self.func = func
+
+    def __reduce__(self):
+        return (self.func, ())
+
+
+def test_anypickle_errors_and_keyboard_interrupts_pass_through_unwrapped():
+    with pytest.raises(DecodeError, match="^raised by the payload itself$"):
+        anypickle.loads(anypickle.dumps(_Raises(raise_decode_error)))
+    with pytest.raises(KeyboardInterrupt):
+        anypickle.loads(anypickle.dumps(_Raises(raise_keyboard_interrupt)))
+
+
+@needs_extension
+def test_the_header_cache_never_accepts_a_header_it_did_not_check():
+    good = anypickle.dumps({"a": 1})
+    assert anypickle.loads(good) == {"a": 1}  # now the cached header
+    bad_crc = good[:16] + bytes([good[16] ^ 1]) + good[17:]
+    with pytest.raises(DecodeError, match="CRC|checksum|corrupt"):
+        anypickle.loads(bad_crc)
+    assert _opwalk.load_pickle_envelope(good[:-1], False) is _opwalk.MISS  # same header, short payload
+    assert _opwalk.load_pickle_envelope(good + b".", False) is _opwalk.MISS
+    assert anypickle.loads(good) == {"a": 1}
+
+
+@needs_extension
+@pytest.mark.parametrize("safe", [False, True])
+def test_no_leak_on_any_path(safe):
+    """Loaded, missed (datetime under safe), failed and refused calls leave no memory behind."""
+    calls = [
+        anypickle.dumps({"a": [1, 2, "x" * 50]}),
+        anypickle.dumps(list(range(2000))),
+        anypickle.dumps([datetime.date(2026, 1, 1)]),
+        _envelope(b"}K\x01s."),
+        b"APKL\x01\x01\x00\x00" + b"\x00" * 12,
+    ]
+
+    def run():
+        for data in calls:
+            try:
+                anypickle.loads(data, safe=safe)
+            except AnyPickleError:
+                pass
+
+    for _ in range(200):
+        run()
+    gc.collect()  # errors' tracebacks are cycles
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(2000):
+        run()
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename") if stat.size_diff > 0)
+    assert grown < 64 * 1024, f"{grown} bytes kept after 2000 rounds"
