@@ -17,11 +17,12 @@ import textwrap
 
 import pytest
 
+from anypickle import _isolation
 from anypickle._interpreters import find_other_pythons
 from anypickle._matrix_render import render_markdown
 from anypickle._pytest_plugin import set_matrix_run
 from anypickle.catalogue import BACKENDS, CLEAR, LOADS, OK, WRONG, Case, all_cases, exp
-from anypickle.matrix import run_matrix
+from anypickle.matrix import CASE_ERROR, run_matrix
 
 CASES = all_cases()
 OTHER_PYTHONS, _ = find_other_pythons()
@@ -182,30 +183,65 @@ def test_a_crashing_or_hanging_load_costs_one_cell():
         assert got[("boom: data", mode)]["outcome"] == OK
 
 
+_PROBE = Case(
+    "probe: receiver environment", "test",
+    "import example_helper\n",
+    "example_helper.probe",
+    textwrap.dedent("""
+        def check(probe):
+            return probe()
+    """),
+    exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
+    helper=textwrap.dedent("""
+        def probe():
+            import os, sys, importlib.util
+            main = sys.modules["__main__"]
+            return [importlib.util.find_spec("example_helper") is not None,
+                    hasattr(main, "example_helper"), os.path.basename(os.getcwd()) == "probe-receiver-environment"]
+    """),
+)
+
+
 def test_the_receiver_lacks_the_senders_main_and_folder():
     """A fresh-process receiver cannot import the sender's helper module nor see its __main__."""
-    case = Case(
-        "probe: receiver environment", "test",
-        "import example_helper\n",
-        "example_helper.probe",
-        textwrap.dedent("""
-            def check(probe):
-                return probe()
-        """),
-        exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
-        helper=textwrap.dedent("""
-            def probe():
-                import os, sys, importlib.util
-                main = sys.modules["__main__"]
-                return [importlib.util.find_spec("example_helper") is not None,
-                        hasattr(main, "example_helper"), os.path.basename(os.getcwd()) == "probe-receiver-environment"]
-        """),
-    )
-    doc = run_matrix([case], backends=["auto"], modes=["same", "fresh"])
+    doc = run_matrix([_PROBE], backends=["auto"], modes=["same", "fresh"])
     got = {c["mode"]: c for c in doc["cells"]}
     assert got["same"]["outcome"] == OK  # the sender: module importable, __main__ imported it, cwd = its folder
     assert got["fresh"]["outcome"] == WRONG
     assert "got [false, false, false]" in got["fresh"]["detail"]
+
+
+def test_without_fork_every_job_gets_a_new_interpreter_and_the_cells_stay_the_same(monkeypatch):
+    """Windows has no fork(): the runner then starts one interpreter per job, which runs it inline and
+    ends. ANYPICKLE_NO_FORK=1 takes that path here (in the parent and, inherited, in the children).
+    Every cell must be what the catalogue records (what the fork servers measure), a crash must still
+    cost one case only, and the receiver still must not see the sender's __main__ or folder."""
+    monkeypatch.setenv("ANYPICKLE_NO_FORK", "1")
+    monkeypatch.setattr(_isolation, "HAS_FORK", False)
+    by_group: dict = {}
+    for case in CASES:  # the first two cases of every group
+        by_group.setdefault(case.group, [])
+        if len(by_group[case.group]) < 2 and not case.requires:
+            by_group[case.group].append(case)
+    picked = [case for cases in by_group.values() for case in cases]
+    segfault = Case("boom: segfault on load", "test", _EXPLOSIVE, "Segfault()", "def check(o):\n    return 1\n",
+                    exp(pickle=LOADS, marshal=LOADS, cloudpickle=LOADS, dill=LOADS, auto=LOADS))
+    doc = run_matrix(picked + [segfault], modes=["same", "fresh"])
+    kinds = {m["id"]: m["kind"] for m in doc["modes"]}
+    checked = 0
+    for cell in doc["cells"]:
+        if cell["case"] == segfault.name:
+            # The sender loads in its own process, which the crash ends: the whole case is an error
+            # naming the signal, and no other case is touched.
+            assert cell["outcome"] == CASE_ERROR and "signal 11" in cell["detail"], cell
+            continue
+        case = next(c for c in picked if c.name == cell["case"])
+        assert cell["outcome"] == case.expected(cell["backend"], kinds[cell["mode"]], None), cell
+        checked += 1
+    assert checked == len(picked) * len(BACKENDS) * 2
+
+    probe = run_matrix([_PROBE], backends=["auto"], modes=["fresh"])
+    assert probe["cells"][0]["outcome"] == WRONG and "got [false, false, false]" in probe["cells"][0]["detail"]
 
 
 # --- the command line ------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ earlier job's payloads or ``__main__``), reports on a pipe, and exits; the serve
 deadline and reads the child's exit status, so a crash (signal 11) or a hang (killed after ``timeout``)
 is reported as a status instead of taking the server down.
 
-Where ``os.fork`` does not exist (Windows) the work runs inline, and the parent's per-server timer is the
-only protection: a crash then costs the server, which the parent restarts.
+Where ``os.fork`` does not exist (Windows) the work runs inline, and the parent gives every job a new
+server instead (:class:`anypickle._servers.Pool`): no job then sees another job's ``__main__``, modules
+or state, and the parent's per-job timer is the protection against crashes and hangs. Setting
+``ANYPICKLE_NO_FORK=1`` takes that path where ``fork`` exists too (the test suite does, to check it).
 
 This module is imported by the child bootstrap of every receiver interpreter (3.10 and newer), so it
 uses the standard library only.
@@ -25,7 +27,7 @@ from typing import Any, Callable
 
 __all__ = ["HAS_FORK", "Isolated", "run_isolated"]
 
-HAS_FORK = hasattr(os, "fork")
+HAS_FORK = hasattr(os, "fork") and os.environ.get("ANYPICKLE_NO_FORK") != "1"
 
 Emit = Callable[[dict], None]
 

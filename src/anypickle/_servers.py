@@ -2,18 +2,20 @@
 
 A :class:`Server` is one ``python -c "from anypickle._child import serve; serve()"`` child (see
 :mod:`anypickle._child`) started in its own empty folder; a :class:`Pool` keeps idle servers per
-receiver interpreter and starts them on demand, so each worker thread reuses a warm one.
+receiver interpreter and starts them on demand, so each worker thread reuses a warm one. Without
+``fork()`` a server cannot run a job in a pristine copy of itself, so every job gets a new server.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import threading
 
-from . import _interpreters
+from . import _interpreters, _isolation
 
 __all__ = ["Pool", "Server"]
 
@@ -34,7 +36,10 @@ class Server:
         )
 
     def call(self, job: dict, guard: float) -> "dict | None":
-        """Send one job; None if the server died or overran ``guard`` seconds (it is then killed)."""
+        """Send one job; None if the server died or overran ``guard`` seconds (it is then killed).
+
+        After a None, :meth:`death` says how the server ended.
+        """
         timer = threading.Timer(guard, self.proc.kill)
         timer.start()
         try:
@@ -53,6 +58,19 @@ class Server:
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def death(self) -> str:
+        """How a server that stopped answering ended: ``"killed by signal 11 (SIGSEGV)"``, ``"exit code 1"``."""
+        code = self.proc.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "?"
+            return f"killed by signal {-code} ({name})"
+        return f"exit code {code}"
 
     def close(self) -> None:
         try:
@@ -77,20 +95,47 @@ class Pool:
         self._workdir = workdir
         self._count = 0
 
-    def call(self, receiver: _interpreters.Receiver, job: dict, guard: float) -> "dict | None":
+    def call(self, receiver: _interpreters.Receiver, job: dict, guard: float) -> dict:
+        """The server's answer to ``job``, or ``{"error": ...}`` saying how it died or that it hung."""
+        if not _isolation.HAS_FORK:
+            return self._call_once(receiver, job, guard)
+        key = receiver.label + receiver.python
         with self._lock:
-            idle = self._idle.setdefault(receiver.label + receiver.python, [])
+            idle = self._idle.setdefault(key, [])
             server = idle.pop() if idle else None
-            if server is None:
-                self._count += 1
-                cwd = os.path.join(self._workdir, "cwd", str(self._count))
-                server = Server(receiver, cwd, os.path.join(self._workdir, "logs"))
-                self._all.append(server)
+        if server is None:
+            server = self._start(receiver)
         answer = server.call(job, guard)
         if server.alive:
             with self._lock:
-                self._idle[receiver.label + receiver.python].append(server)
-        return answer
+                self._idle[key].append(server)
+        return answer if answer is not None else self._died(server, guard)
+
+    def _start(self, receiver: _interpreters.Receiver) -> Server:
+        with self._lock:
+            self._count += 1
+            cwd = os.path.join(self._workdir, "cwd", str(self._count))
+            server = Server(receiver, cwd, os.path.join(self._workdir, "logs"))
+            self._all.append(server)
+        return server
+
+    def _call_once(self, receiver: _interpreters.Receiver, job: dict, guard: float) -> dict:
+        # No fork(): the job runs inline in a new interpreter that ends with it, which is slower
+        # (an interpreter start and the backends' imports per job) but as isolated as a fork.
+        server = self._start(receiver)
+        try:
+            answer = server.call(job, guard)
+        finally:
+            if server.alive:
+                server.close()
+        return answer if answer is not None else self._died(server, guard)
+
+    @staticmethod
+    def _died(server: Server, guard: float) -> dict:
+        how = server.death()
+        if how == "killed by signal 9 (SIGKILL)":
+            how = f"hang: killed after {guard:.0f} s"
+        return {"error": f"the Python {server.receiver.label} server died during the job ({how})"}
 
     def close(self) -> None:
         for server in self._all:

@@ -148,10 +148,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
                "check": case.check, "backends": backends, "timeout": _timeout(case, timeout), "raw": raw,
                "payload_dir": files[case.name]["payload_dir"]}
         answer = pool.call(here, job, guard)
-        if answer is None:
-            result = {"error": "the sender server died"}
-        else:
-            result = answer.get("result") or {"error": answer.get("error", "no answer")}
+        result = answer.get("result") or {"error": answer.get("error", "no answer")}
         sent[case.name] = result
         tick(case.name)
 
@@ -168,9 +165,8 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
 
     versions = {}
     for mode_id, _, receiver in receivers:
-        answer = pool.call(receiver, {"kind": "hello"}, 60)
-        versions[mode_id] = (answer or {}).get("result") or {}
-    sender_versions = (pool.call(here, {"kind": "hello"}, 60) or {}).get("result") or {}
+        versions[mode_id] = pool.call(receiver, {"kind": "hello"}, 60).get("result") or {}
+    sender_versions = pool.call(here, {"kind": "hello"}, 60).get("result") or {}
 
     cells: list = []
 
@@ -220,9 +216,8 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
     def receive(item) -> None:
         case, backend, mode_id, receiver, written_by, job = item
         answer = pool.call(receiver, job, timeout * 3)
-        if answer is None or "result" not in answer:
-            detail = "the receiver server died" if answer is None else answer.get("error", "")
-            add(case, backend, mode_id, "loads fails", detail, written_by)
+        if "result" not in answer:
+            add(case, backend, mode_id, "loads fails", answer.get("error", ""), written_by)
         else:
             add(case, backend, mode_id, answer["result"]["outcome"], answer["result"]["detail"],
                 written_by)
