@@ -15,7 +15,7 @@ from . import _envelope as env
 from . import _frames
 from ._frames import BufferCollector
 from ._backend import Backend, parse_backend
-from ._modules import ModulePolicy
+from ._modules import ModuleNames, ModulePolicy
 from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate
 from .backends import get as get_backend
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
@@ -23,7 +23,6 @@ from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError,
 __all__ = ["dump", "dumps", "load", "loads"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-ModuleNames = Iterable[Union[str, types.ModuleType]]
 
 
 def dumps(
@@ -85,6 +84,7 @@ def dumps(
     if marker is not None and marker.used:
         frame.flags |= env.CONTEXT
     if buffers:
+        assert frame.buffer_callback is not None  # set above for buffers=True
         return frame.finish(used), frame.buffer_callback.buffers
     return frame.finish(used)
 
@@ -197,7 +197,7 @@ def _probe(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) ->
     if policy is not _DEFAULT_POLICY or frame.buffer_callback is not None or marker is not None:
         probe = ProbePickler(frame.start(0), policy, buffer_callback=frame.buffer_callback)
         if marker is not None:
-            probe.persistent_id = marker
+            probe.persistent_id = marker  # type: ignore[method-assign]  # pickle's per-instance hook
         probe.dump(obj)
         return
     pair = _take_probe()
@@ -303,7 +303,8 @@ def _encode_error(
             m = _CANNOT_PICKLE.search(str(exc))
             if m:
                 type_name = m.group(1).rpartition(".")[2]
-                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)
+                # mypy cannot type a lambda with a default argument (python/mypy#15459).
+                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)  # type: ignore[misc]
                 if hit is not None:
                     located = (hit[0], type(hit[1]).__qualname__)
                     break
