@@ -8,7 +8,9 @@ import os
 import pickle
 import re
 import types
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, NoReturn, Sequence, Tuple, Union
+from typing import (
+    IO, TYPE_CHECKING, Any, Callable, Iterable, List, Literal, Mapping, NoReturn, Sequence, Tuple, Union, overload,
+)
 
 from . import _context
 from . import _envelope as env
@@ -25,6 +27,27 @@ __all__ = ["dump", "dumps", "load", "loads"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+# For type checkers: bytes, or (header, buffers) with buffers=True.
+@overload
+def dumps(
+    obj: Any, *, backend: str | Backend = ..., by_value: ModuleNames = ..., by_reference: ModuleNames = ...,
+    key: bytes | None = ..., key_id: str | None = ..., portable: bool = ..., buffers: Literal[False] = ...,
+    context: Mapping[str, Any] | None = ...,
+) -> bytes: ...
+@overload
+def dumps(
+    obj: Any, *, backend: str | Backend = ..., by_value: ModuleNames = ..., by_reference: ModuleNames = ...,
+    key: bytes | None = ..., key_id: str | None = ..., portable: bool = ..., buffers: Literal[True],
+    context: Mapping[str, Any] | None = ...,
+) -> tuple[bytes, list[memoryview]]: ...
+@overload
+def dumps(
+    obj: Any, *, backend: str | Backend = ..., by_value: ModuleNames = ..., by_reference: ModuleNames = ...,
+    key: bytes | None = ..., key_id: str | None = ..., portable: bool = ..., buffers: bool,
+    context: Mapping[str, Any] | None = ...,
+) -> bytes | tuple[bytes, list[memoryview]]: ...
+
+
 def dumps(
     obj: Any,
     *,
@@ -36,7 +59,7 @@ def dumps(
     portable: bool = False,
     buffers: bool = False,
     context: Mapping[str, Any] | None = None,
-) -> Any:
+) -> bytes | tuple[bytes, list[memoryview]]:
     """Serialize ``obj`` into an anypickle envelope that a fresh interpreter can load.
 
     ``backend="auto"`` picks the cheapest serializer that ships ``obj`` intact into a process that
