@@ -6,6 +6,8 @@
 42
 """
 
+from typing import TYPE_CHECKING
+
 from ._api import dump, dumps, load, loads
 from ._backend import Backend
 from ._check import CheckResult, check
@@ -22,6 +24,9 @@ from .errors import (
     WorkerCrashedError,
 )
 from .wrap import Wrapped, wrap
+
+if TYPE_CHECKING:  # imported on first use at run time, by __getattr__ below
+    from .executor import ProcessPoolExecutor
 
 __all__ = [
     "AnyPickleError",

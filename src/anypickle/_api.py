@@ -8,14 +8,16 @@ import os
 import pickle
 import re
 import types
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, NoReturn, Sequence, Tuple, Union
+from typing import (
+    IO, TYPE_CHECKING, Any, Callable, Iterable, List, Literal, Mapping, NoReturn, Sequence, Tuple, Union, overload,
+)
 
 from . import _context
 from . import _envelope as env
 from . import _frames
 from ._frames import BufferCollector
 from ._backend import Backend, parse_backend
-from ._modules import ModulePolicy
+from ._modules import ModuleNames, ModulePolicy
 from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate
 from .backends import get as get_backend
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
@@ -23,7 +25,27 @@ from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError,
 __all__ = ["dump", "dumps", "load", "loads"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-ModuleNames = Iterable[Union[str, types.ModuleType]]
+
+
+# For type checkers: bytes, or (header, buffers) with buffers=True.
+@overload
+def dumps(
+    obj: Any, *, backend: str | Backend = ..., by_value: ModuleNames = ..., by_reference: ModuleNames = ...,
+    key: bytes | None = ..., key_id: str | None = ..., portable: bool = ..., buffers: Literal[False] = ...,
+    context: Mapping[str, Any] | None = ...,
+) -> bytes: ...
+@overload
+def dumps(
+    obj: Any, *, backend: str | Backend = ..., by_value: ModuleNames = ..., by_reference: ModuleNames = ...,
+    key: bytes | None = ..., key_id: str | None = ..., portable: bool = ..., buffers: Literal[True],
+    context: Mapping[str, Any] | None = ...,
+) -> tuple[bytes, list[memoryview]]: ...
+@overload
+def dumps(
+    obj: Any, *, backend: str | Backend = ..., by_value: ModuleNames = ..., by_reference: ModuleNames = ...,
+    key: bytes | None = ..., key_id: str | None = ..., portable: bool = ..., buffers: bool,
+    context: Mapping[str, Any] | None = ...,
+) -> bytes | tuple[bytes, list[memoryview]]: ...
 
 
 def dumps(
@@ -37,7 +59,7 @@ def dumps(
     portable: bool = False,
     buffers: bool = False,
     context: Mapping[str, Any] | None = None,
-) -> Any:
+) -> bytes | tuple[bytes, list[memoryview]]:
     """Serialize ``obj`` into an anypickle envelope that a fresh interpreter can load.
 
     ``backend="auto"`` picks the cheapest serializer that ships ``obj`` intact into a process that
@@ -85,6 +107,7 @@ def dumps(
     if marker is not None and marker.used:
         frame.flags |= env.CONTEXT
     if buffers:
+        assert frame.buffer_callback is not None  # set above for buffers=True
         return frame.finish(used), frame.buffer_callback.buffers
     return frame.finish(used)
 
@@ -197,7 +220,7 @@ def _probe(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) ->
     if policy is not _DEFAULT_POLICY or frame.buffer_callback is not None or marker is not None:
         probe = ProbePickler(frame.start(0), policy, buffer_callback=frame.buffer_callback)
         if marker is not None:
-            probe.persistent_id = marker
+            probe.persistent_id = marker  # type: ignore[method-assign]  # pickle's per-instance hook
         probe.dump(obj)
         return
     pair = _take_probe()
@@ -303,7 +326,8 @@ def _encode_error(
             m = _CANNOT_PICKLE.search(str(exc))
             if m:
                 type_name = m.group(1).rpartition(".")[2]
-                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)
+                # mypy cannot type a lambda with a default argument (python/mypy#15459).
+                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)  # type: ignore[misc]
                 if hit is not None:
                     located = (hit[0], type(hit[1]).__qualname__)
                     break

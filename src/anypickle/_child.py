@@ -178,7 +178,7 @@ def _versions() -> dict:
     import pickle
     import platform
 
-    found = {
+    found: dict[str, str | bool | None] = {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "pickle": f"protocol {pickle.HIGHEST_PROTOCOL}",
@@ -282,13 +282,13 @@ def _install_main(script: str) -> types.ModuleType:
         sys.path.insert(0, folder)
     main = types.ModuleType("__main__")
     main.__file__ = script
-    main.__builtins__ = builtins
+    main.__builtins__ = builtins  # type: ignore[attr-defined]  # a module global typeshed's ModuleType lacks
     sys.modules["__main__"] = main
     # dill binds ``import __main__ as _main_module`` at import time and compares against it to decide
     # what is "__main__"; this server imported dill before this job's __main__ existed.
     dill_impl = sys.modules.get("dill._dill")
     if dill_impl is not None:
-        dill_impl._main_module = main
+        dill_impl._main_module = main  # type: ignore[attr-defined]  # dill's own module global
     return main
 
 
@@ -333,7 +333,8 @@ def _send(job: dict, emit) -> dict:
         with open(info["path"], "rb") as handle:
             data = handle.read()
         run = run_isolated(
-            lambda emit, data=data, backend=backend: _load_and_exercise(
+            # mypy cannot type a lambda with default arguments (python/mypy#15459).
+            lambda emit, data=data, backend=backend: _load_and_exercise(  # type: ignore[misc]
                 data, backend, job["check"], expected, emit, job.get("raw", False)
             ),
             job["timeout"],

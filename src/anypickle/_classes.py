@@ -200,8 +200,8 @@ def _namedtuple_reduce(cls: type) -> Any:
     from ._portable import _rebuild_namedtuple, _set_class_state
 
     defaults = tuple(cls._field_defaults[f] for f in cls._fields if f in cls._field_defaults)  # type: ignore[attr-defined]
-    state = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
-             "module": cls.__module__, "extras": _extras(cls)}
+    state: dict[str, Any] = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
+                             "module": cls.__module__, "extras": _extras(cls)}
     return _rebuild_namedtuple, (cls.__name__, tuple(cls._fields), defaults), state, None, None, _set_class_state  # type: ignore[attr-defined]
 
 
@@ -224,13 +224,13 @@ def _dynamic_class_reduce(cls: type) -> Any:
     if slots:
         for name in slots:
             attrs.pop(name, None)
-    construct = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    construct: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
     if slots is not None:
         construct["__slots__"] = tuple(slots)
     extras = {k: v for k, v in attrs.items() if k not in _SKIP_NAMES and k not in construct and k != "__slots__"
               and not isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType))}
-    state = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
-             "module": cls.__module__, "extras": extras}
+    state: dict[str, Any] = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
+                             "module": cls.__module__, "extras": extras}
     return _rebuild_dynamic_class, (type(cls), cls.__name__, cls.__bases__, construct), state, None, None, _set_class_state
 
 
@@ -264,7 +264,8 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
 
         params = cells[".type_params"].cell_contents
         if not any(getattr(b, "__origin__", None) is typing.Generic for b in bases):
-            bases.append(typing.Generic[params])  # what the 3.12 type-parameter scope adds
+            # What the 3.12 type-parameter scope adds; mypy only knows Generic subscripted with type variables.
+            bases.append(typing.Generic[params])  # type: ignore[index]
     body_function = types.FunctionType(body, globals_dict, record["name"], None, closure or None)
     cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)  # type: ignore[attr-defined]
     for text in reversed(record["decorators"]):

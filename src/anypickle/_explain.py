@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ._backend import Backend
-from ._modules import ModulePolicy
+from ._modules import ModuleNames, ModulePolicy
 from ._needs import BY_VALUE_NEEDS, Finding, Need, find_needs
 from .backends import get as get_backend
 from .errors import EncodeError
@@ -78,7 +78,7 @@ class Explanation:
         return "\n".join(lines)
 
 
-def explain(obj: Any, *, by_value: Iterable[str] = (), by_reference: Iterable[str] = ()) -> Explanation:
+def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames = ()) -> Explanation:
     """Report the backend ``dumps(obj)`` would pick, each need with its path, and each backend's verdict.
 
     >>> print(explain(lambda: 1).backend.label)

@@ -59,6 +59,9 @@ def _package_parent(name: str) -> "str | None":
         module = __import__(name)
     except ImportError:
         return None
+    if module.__file__ is None:
+        # A namespace package (a folder without __init__.py on sys.path) has no file to start from.
+        raise RuntimeError(f"cannot locate {name}: it was imported without a __file__ (a namespace package?)")
     return os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
 
 
@@ -104,9 +107,9 @@ def find_other_pythons(extra: "list | tuple" = (), *, search: bool = True) -> "t
     if search:
         candidates += _pyenv_pythons()
         for minor in range(MIN_VERSION[1], 20):
-            found = shutil.which(f"python3.{minor}")
-            if found:
-                candidates.append(found)
+            on_path = shutil.which(f"python3.{minor}")
+            if on_path:
+                candidates.append(on_path)
     best: dict = {}
     notes: list = []
     for python in candidates:

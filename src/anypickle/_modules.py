@@ -11,10 +11,14 @@ import os
 import sys
 import sysconfig
 import threading
+import types
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Union
 
-__all__ = ["ModulePolicy", "is_installed_module"]
+__all__ = ["ModuleNames", "ModulePolicy", "is_installed_module"]
+
+# Modules named to by_value= / by_reference=: by name, or the module object itself.
+ModuleNames = Iterable[Union[str, types.ModuleType]]
 
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # The receiver needs these to read an envelope at all, so they always go by reference, even when
@@ -66,8 +70,9 @@ def is_installed_module(name: str) -> bool:
     module = sys.modules.get(top)
     if module is not None:
         file = getattr(module, "__file__", None)
-        if file is None and getattr(module, "__spec__", None) is not None:
-            origin = module.__spec__.origin
+        spec = getattr(module, "__spec__", None) if file is None else None
+        if spec is not None:
+            origin = spec.origin
             file = origin if origin not in (None, "built-in", "frozen") else None
         if file is not None:
             real = os.path.realpath(file)
@@ -105,7 +110,7 @@ class ModulePolicy:
 
     __slots__ = ("by_value", "by_reference")
 
-    def __init__(self, by_value: Iterable[str] = (), by_reference: Iterable[str] = ()) -> None:
+    def __init__(self, by_value: ModuleNames = (), by_reference: ModuleNames = ()) -> None:
         self.by_value = frozenset(_names(by_value))
         self.by_reference = frozenset(_names(by_reference))
 
@@ -127,9 +132,9 @@ class ModulePolicy:
         return not is_installed_module(module_name)
 
 
-def _names(modules: Iterable[object]) -> Iterable[str]:
+def _names(modules: ModuleNames) -> Iterable[str]:
     for m in modules:
-        yield m if isinstance(m, str) else m.__name__  # type: ignore[attr-defined]
+        yield m if isinstance(m, str) else m.__name__
 
 
 def _parents(name: str) -> Iterable[str]:

@@ -192,12 +192,14 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         return _method_need(obj)  # type: ignore[arg-type]
     if t is _LRU_WRAPPER:
         return _definition_need(obj, policy)
-    if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+    # A class is hashable, but mypy checks type[X] against lru_cache's Hashable with the unbound
+    # object.__hash__ and refuses it (python/mypy#20409), hence the ignore.
+    if isinstance(obj, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
         return Need.EXCEPTION_INIT, (
             f"{t.__qualname__}.__init__ takes other arguments than the exception's args, so "
             "pickle's cls(*args) would fail on the receiver; anypickle restores it without calling __init__")
-    if t is typing.TypeVar and policy.goes_by_value(obj.__module__):  # type: ignore[attr-defined]
-        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE  # type: ignore[attr-defined]
+    if t is typing.TypeVar and policy.goes_by_value(obj.__module__):
+        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
     if t in _UNSHIPPABLE_TYPES:
         return Need.UNSHIPPABLE, f"a {t.__name__} object is live execution state: {_UNSHIPPABLE_TYPES[t]}"
@@ -210,7 +212,7 @@ _LRU_WRAPPER = type(functools.lru_cache()(lambda: None))
 
 
 @functools.lru_cache(maxsize=1024)
-def exception_needs_own_reducer(t: type) -> bool:
+def exception_needs_own_reducer(t: type[BaseException]) -> bool:
     """True for Python exception classes with their own ``__init__`` and the default reduction."""
     return bool(
         t.__flags__ & _HEAPTYPE
@@ -237,8 +239,9 @@ class ProbePickler(pickle.Pickler):
             # (looked up at each dump()) that is a closure over the cache skips the bound-method
             # call and two attribute loads for the common cache hit. It holds no reference to
             # self: a pickler <-> bound method cycle would keep each pickler and its memo alive
-            # until the garbage collector runs (measured: 1.4x slower dumps of 10k strings).
-            self.reducer_override = _cached_reducer_override(self._cache, policy)
+            # until the garbage collector runs (measured: 1.4x slower dumps of 10k strings). Shadowing
+            # the method with an instance attribute is the point, hence the type: ignore.
+            self.reducer_override = _cached_reducer_override(self._cache, policy)  # type: ignore[method-assign, assignment]
 
     def reducer_override(self, obj: object) -> Any:
         return _probe_reduce(obj, self._policy, self._cache)
@@ -271,7 +274,8 @@ def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
     if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType,
                                     typing.TypeVar, _LRU_WRAPPER):
         return False
-    if issubclass(t, BaseException) and exception_needs_own_reducer(t):
+    # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
+    if issubclass(t, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
         return False
     return _definition_need(t, policy) is None
 

@@ -21,10 +21,10 @@ import pickle
 import sys
 import types
 import typing
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from . import _recompile, _reducers, _source
-from ._modules import ModulePolicy
+from ._modules import ModuleNames, ModulePolicy
 from ._needs import _LOCK_TYPES, _method_need, _patched_attributes, exception_needs_own_reducer
 from ._source import NoSource
 from .backends._marshal import _used_submodules
@@ -37,7 +37,6 @@ __all__ = ["dump_portable", "dumps_portable", "loads_portable"]
 # pickle.HIGHEST_PROTOCOL here.
 PROTOCOL = 5
 
-ModuleNames = Iterable[Union[str, types.ModuleType]]
 _MAIN_NAMES = ("__main__", "__mp_main__")
 
 
@@ -199,7 +198,8 @@ class PortablePickler(pickle.Pickler):
             # Pickle writes a bound method as getattr(obj, name), which finds nothing, or the class's own
             # method, when the function was bound onto the instance under a name of the user's choice.
             return _make_method, (obj.__func__, obj.__self__)
-        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+        # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
+        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
             return _reducers.reduce_exception(obj)
         if t in _LOCK_TYPES:
             return _reducers.reduce_lock(obj)
@@ -439,7 +439,8 @@ def _set_function_state(func: types.FunctionType, state: dict) -> None:
     if state["dict"]:
         func.__dict__.update(state["dict"])
     if state.get("type_params"):
-        func.__type_params__ = state["type_params"]
+        # typeshed declares FunctionType.__type_params__ for 3.12+ only: needed when mypy checks as 3.10.
+        func.__type_params__ = state["type_params"]  # type: ignore[attr-defined, unused-ignore]
 
 
 def _set_function_dict(func: types.FunctionType, state: dict) -> None:

@@ -92,7 +92,7 @@ def _scoped_module(inner: ast.stmt, freevars: tuple[str, ...], qualname: str) ->
     node = inner
     for i in range(len(chain) - 1, -1, -1):
         kind, name = chain[i]
-        tp = {"type_params": []} if _HAS_TYPE_PARAMS else {}
+        tp: dict[str, Any] = {"type_params": []} if _HAS_TYPE_PARAMS else {}
         if kind == "class":
             node = ast.ClassDef(name=name, bases=[], keywords=[], body=[node], decorator_list=[], **tp)
         else:
@@ -150,8 +150,9 @@ def _compile_function(items: tuple) -> types.CodeType:
     # Cached: many closures of one def arrive with one record; code objects are immutable, so sharing is safe.
     record = dict(items)
     if record["kind"] == "lambda":
-        inner: ast.stmt = ast.Expr(value=_parse_expression(record["text"], record["filename"], record["lineno"]))
-        ast.copy_location(inner, inner.value)
+        value = _parse_expression(record["text"], record["filename"], record["lineno"])
+        inner: ast.stmt = ast.Expr(value=value)
+        ast.copy_location(inner, value)
     else:
         inner = _parse_statement(record)
     return _compile_scoped(inner, record, record["name"])

@@ -145,5 +145,6 @@ def make_memoryview(data: bytes, fmt: str, shape: tuple, readonly: bool) -> memo
     """A memoryview over a copy of the original's bytes, with its format and shape."""
     view = memoryview(data if readonly else bytearray(data))
     if fmt != "B" or len(shape) != 1:
-        view = view.cast(fmt, shape)
+        # fmt is whatever struct format the sender's view had; typeshed's overloads take literal formats only.
+        view = view.cast(fmt, shape)  # type: ignore[call-overload]
     return view

@@ -40,12 +40,14 @@ class Server:
 
         After a None, :meth:`death` says how the server ended.
         """
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None  # both are PIPEs (see __init__)
         timer = threading.Timer(guard, self.proc.kill)
         timer.start()
         try:
-            self.proc.stdin.write(json.dumps(job) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
+            stdin.write(json.dumps(job) + "\n")
+            stdin.flush()
+            line = stdout.readline()
         except (BrokenPipeError, OSError):
             line = ""
         finally:
@@ -73,6 +75,7 @@ class Server:
         return f"exit code {code}"
 
     def close(self) -> None:
+        assert self.proc.stdin is not None  # a PIPE (see __init__)
         try:
             self.proc.stdin.close()
         except OSError:

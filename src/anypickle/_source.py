@@ -101,10 +101,14 @@ def _walk_scopes(tree: ast.AST, prefix: str = "") -> Iterator[tuple[ast.AST, str
                 for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
                     if a is not None and a.annotation is not None:
                         yield from _walk_scopes(a.annotation, prefix)
-                if getattr(child, "returns", None) is not None:
-                    yield from _walk_scopes(child.returns, prefix)
+                returns = getattr(child, "returns", None)  # a lambda has none
+                if returns is not None:
+                    yield from _walk_scopes(returns, prefix)
                 body_nodes = child.body if isinstance(child.body, list) else [child.body]
-                yield from _walk_scopes(ast.Module(body=body_nodes, type_ignores=[]), qualname + ".<locals>.")
+                # A lambda's body is an expression, not a statement: this Module is never compiled, it only
+                # holds the body for iter_child_nodes.
+                body = ast.Module(body=body_nodes, type_ignores=[])  # type: ignore[arg-type]
+                yield from _walk_scopes(body, qualname + ".<locals>.")
         else:
             yield from _walk_scopes(child, prefix)
 
@@ -119,6 +123,12 @@ def _segment(text: str, node: ast.AST) -> str:
     if segment is None:  # pragma: no cover - nodes from ast.parse always carry positions
         raise NoSource("the source positions of the definition are missing")
     return segment
+
+
+def _last_line(node: ast.stmt) -> int:
+    if node.end_lineno is None:  # pragma: no cover - nodes from ast.parse always carry positions
+        raise NoSource("the source positions of the definition are missing")
+    return node.end_lineno
 
 
 def _compiled(compile_: Callable[[dict], types.CodeType], record: dict) -> types.CodeType:
@@ -188,7 +198,7 @@ def _locate_function(func: types.FunctionType) -> tuple[ast.AST, FunctionSource]
     name = code.co_name
     text, tree = _file_tree(code.co_filename, func.__globals__)
     is_lambda = name == "<lambda>"
-    candidates = []
+    candidates: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, str]] = []
     for node, qualname in _scopes(tree):
         if is_lambda:
             if isinstance(node, ast.Lambda) and node.lineno == code.co_firstlineno:
@@ -257,7 +267,7 @@ def class_source(cls: type) -> ClassSource:
     # Last resort, for a class with no method of its own in a notebook: IPython keeps each cell in
     # linecache under a made-up name, newest last; the newest cell defining the class is the one that ran.
     filenames.extend(f for f in reversed(list(linecache.cache)) if _looks_like_a_cell(f) and f not in filenames)
-    candidates: list[tuple[ast.AST, str]] = []
+    candidates: list[tuple[ast.ClassDef, str]] = []
     text = filename = ""
     # The methods compiled from a file must appear in the class statement found in that file: that
     # rules out a same-named class of another notebook cell.
@@ -283,7 +293,7 @@ def class_source(cls: type) -> ClassSource:
             candidates = [c for c in candidates if c[0].lineno == first] or candidates
         elif lines:
             candidates = [c for c in candidates
-                          if all(c[0].lineno <= ln <= c[0].end_lineno for ln in lines)] or candidates
+                          if all(c[0].lineno <= ln <= _last_line(c[0]) for ln in lines)] or candidates
     if not candidates:
         raise NoSource(f"no 'class {cls.__name__}' statement with qualified name {cls.__qualname__!r} in {filename!r}")
     node = candidates[-1][0]  # a redefinition later in the file is the one that ran last
@@ -301,7 +311,7 @@ def class_source(cls: type) -> ClassSource:
         "futures": future_names(_module_futures(tree)),
         # Which names are closure variables of an enclosing function: the methods' closures say. (A
         # name only the class body itself reads from the enclosing function compiles as a global.)
-        "freevars": tuple(sorted(_method_freevars(cls, (filename, node.lineno, node.end_lineno)) - {"__class__"})),
+        "freevars": tuple(sorted(_method_freevars(cls, (filename, node.lineno, _last_line(node))) - {"__class__"})),
         # 3.12 ``class C[T]:`` runs inside a type-parameter scope that adds Generic[T] to the bases.
         "type_params": bool(getattr(node, "type_params", None)),
     }

@@ -209,6 +209,8 @@ class _Pool:
         self.startup_failures = 0
         self.ids = itertools.count()
         # A one-way pipe (portable, unlike os.pipe fds on Windows) whose message wakes the manager.
+        # The manager sets wake_w to None when it closes it: a later wake-up is then dropped.
+        self.wake_w: multiprocessing.connection.Connection | None
         self.wake_r, self.wake_w = multiprocessing.Pipe(duplex=False)
         self.wake_pending = False
         self.thread = threading.Thread(target=self.run, name="anypickle-executor-manager", daemon=True)
@@ -260,6 +262,7 @@ class _Pool:
             self._stop_workers()
             self.wake_r.close()
             with self.lock:
+                assert self.wake_w is not None  # cleared only here, and run() runs once
                 self.wake_w.close()
                 self.wake_w = None
 
@@ -343,9 +346,9 @@ class _Pool:
         if kind == _worker.RESULT:
             future.set_result(value)
         else:
-            exc, remote = value
-            exc.__cause__ = RemoteTraceback(f'\n"""\n{remote}"""')
-            future.set_exception(exc)
+            error, remote = value
+            error.__cause__ = RemoteTraceback(f'\n"""\n{remote}"""')
+            future.set_exception(error)
 
     def _on_death(self, worker: _Worker) -> None:
         if worker.open:

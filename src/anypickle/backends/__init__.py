@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from .._backend import Backend
 from .._modules import ModulePolicy
 
-__all__ = ["BackendImpl", "get"]
+__all__ = ["BackendImpl", "Writer", "get"]
+
+
+class Writer(Protocol):
+    """Where a backend writes: a binary file, or any object with its ``write`` (the facade's chunk sink)."""
+
+    def write(self, data: bytes, /) -> object:
+        """Take the next piece of the stream (a pickler hands over large buffers as they are)."""
 
 
 class BackendImpl(Protocol):
@@ -20,7 +27,7 @@ class BackendImpl(Protocol):
     """The exceptions that mean "this backend cannot serialize that object" (anything else propagates)."""
 
     def dump(
-        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
         buffer_callback: Any = None,
     ) -> None:
         """Write ``obj`` to ``file``; ``auto`` selects anypickle's enhanced settings over the raw library's.

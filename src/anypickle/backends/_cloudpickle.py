@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import types
 import typing
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 from cloudpickle import cloudpickle as _cp
@@ -21,6 +21,9 @@ from .._needs import (
     _plain_instance_types,
     exception_needs_own_reducer,
 )
+
+if TYPE_CHECKING:
+    from . import Writer
 
 PROTOCOL = 5
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
@@ -41,7 +44,7 @@ class AnyPickler(cloudpickle.Pickler):
       re-applied on the receiver.
     """
 
-    def __init__(self, file: IO[bytes], policy: ModulePolicy, protocol: int = PROTOCOL, buffer_callback: Any = None) -> None:
+    def __init__(self, file: Writer, policy: ModulePolicy, protocol: int = PROTOCOL, buffer_callback: Any = None) -> None:
         super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
         self._policy = policy
         self._plain = _plain_instance_types if policy.is_default else ()
@@ -64,7 +67,8 @@ class AnyPickler(cloudpickle.Pickler):
             if _definition_need(obj, self._policy) is None:
                 return NotImplemented
             return _reducers.reduce_lru_cache(obj)
-        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):
+        # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
+        if isinstance(obj, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
             return _reducers.reduce_exception(obj)
         if issubclass(t, type):
             return self._class_reduce(obj)
@@ -121,7 +125,7 @@ class AnyPickler(cloudpickle.Pickler):
             # cloudpickle sets __slots__ after creating the class, where it creates no slots: the
             # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
             # (typing.NamedTuple's base refuses a __slots__ entry and makes its own.)
-            rv[1][3]["__slots__"] = obj.__slots__
+            rv[1][3]["__slots__"] = obj.__slots__  # type: ignore[attr-defined]  # in vars(obj): checked above
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
@@ -145,10 +149,11 @@ class CloudpickleBackend:
 
     id = Backend.CLOUDPICKLE
     carries_code = True
-    dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+    dump_errors: tuple[type[BaseException], ...] = (
+        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
-        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
         buffer_callback: Any = None,
     ) -> None:
         if auto:

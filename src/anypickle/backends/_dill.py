@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pickle
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 import dill
 
 from .._backend import Backend
 from .._modules import ModulePolicy
+
+if TYPE_CHECKING:
+    from . import Writer
 
 PROTOCOL = 5
 
@@ -22,10 +25,11 @@ class DillBackend:
 
     id = Backend.DILL
     carries_code = True
-    dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+    dump_errors: tuple[type[BaseException], ...] = (
+        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
-        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
         buffer_callback: Any = None,
     ) -> None:
         pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)

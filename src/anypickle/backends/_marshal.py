@@ -19,11 +19,14 @@ import importlib
 import marshal
 import sys
 import types
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from .._backend import Backend
 from .._modules import ModulePolicy
 from .._needs import _code_globals, _definition_need
+
+if TYPE_CHECKING:
+    from . import Writer
 
 _FORMAT = "anypickle-marshal-1"
 _VERSION = 4  # marshal format of Python >= 3.4; the code object format itself is per-version
@@ -38,10 +41,10 @@ class MarshalBackend:
 
     id = Backend.MARSHAL
     carries_code = True
-    dump_errors = (CannotMarshal,)
+    dump_errors: tuple[type[BaseException], ...] = (CannotMarshal,)
 
     def dump(
-        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
         buffer_callback: Any = None,
     ) -> None:
         if persistent_id is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pickle
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from .._backend import Backend
 from .._modules import ModulePolicy
+
+if TYPE_CHECKING:
+    from . import Writer
 
 PROTOCOL = 5  # out-of-band buffers and compact framing; readable by Python >= 3.8
 
@@ -20,17 +23,19 @@ class PickleBackend:
 
     id = Backend.PICKLE
     carries_code = False
-    dump_errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+    dump_errors: tuple[type[BaseException], ...] = (
+        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
-        self, obj: Any, file: IO[bytes], policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
         buffer_callback: Any = None,
     ) -> None:
         if persistent_id is None:
             pickle.Pickler(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
         else:
             pickler = _Pickler(file, PROTOCOL, buffer_callback=buffer_callback)
-            pickler.persistent_id = persistent_id
+            # The per-instance hook pickle documents; typeshed declares it as a method only.
+            pickler.persistent_id = persistent_id  # type: ignore[method-assign]
             pickler.dump(obj)
 
     def loads(self, payload: memoryview) -> Any:

@@ -320,8 +320,8 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 stack.append(_f64(data, pos)[0])
                 pos += 8
             elif op == TUPLE:
-                items = tuple(pop_mark(at, op))  # pop_mark rebinds stack: append afterwards
-                stack.append(items)
+                tup = tuple(pop_mark(at, op))  # pop_mark rebinds stack: append afterwards
+                stack.append(tup)
             elif op == BINPUT:
                 if pos >= n:
                     raise truncated(at, op)
@@ -486,9 +486,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 k = op - TUPLE1 + 1
                 if len(stack) < k:
                     raise underflow(at, op)
-                items = tuple(stack[-k:])
+                tup = tuple(stack[-k:])
                 del stack[-k:]
-                stack.append(items)
+                stack.append(tup)
             elif op == NEWTRUE:
                 stack.append(True)
             elif op == NEWFALSE:

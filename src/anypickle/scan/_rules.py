@@ -187,8 +187,8 @@ def check_builds(trace: Trace, allow: Allowlist) -> Iterator[Finding]:
         if type(target) is Made:
             callee = target.callee
             if type(callee) is Glob and callee.pair is not None and allow.role(*callee.pair) & NOBUILD:
-                name = _name(callee)
-                yield Finding("unsafe", "BUILD", pos, f"BUILD on what {name} returns (a shared object)", name)
+                made_by = _name(callee)
+                yield Finding("unsafe", "BUILD", pos, f"BUILD on what {made_by} returns (a shared object)", made_by)
             continue
         name = _name(target) if isinstance(target, Glob) else None
         yield Finding("unsafe", "BUILD", pos, f"BUILD on {_describe(target)}: only objects the stream creates may get state", name)
