@@ -112,6 +112,16 @@ def test_explain_reports_backend_needs_with_paths_and_verdicts():
     assert "obj['jobs'][1]" in str(report)
 
 
+def test_explain_takes_module_names_from_any_iterable():
+    """by_value given as a generator is read once and used for both the analysis and the dumps."""
+    import json as json_module
+
+    listed = anypickle.explain(json_module.dumps, by_value=["json"])
+    generated = anypickle.explain(json_module.dumps, by_value=(name for name in ["json"]))
+    assert listed.backend is not Backend.PICKLE and listed.needs
+    assert generated.to_dict() == listed.to_dict()
+
+
 def test_explain_finds_shared_cells_and_marks_raw_cloudpickle_blind_to_them():
     """Two closures over one cell: explain reports the shared cell, and that raw cloudpickle breaks it."""
 

@@ -86,6 +86,7 @@ def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames =
     """
     from ._api import dumps  # the facade imports this module's public names
 
+    by_value, by_reference = tuple(by_value), tuple(by_reference)  # read twice: by the analysis and by dumps
     policy = ModulePolicy(by_value, by_reference)
     needs = tuple(find_needs(obj, policy))
     picked: Backend | None
