@@ -267,7 +267,7 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
             # What the 3.12 type-parameter scope adds; mypy only knows Generic subscripted with type variables.
             bases.append(typing.Generic[params])  # type: ignore[index]
     body_function = types.FunctionType(body, globals_dict, record["name"], None, closure or None)
-    cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)  # type: ignore[attr-defined]
+    cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)
     for text in reversed(record["decorators"]):
         cls = value(text)(cls)
     return cls

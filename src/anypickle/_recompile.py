@@ -48,7 +48,7 @@ def _parse_statement(record: dict) -> ast.stmt:
     # an ``if 1:`` header makes an indented block parse on its own.
     indented = text[:1].isspace()
     tree = ast.parse(("if 1:\n" + text) if indented else text, record["filename"])
-    stmt = tree.body[0].body[0] if indented else tree.body[0]  # type: ignore[attr-defined]
+    stmt = tree.body[0].body[0] if indented else tree.body[0]
     ast.increment_lineno(stmt, record["lineno"] - (2 if indented else 1))
     return stmt
 

@@ -84,7 +84,7 @@ def make_exception(cls: type, args: tuple[Any, ...], state: dict[str, Any] | Non
     ``BaseException.__reduce__`` rebuilds with ``cls(*self.args)``, which breaks for the common
     ``__init__(self, code, msg)`` that passes only ``msg`` to ``super().__init__``.
     """
-    exc = cls.__new__(cls, *args)  # type: ignore[call-overload]
+    exc = cls.__new__(cls, *args)
     exc.args = args
     if state:
         exc.__dict__.update(state)

@@ -107,7 +107,7 @@ class Wrapped(Generic[T]):
                 if self._digest is None:
                     self._digest = _digest(payload)
             obj = self._obj = _load_cached(payload, self._digest)
-        return obj  # type: ignore[no-any-return]
+        return obj
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.unwrap()(*args, **kwargs)  # type: ignore[operator]
@@ -116,7 +116,7 @@ class Wrapped(Generic[T]):
         return _rebuild, (self._bytes(), self._name)
 
     @property
-    def __name__(self) -> str:  # type: ignore[override]
+    def __name__(self) -> str:
         # Engines name tasks after the function (Dask's funcname, logging): answer without loading it.
         return self._name.rpartition(".")[2]
 
