@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -42,7 +41,7 @@ class Server:
         """
         stdin, stdout = self.proc.stdin, self.proc.stdout
         assert stdin is not None and stdout is not None  # both are PIPEs (see __init__)
-        timer = threading.Timer(guard, self.proc.kill)
+        timer = threading.Timer(guard, self._kill_overrun)
         timer.start()
         try:
             stdin.write(json.dumps(job) + "\n")
@@ -61,18 +60,23 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def death(self) -> str:
-        """How a server that stopped answering ended: ``"killed by signal 11 (SIGSEGV)"``, ``"exit code 1"``."""
-        code = self.proc.poll()
-        if code is None:
-            return "still running"
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = "?"
-            return f"killed by signal {-code} ({name})"
-        return f"exit code {code}"
+    overran = False
+    """Whether the server was killed for overrunning its job's ``guard``."""
+
+    def _kill_overrun(self) -> None:
+        self.overran = True
+        self.proc.kill()
+
+    def death(self, guard: float) -> str:
+        """How a server that stopped answering ended: ``"crashed with signal 11 (SIGSEGV)"``, a hang..."""
+        code = self.proc.wait()
+        if self.overran:
+            status = "timeout"
+        elif code < 0:
+            status, code = "signal", -code
+        else:
+            status = "exited"
+        return _isolation.Isolated([], status, code, guard).describe_death()
 
     def close(self) -> None:
         assert self.proc.stdin is not None  # a PIPE (see __init__)
@@ -135,10 +139,7 @@ class Pool:
 
     @staticmethod
     def _died(server: Server, guard: float) -> dict:
-        how = server.death()
-        if how == "killed by signal 9 (SIGKILL)":
-            how = f"hang: killed after {guard:.0f} s"
-        return {"error": f"the Python {server.receiver.label} server died during the job ({how})"}
+        return {"error": f"the Python {server.receiver.label} server died during the job ({server.death(guard)})"}
 
     def close(self) -> None:
         for server in self._all:
