@@ -23,9 +23,12 @@ from .._needs import (
 )
 
 if TYPE_CHECKING:
+    from .._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5
+# Position of co_filename among types.CodeType's constructor arguments (3.8 to 3.14).
+_CO_FILENAME = 10
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # Types whose instances AnyPickler.reducer_override never handles itself (not a function, class,
 # cell, module, TypeVar, lock, memoryview...): a fact about the type alone, so it is cached across calls.
@@ -44,13 +47,19 @@ class AnyPickler(cloudpickle.Pickler):
       re-applied on the receiver.
     """
 
-    def __init__(self, file: Writer, policy: ModulePolicy, protocol: int = PROTOCOL, buffer_callback: Any = None) -> None:
+    def __init__(
+        self, file: Writer, policy: ModulePolicy, protocol: int = PROTOCOL, buffer_callback: Any = None,
+        lines: LineCollector | None = None,
+    ) -> None:
         super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
         self._policy = policy
         self._plain = _plain_instance_types if policy.is_default else ()
+        self._lines = lines
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
+        if t is types.CodeType:
+            return self._code_reduce(obj)
         if t is memoryview:
             # cloudpickle turns a memoryview into bytes: the receiver would get another type.
             # (Checked first: the probe pass may have cached memoryview as a plain type.)
@@ -111,6 +120,20 @@ class AnyPickler(cloudpickle.Pickler):
             _reducers.set_function_state,
         )
 
+    def _code_reduce(self, code: types.CodeType) -> Any:
+        """cloudpickle's reduction of a code object, with the code's own file name.
+
+        cloudpickle 3.1.3 writes ``"<dynamic-code>"`` instead (for byte-identical payloads wherever a
+        script lives): tracebacks on the receiver then name no file, and its lines cannot be found.
+        """
+        if self._lines is not None:
+            self._lines.add(code)
+        rv = _cp._code_reduce(code)
+        args = rv[1]
+        if args[_CO_FILENAME] != code.co_filename and args[_CO_FILENAME] == "<dynamic-code>":
+            rv = (rv[0], (*args[:_CO_FILENAME], code.co_filename, *args[_CO_FILENAME + 1:]), *rv[2:])
+        return rv
+
     def _class_reduce(self, obj: type) -> Any:
         if _definition_need(obj, self._policy) is None:
             patched = _patched_attributes(obj, self._policy)
@@ -149,15 +172,16 @@ class CloudpickleBackend:
 
     id = Backend.CLOUDPICKLE
     carries_code = True
+    library_version: str | None = cloudpickle.__version__
     dump_errors: tuple[type[BaseException], ...] = (
         pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         if auto:
-            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback)
+            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)
         else:
             pickler = cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         if persistent_id is not None:

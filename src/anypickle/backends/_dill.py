@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import types
 from typing import TYPE_CHECKING, Any
 
 import dill
@@ -11,9 +12,21 @@ from .._backend import Backend
 from .._modules import ModulePolicy
 
 if TYPE_CHECKING:
+    from .._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5
+
+
+class _NotingPickler(dill.Pickler):  # type: ignore[misc]  # dill has no type information
+    """dill's pickler, telling a :class:`LineCollector` each code object it writes (the stream is unchanged)."""
+
+    lines: LineCollector
+
+    def save(self, obj: Any, save_persistent_id: bool = True) -> None:
+        if type(obj) is types.CodeType:
+            self.lines.add(obj)
+        super().save(obj, save_persistent_id)
 
 
 class DillBackend:
@@ -25,14 +38,19 @@ class DillBackend:
 
     id = Backend.DILL
     carries_code = True
+    library_version: str | None = dill.__version__
     dump_errors: tuple[type[BaseException], ...] = (
         pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
-        pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        if lines is None:
+            pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        else:
+            pickler = _NotingPickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+            pickler.lines = lines
         if persistent_id is not None:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)
