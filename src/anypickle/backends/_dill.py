@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 PROTOCOL = 5
 
 
-class _NotingPickler(dill.Pickler):  # type: ignore[misc]  # dill has no type information
+class _NotingPickler(dill.Pickler):
     """dill's pickler, telling a :class:`LineCollector` each code object it writes (the stream is unchanged)."""
 
     lines: LineCollector

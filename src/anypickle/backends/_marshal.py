@@ -42,7 +42,7 @@ class MarshalBackend:
 
     id = Backend.MARSHAL
     carries_code = True
-    library_version = None
+    library_version: str | None = None
     dump_errors: tuple[type[BaseException], ...] = (CannotMarshal,)
 
     def dump(

@@ -24,7 +24,7 @@ class PickleBackend:
 
     id = Backend.PICKLE
     carries_code = False
-    library_version = None
+    library_version: str | None = None
     dump_errors: tuple[type[BaseException], ...] = (
         pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
