@@ -22,22 +22,20 @@ A real file of that name on the receiver wins, as it does for any lazily cached 
 from __future__ import annotations
 
 import linecache
-import struct
+import opcode
 import threading
 import types
+import weakref
 from typing import Iterable, Iterator
 
 __all__ = ["LineCollector", "add", "decode", "encode", "register"]
 
-_COUNT = struct.Struct("<I")
-_ENTRY = struct.Struct("<II")  # line number, text length in bytes
-
 # Lines received by this process, per file: {filename: {lineno: text}}. A later payload adds lines
 # to what earlier ones brought (two functions of one script, shipped in two tasks).
 _received: dict[str, dict[int, str]] = {}
-# Lines not decoded yet, per file, as (encoded block, offset) or already as {lineno: text}, keyed by
+# Lines not decoded yet, per file, as (encoded block, span of its section) or already as {lineno: text}, keyed by
 # their content: a worker that receives the same function in every task keeps one copy.
-_pending: dict[str, dict[object, tuple[bytes, int] | dict[int, str]]] = {}
+_pending: dict[str, dict[object, tuple[bytes, tuple[int, int]] | dict[int, str]]] = {}
 _lock = threading.RLock()  # _offer, called with it held, may call _text
 
 
@@ -59,18 +57,41 @@ class LineCollector:
 
     def encode(self) -> bytes:
         """The SOURCE section for the noted code, or ``b""`` when no line is known."""
-        if not self.codes:
-            return b""
-        wanted: dict[str, set[int]] = {}
-        for code in _with_nested(self.codes.values()):
-            wanted.setdefault(code.co_filename, set()).update(_line_numbers(code))
+        codes = self.codes
+        if len(codes) == 1:  # one function (marshal, most tasks): its block is cached whole
+            (code,) = codes.values()
+            return _of_code(code)[1]
         found: dict[str, dict[int, str]] = {}
-        for filename, numbers in wanted.items():
-            lines = linecache.getlines(filename)
-            if not lines:
-                continue
+        for code in codes.values():
+            for filename, lines in _of_code(code)[0].items():
+                found.setdefault(filename, {}).update(lines)
+        return encode({name: dict(sorted(lines.items())) for name, lines in found.items()})
+
+
+# Per code object (by identity, while it lives): its lines and its encoded block. Shipping the same
+# function again, as schedulers do for every task, costs a dict lookup instead of a pass over the
+# code's positions (~15 µs for a small function).
+_cache: dict[int, tuple[weakref.ref, dict[str, dict[int, str]], bytes]] = {}
+
+
+def _of_code(code: types.CodeType) -> tuple[dict[str, dict[int, str]], bytes]:
+    key = id(code)
+    hit = _cache.get(key)
+    if hit is not None and hit[0]() is code:
+        return hit[1], hit[2]
+    wanted: dict[str, set[int]] = {}
+    for each in _with_nested((code,)):
+        wanted.setdefault(each.co_filename, set()).update(_line_numbers(each))
+    found: dict[str, dict[int, str]] = {}
+    for filename, numbers in wanted.items():
+        lines = linecache.getlines(filename)
+        if lines:
             found[filename] = {n: lines[n - 1] for n in sorted(numbers) if 0 < n <= len(lines)}
-        return encode(found)
+    block = encode(found)
+    if len(_cache) >= 4096:  # bounded, whatever the code objects' lifetimes
+        _cache.clear()
+    _cache[key] = (weakref.ref(code, lambda _, key=key: _cache.pop(key, None)), found, block)
+    return found, block
 
 
 def _with_nested(codes: Iterable[types.CodeType]) -> Iterator[types.CodeType]:
@@ -85,70 +106,120 @@ def _with_nested(codes: Iterable[types.CodeType]) -> Iterator[types.CodeType]:
         stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
 
 
+# Instructions of a frame's prologue (3.11+), which sit on the ``def`` line and never fail there:
+# the def line travels only when the body itself is on it (a lambda, a one-line def).
+_PROLOGUE = frozenset(opcode.opmap[name] for name in (
+    "RESUME", "MAKE_CELL", "COPY_FREE_VARS", "RETURN_GENERATOR", "CACHE") if name in opcode.opmap)
+_RETURN_GENERATOR = opcode.opmap.get("RETURN_GENERATOR")
+_POP_TOP = opcode.opmap["POP_TOP"]
+
+
 def _line_numbers(code: types.CodeType) -> set[int]:
-    """Every line a frame of ``code`` can report: its first line and each line of its instructions.
+    """Every line a frame of ``code`` can report: the lines of its instructions, prologue excluded.
 
     From 3.11, an instruction spans ``lineno..end_lineno`` (a multi-line call): tracebacks of 3.13 show
     all of them, so all travel.
     """
-    numbers = {code.co_firstlineno}
     positions = getattr(code, "co_positions", None)
-    if positions is not None:
-        for start, end, _, _ in positions():
-            if start is not None:
-                numbers.update(range(start, (end or start) + 1))
-    else:  # 3.10
-        numbers.update(line for _, _, line in code.co_lines() if line is not None)
-    return numbers
+    if positions is None:  # 3.10: no prologue instructions
+        return {line for _, _, line in code.co_lines() if line is not None} or {code.co_firstlineno}
+    numbers: set[int] = set()
+    ops = code.co_code[::2]  # one opcode (or CACHE entry) per position
+    previous = None
+    for op, (start, end, _, _) in zip(ops, positions()):
+        if op in _PROLOGUE or (op == _POP_TOP and previous == _RETURN_GENERATOR):
+            if op != opcode.opmap.get("CACHE"):
+                previous = op
+            continue
+        previous = op
+        if start is not None:
+            numbers.update(range(start, (end or start) + 1))
+    return numbers or {code.co_firstlineno}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(block: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        byte = block[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
 
 
 def encode(files: dict[str, dict[int, str]]) -> bytes:
-    """``{filename: {lineno: text}}`` as bytes: counts and lengths as little-endian u32, text as UTF-8.
+    """``{filename: {lineno: text}}`` as bytes, small: most of it is the text itself.
 
-    A plain layout rather than pickle or marshal: the receiver decodes it with nothing but struct.
+    A table first (file count; per file its name and the size of its section, as LEB128 varints),
+    then one section per file: ``(line number minus the previous one, text length, UTF-8 text)`` per
+    line. The receiver reads the table alone to know the files, and a file's section only when a
+    traceback asks for one of its lines. Nothing but bytes and integers: no pickle, no marshal.
     """
-    parts = [_COUNT.pack(len(files))]
+    if not files:
+        return b""
+    table = [_varint(len(files))]
+    sections = []
     for filename, lines in files.items():
+        parts = []
+        previous = 0
+        for n in sorted(lines):
+            data = lines[n].encode("utf-8", "surrogatepass")
+            parts += (_varint(n - previous), _varint(len(data)), data)
+            previous = n
+        section = b"".join(parts)
         name = filename.encode("utf-8", "surrogatepass")
-        parts.append(_COUNT.pack(len(name)) + name + _COUNT.pack(len(lines)))
-        for n, text in lines.items():
-            data = text.encode("utf-8", "surrogatepass")
-            parts.append(_ENTRY.pack(n, len(data)) + data)
-    return b"".join(parts) if files else b""
+        table += (_varint(len(name)), name, _varint(len(section)))
+        sections.append(section)
+    return b"".join(table + sections)
 
 
 def _files(block: bytes) -> Iterator[tuple[str, int]]:
-    """``(filename, offset of its line count)`` for each file of an encoded block."""
-    (count,) = _COUNT.unpack_from(block, 0)
-    pos = _COUNT.size
+    """``(filename, (start, end) of its section)`` for each file of an encoded block."""
+    count, pos = _read_varint(block, 0)
+    table = []
     for _ in range(count):
-        (size,) = _COUNT.unpack_from(block, pos)
-        pos += _COUNT.size
-        name = block[pos:pos + size].decode("utf-8", "surrogatepass")
+        size, pos = _read_varint(block, pos)
+        name = block[pos:pos + size]
+        if len(name) != size:
+            raise ValueError("truncated source lines")
         pos += size
-        yield name, pos
-        (nlines,) = _COUNT.unpack_from(block, pos)
-        pos += _COUNT.size
-        for _ in range(nlines):
-            _, length = _ENTRY.unpack_from(block, pos)
-            pos += _ENTRY.size + length
+        length, pos = _read_varint(block, pos)
+        table.append((name.decode("utf-8", "surrogatepass"), length))
+    for name, length in table:
+        if pos + length > len(block):
+            raise ValueError("truncated source lines")
+        yield name, (pos, pos + length)
+        pos += length
 
 
-def _file_lines(block: bytes, pos: int) -> dict[int, str]:
-    (nlines,) = _COUNT.unpack_from(block, pos)
-    pos += _COUNT.size
+def _file_lines(block: bytes, span: tuple[int, int]) -> dict[int, str]:
+    pos, end = span
     lines = {}
-    for _ in range(nlines):
-        n, length = _ENTRY.unpack_from(block, pos)
-        pos += _ENTRY.size
+    n = 0
+    while pos < end:
+        delta, pos = _read_varint(block, pos)
+        length, pos = _read_varint(block, pos)
+        n += delta
         lines[n] = block[pos:pos + length].decode("utf-8", "surrogatepass")
         pos += length
     return lines
 
 
 def decode(block: bytes) -> dict[str, dict[int, str]]:
-    """The ``{filename: {lineno: text}}`` of an encoded block (raises ``struct.error``/``ValueError`` if malformed)."""
-    return {name: _file_lines(block, pos) for name, pos in _files(block)} if block else {}
+    """The ``{filename: {lineno: text}}`` of an encoded block (raises ``ValueError``/``IndexError`` if malformed)."""
+    return {name: _file_lines(block, span) for name, span in list(_files(block))} if block else {}
 
 
 def register(block: bytes) -> None:
@@ -159,11 +230,11 @@ def register(block: bytes) -> None:
     """
     try:
         names = list(_files(block))
-    except (struct.error, UnicodeDecodeError):
+    except (ValueError, IndexError):  # UnicodeDecodeError is a ValueError
         return
     with _lock:
-        for filename, pos in names:
-            _add(filename, (block, pos), block[pos:])
+        for filename, span in names:
+            _add(filename, (block, span), block[span[0]:span[1]])
 
 
 def add(filename: str, first_lineno: int, text: str) -> None:
@@ -173,7 +244,7 @@ def add(filename: str, first_lineno: int, text: str) -> None:
         _add(filename, lines, (first_lineno, text))
 
 
-def _add(filename: str, lines: tuple[bytes, int] | dict[int, str], content: object) -> None:
+def _add(filename: str, lines: tuple[bytes, tuple[int, int]] | dict[int, str], content: object) -> None:
     entry = linecache.cache.get(filename)
     if entry is None or (len(entry) == 4 and entry[1] is None and filename in _received):
         # Nothing cached, or lines this module served before this payload brought more.
@@ -199,7 +270,10 @@ def _text(filename: str) -> str:
     with _lock:
         lines = _received.setdefault(filename, {})
         for more in _pending.pop(filename, {}).values():
-            lines.update(more if isinstance(more, dict) else _file_lines(*more))
+            try:
+                lines.update(more if isinstance(more, dict) else _file_lines(*more))
+            except (ValueError, IndexError):  # a malformed section: lines are a courtesy, never an error
+                pass
         if not lines:
             return ""
         out = ["\n"] * max(lines)

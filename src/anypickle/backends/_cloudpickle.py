@@ -104,6 +104,13 @@ class AnyPickler(cloudpickle.Pickler):
         for name, empty in (("__defaults__", None), ("__kwdefaults__", None), ("__annotations__", {})):
             if slotstate[name] == empty:
                 del slotstate[name]
+        # Nor the name, qualname and doc the receiver's FunctionType derives from the code itself
+        # (the same Python version: the envelope guarantees it). Asked of a real FunctionType, so the
+        # rule is the interpreter's own (3.11 takes __qualname__ from co_qualname, 3.10 from co_name).
+        fresh = _fresh_function(func.__code__)
+        for name in ("__name__", "__qualname__", "__doc__"):
+            if slotstate.get(name, fresh) == getattr(fresh, name):
+                del slotstate[name]
         if func.__closure__ is None:  # no cells to share: cloudpickle's own reconstruction
             return (_cp._make_function, self._function_getnewargs(func), (state, slotstate),
                     None, None, _cp._function_setstate)
@@ -158,6 +165,13 @@ class AnyPickler(cloudpickle.Pickler):
         state = dict(vars(module))
         state.pop("__builtins__", None)
         return _cp.dynamic_subimport, (name, state)
+
+
+def _fresh_function(code: types.CodeType) -> types.FunctionType:
+    """The function ``types.FunctionType`` makes of ``code`` with nothing else given (as cloudpickle's
+    ``_make_function`` does on the receiver)."""
+    cells = tuple(types.CellType() for _ in code.co_freevars) if code.co_freevars else None
+    return types.FunctionType(code, {}, None, None, cells)
 
 
 def _cell_value(cell: types.CellType) -> Any:
