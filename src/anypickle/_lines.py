@@ -21,6 +21,7 @@ A real file of that name on the receiver wins, as it does for any lazily cached 
 
 from __future__ import annotations
 
+import functools
 import linecache
 import opcode
 import threading
@@ -74,6 +75,10 @@ class LineCollector:
 _cache: dict[int, tuple[weakref.ref, dict[str, dict[int, str]], bytes]] = {}
 
 
+def _forget(key: int, _: object) -> None:
+    _cache.pop(key, None)
+
+
 def _of_code(code: types.CodeType) -> tuple[dict[str, dict[int, str]], bytes]:
     key = id(code)
     hit = _cache.get(key)
@@ -90,7 +95,7 @@ def _of_code(code: types.CodeType) -> tuple[dict[str, dict[int, str]], bytes]:
     block = encode(found)
     if len(_cache) >= 4096:  # bounded, whatever the code objects' lifetimes
         _cache.clear()
-    _cache[key] = (weakref.ref(code, lambda _, key=key: _cache.pop(key, None)), found, block)
+    _cache[key] = (weakref.ref(code, functools.partial(_forget, key)), found, block)
     return found, block
 
 
@@ -172,7 +177,7 @@ def encode(files: dict[str, dict[int, str]]) -> bytes:
     table = [_varint(len(files))]
     sections = []
     for filename, lines in files.items():
-        parts = []
+        parts: list[bytes] = []
         previous = 0
         for n in sorted(lines):
             data = lines[n].encode("utf-8", "surrogatepass")
@@ -185,18 +190,18 @@ def encode(files: dict[str, dict[int, str]]) -> bytes:
     return b"".join(table + sections)
 
 
-def _files(block: bytes) -> Iterator[tuple[str, int]]:
+def _files(block: bytes) -> Iterator[tuple[str, tuple[int, int]]]:
     """``(filename, (start, end) of its section)`` for each file of an encoded block."""
     count, pos = _read_varint(block, 0)
-    table = []
+    table: list[tuple[str, int]] = []
     for _ in range(count):
         size, pos = _read_varint(block, pos)
-        name = block[pos:pos + size]
-        if len(name) != size:
+        raw = block[pos:pos + size]
+        if len(raw) != size:
             raise ValueError("truncated source lines")
         pos += size
         length, pos = _read_varint(block, pos)
-        table.append((name.decode("utf-8", "surrogatepass"), length))
+        table.append((raw.decode("utf-8", "surrogatepass"), length))
     for name, length in table:
         if pos + length > len(block):
             raise ValueError("truncated source lines")
