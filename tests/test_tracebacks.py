@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import anypickle
 from anypickle import _envelope as env
 from anypickle import _lines
+from _interpreters import package_at
 
 SENDER = '''
 import json, sys
@@ -77,12 +78,13 @@ backends = {}
 for name, data in payloads.items():
     open(f"{out}/{name}.apk", "wb").write(data)
     backends[name] = anypickle.Backend(data[5]).label
-print(json.dumps({"file": __file__, "backends": backends}))
+import cloudpickle
+print(json.dumps({"file": __file__, "backends": backends, "cloudpickle": cloudpickle.__version__}))
 '''
 
 RECEIVER = '''
 import glob, json, os, sys, traceback
-import anypickle
+import anypickle, cloudpickle
 
 calls = {
     "marshal": lambda f: f(2),
@@ -103,6 +105,7 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.apk"))):
         out[name] = traceback.format_exc()
     else:
         out[name] = "did not raise"
+out["cloudpickle"] = cloudpickle.__version__
 print(json.dumps(out))
 '''
 
@@ -132,22 +135,34 @@ def _env() -> dict[str, str]:
     return env_vars
 
 
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+# The run uses this environment's cloudpickle, and the other of the two releases that differ in what
+# they write as a code's file name (3.1.2 its real name, 3.1.3 "<dynamic-code>"), sender and receiver alike.
+OTHER_CLOUDPICKLE = "3.1.2" if cloudpickle.__version__ != "3.1.2" else "3.1.3"
+
+
+@pytest.fixture(scope="module", params=["installed", OTHER_CLOUDPICKLE])
+def shipped(request, tmp_path_factory):
     """Run the sender script, delete its folder, then load and call every payload in a fresh receiver."""
+    env_vars = _env()
+    if request.param != "installed":
+        try:
+            env_vars["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [package_at(f"cloudpickle=={request.param}"), env_vars.get("PYTHONPATH")]))
+        except LookupError as exc:
+            pytest.skip(str(exc))
     root = tmp_path_factory.mktemp("tracebacks")
     sender, payloads, receiver = root / "sender", root / "payloads", root / "receiver"
     for folder in (sender, payloads, receiver):
         folder.mkdir()
     (sender / "task_script.py").write_text(SENDER_TEXT)
     proc = subprocess.run([sys.executable, "task_script.py", str(payloads)], cwd=sender, capture_output=True,
-                          text=True, timeout=120, env=_env())
+                          text=True, timeout=120, env=env_vars)
     assert proc.returncode == 0, proc.stderr
     sent = json.loads(proc.stdout.splitlines()[-1])
     shutil.rmtree(sender)
     assert not Path(sent["file"]).exists()
     proc = subprocess.run([sys.executable, "-c", RECEIVER, str(payloads)], cwd=receiver, capture_output=True,
-                          text=True, timeout=120, env=_env())
+                          text=True, timeout=120, env=env_vars)
     assert proc.returncode == 0, proc.stderr
     return sent, json.loads(proc.stdout.splitlines()[-1]), payloads
 
@@ -164,9 +179,11 @@ def test_receiver_traceback_shows_file_line_and_source(shipped, name):
     assert "<dynamic-code>" not in tb
 
 
-def test_each_route_used_the_backend_it_names(shipped):
-    """The routes really are the backends the test names (auto could change its mind)."""
-    sent, _, _ = shipped
+def test_each_route_used_the_backend_it_names(shipped, request):
+    """The routes really are the backends the test names (auto could change its mind), with the cloudpickle named."""
+    sent, tracebacks, _ = shipped
+    wanted = cloudpickle.__version__ if "installed" in request.node.name else OTHER_CLOUDPICKLE
+    assert sent["cloudpickle"] == tracebacks["cloudpickle"] == wanted
     assert sent["backends"] == {
         "marshal": "marshal", "marshal-nested": "marshal", "cloudpickle+": "cloudpickle",
         "cloudpickle+-multiline": "cloudpickle", "dill": "dill", "portable": "pickle", "portable-method": "pickle",

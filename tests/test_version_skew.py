@@ -22,6 +22,7 @@ import anypickle
 from anypickle import _envelope as env
 from anypickle import _interpreters
 from anypickle.backends import get as get_backend
+from _interpreters import package_at
 
 
 def _with_version(data: bytes, version: str, payload: bytes | None = None) -> bytes:
@@ -131,17 +132,10 @@ SENDER = textwrap.dedent("""
 
 def test_a_real_receiver_with_another_cloudpickle_release(tmp_path):
     """Sender with this cloudpickle, receiver with another release: loads, runs, and a failure names both."""
-    target = os.path.join(_interpreters.cache_dir(), "skew", f"cloudpickle-{OTHER_CLOUDPICKLE}")
-    if not os.path.isdir(target):
-        staging = target + f".{os.getpid()}"
-        error = _interpreters._pip_target(sys.executable, staging, [f"cloudpickle=={OTHER_CLOUDPICKLE}"])
-        if error is not None:
-            pytest.skip(f"cannot install cloudpickle {OTHER_CLOUDPICKLE} from the package index: {error}")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        try:
-            os.rename(staging, target)
-        except OSError:
-            pass
+    try:
+        target = package_at(f"cloudpickle=={OTHER_CLOUDPICKLE}")
+    except LookupError as exc:
+        pytest.skip(str(exc))
     package = _interpreters.copy_package(str(tmp_path / "pkg"))
     data = tmp_path / "task.apk"
     subprocess.run([sys.executable, "-c", SENDER, str(data)], check=True, timeout=60, cwd=tmp_path)
