@@ -128,21 +128,25 @@ def _line_numbers(code: types.CodeType) -> set[int]:
     positions = getattr(code, "co_positions", None)
     if positions is None:  # 3.10: no prologue instructions
         return {line for _, _, line in code.co_lines() if line is not None} or {code.co_firstlineno}
-    numbers: set[int] = set()
     ops = code.co_code[::2]  # one opcode (or CACHE entry) per position
-    previous = None
-    for op, (start, end, _, _) in zip(ops, positions()):
-        if op in _PROLOGUE or (op == _POP_TOP and previous == _RETURN_GENERATOR):
-            if op != opcode.opmap.get("CACHE"):
-                previous = op
-            continue
-        previous = op
-        if start is not None:
-            numbers.update(range(start, (end or start) + 1))
+    spans = list(zip(ops, positions()))
+    if _RETURN_GENERATOR is not None:
+        at = ops.find(_RETURN_GENERATOR)
+        if at >= 0 and at + 1 < len(ops) and ops[at + 1] == _POP_TOP:  # the generator prologue's POP_TOP
+            del spans[at + 1]
+    numbers = {pos[0] for op, pos in spans if op not in _PROLOGUE and pos[0] is not None}
+    for op, (first, last, _, _) in spans:  # multi-line instructions: rare, so checked apart
+        if last is not None and first is not None and last > first and op not in _PROLOGUE:
+            numbers.update(range(first, last + 1))
     return numbers or {code.co_firstlineno}
 
 
+_SMALL = [bytes((i,)) for i in range(128)]
+
+
 def _varint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL[n]
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)
