@@ -54,10 +54,11 @@ def _mode_columns(doc: dict, mode: dict) -> list:
 
 
 def _all_columns(doc: dict) -> list:
-    columns = list(doc["columns"])
-    for mode in doc["modes"]:
+    """The columns of every mode, in order: the envelope columns first, then the bare ones."""
+    columns: list = []
+    for mode in doc["modes"] or [{}]:
         columns += [c for c in _mode_columns(doc, mode) if c not in columns]
-    return columns
+    return sorted(columns, key=lambda c: (c.endswith(":raw"), columns.index(c)))
 
 
 def render(doc: dict, fmt: str) -> str:
