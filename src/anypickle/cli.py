@@ -56,9 +56,13 @@ def _check(args: argparse.Namespace) -> int:
     from ._check import check
 
     result = check(_resolve(args.target), backend=args.backend, python=args.python, timeout=args.timeout)
-    where = f"Python at {args.python}" if args.python else "a fresh interpreter"
-    written = f" (written by {result.backend})" if result.backend else ""
-    print(f"{args.target}: {result.outcome}{written}, loaded and exercised in {where}")
+    where = f"the Python at {args.python}" if args.python else "a fresh interpreter"
+    if result.backend is None:  # dumps raised: nothing was sent
+        print(f"{args.target}: {result.outcome} (dumps with backend {args.backend} raised; nothing was sent)")
+    else:
+        verdict = "arrived intact" if result.ok else "did not arrive intact"
+        print(f"{args.target}: {result.outcome} (written by {result.backend}, loaded and exercised in "
+              f"{where}: {verdict})")
     if result.detail:
         print(f"  reason: {result.detail}")
     return 0 if result.ok else 1
