@@ -13,7 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import matplotlib.patches  # noqa: E402  (after choosing the backend)
+import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -100,15 +101,53 @@ def plot_mode(doc: dict, mode: dict, path: str) -> None:
           lambda row, column: cells.get((row[1], column), "n/a"))
 
 
+def _release_key(release: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else 0 for part in release.split("."))
+
+
 def plot_versions(doc: dict, library: str, path: str) -> None:
-    """One library's release pairs across (bare library column), cases down."""
-    modes = [m for m in doc["modes"] if m["kind"] == "versions" and m["library"] == library]
-    column = f"{library}:raw"
-    cells = {(c["mode"], c["case"]): display_outcome(c) for c in doc["cells"] if c["backend"] == column}
-    rows = sorted({(c["group"], c["case"]) for c in doc["cells"] if c["backend"] == column})
-    names = [f"{m['sent_with']}→{m['received_with']}" for m in modes]
-    _draw(path, f"bare {library}: sent with one release (left of →), loaded with another", rows,
-          [m["id"] for m in modes], names, lambda row, mode_id: cells.get((mode_id, row[1]), "n/a"))
+    """One library's release pairs: sender releases down, receiver releases across; green where the
+    skew changes no cell, red shades by how many cells it changes (the count written in the square)."""
+    from ._matrix_render import version_pairs
+
+    pairs = {(p["sent_with"], p["received_with"]): p for p in version_pairs(doc) if p["library"] == library}
+    releases = sorted({m["sent_with"] for m in doc["modes"] if m.get("library") == library}, key=_release_key)
+    size = 1.6 + 0.75 * len(releases)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    worst = max([len(p["changed"]) for p in pairs.values()] + [1])
+    for row, sent in enumerate(releases):
+        for column, received in enumerate(releases):
+            pair = pairs.get((sent, received))
+            if sent == received:
+                colour, text = "#e8e8e8", "same"
+            elif pair is None:
+                colour, text = "#ffffff", "?"
+            elif not pair["changed"]:
+                colour, text = OUTCOME_COLOURS["ok"][0], "safe"
+            else:
+                share = len(pair["changed"]) / worst
+                colour = matplotlib.colors.to_hex((0.99 - 0.15 * share, 0.75 - 0.6 * share, 0.6 - 0.5 * share))
+                text = f"{len(pair['changed'])}"
+            ax.add_patch(matplotlib.patches.Rectangle((column - 0.5, row - 0.5), 1, 1, facecolor=colour,
+                                                      edgecolor="white", linewidth=2))
+            ax.text(column, row, text, ha="center", va="center", fontsize=8,
+                    color="white" if text not in ("same", "?") else "#555555")
+    ax.set_xlim(-0.5, len(releases) - 0.5)
+    ax.set_ylim(len(releases) - 0.5, -0.5)
+    ax.set_xticks(range(len(releases)))
+    ax.set_xticklabels(releases, fontsize=8)
+    ax.set_yticks(range(len(releases)))
+    ax.set_yticklabels(releases, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.set_xlabel(f"receiver's {library}", fontsize=9)
+    ax.set_ylabel(f"sender's {library}", fontsize=9)
+    ax.set_title(f"{library} release skew: cells changed\n(bare library, envelope and auto columns)",
+                 fontsize=10, pad=10)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
 
 
 def plot_report(doc: dict, folder: str) -> list:

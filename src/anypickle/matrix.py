@@ -92,20 +92,20 @@ def parse_versions(spec: "str | dict | None") -> dict:
     if not spec:
         return {}
     if isinstance(spec, dict):
-        parsed = {name: [str(v) for v in versions] for name, versions in spec.items()}
+        parsed = {name: [str(v) for v in releases] for name, releases in spec.items()}
     else:
         parsed = {}
         for part in spec.replace(" ", "").split(";"):
             if not part:
                 continue
-            name, sep, versions = part.partition("=")
-            if not sep or not versions:
+            name, sep, listed = part.partition("=")
+            if not sep or not listed:
                 raise UsageError(f"--versions: expected LIBRARY=V1,V2[;LIBRARY=...], got {part!r}")
-            parsed[name.lower()] = [v for v in versions.split(",") if v]
-    for name, versions in parsed.items():
+            parsed[name.lower()] = [v for v in listed.split(",") if v]
+    for name, releases in parsed.items():
         if name not in VERSIONED:
             raise UsageError(f"--versions: {name!r} is not one of {', '.join(VERSIONED)}")
-        if len(versions) < 1:
+        if len(releases) < 1:
             raise UsageError(f"--versions: no version given for {name}")
     return parsed
 
@@ -321,7 +321,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
     with ThreadPoolExecutor(max_workers=workers) as executor:
         list(executor.map(receive, jobs))
 
-    mode_list = []
+    mode_list: list = []
     if "same" in modes:
         mode_list.append({"id": "same", "kind": "same", "label": "same process",
                           "python": sender_versions.get("python"), "columns": list(backends)})
@@ -334,7 +334,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
             label = f"other Python {info.get('python', receiver.label)}"
         else:
             label = f"{entry['library']} {entry['sent_with']} → {entry['received_with']}"
-        mode = {"id": entry["id"], "kind": entry["kind"], "label": label, "python": info.get("python"),
+        mode: dict = {"id": entry["id"], "kind": entry["kind"], "label": label, "python": info.get("python"),
                 "versions": info, "columns": entry["columns"]}
         for key in ("library", "sent_with", "received_with"):
             if key in entry:
