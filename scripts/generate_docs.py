@@ -185,6 +185,7 @@ def versions_page(versions: dict) -> str:
              "A pair is **safe** when every cell is what the sender's release gives with the *same* release on "
              "both sides (some cells are WRONG even then: cloudpickle's own limits, in the main matrix); "
              "otherwise the table counts the cells the skew changed.", "",
+             "## In short", ""] + headlines(versions) + ["",
              f"Regenerate: `anypickle matrix --versions \"{_spec(versions)}\" --format json --output v.json`, then "
              "`python scripts/generate_docs.py --versions v.json --pictures`.", ""]
     for library in libraries:
@@ -222,6 +223,31 @@ def versions_page(versions: dict) -> str:
     if skipped:
         lines += ["## Releases not measured", ""] + [f"- {s['mode']}: {s['reason'][:200]}" for s in skipped] + [""]
     return "\n".join(lines)
+
+
+def headlines(versions: dict) -> list:
+    """One line per library: which pairs break, how many cases, and the first error."""
+    lines = []
+    pairs = version_pairs(versions)
+    for library in sorted({p["library"] for p in pairs}):
+        mine = [p for p in pairs if p["library"] == library]
+        unsafe = [p for p in mine if p["changed"]]
+        releases = sorted({p["sent_with"] for p in mine}, key=_release_key)
+        if not unsafe:
+            lines.append(f"- **{library}** {releases[0]} to {releases[-1]}: all {len(mine)} skewed pairs are safe, "
+                         "older sender or newer, on this Python.")
+            continue
+        receivers = sorted({p["received_with"] for p in unsafe}, key=_release_key)
+        cases = sorted({c[0] for p in unsafe for c in p["changed"]})
+        example = unsafe[0]["changed"][0][4]
+        lines.append(f"- **{library}**: {len(mine) - len(unsafe)} of {len(mine)} skewed pairs are safe. Unsafe: "
+                     f"{len(unsafe)} pairs, every one with a receiver on {', '.join(receivers)} and a newer "
+                     f"sender" if all(_release_key(p["sent_with"]) > _release_key(p["received_with"]) for p in unsafe)
+                     else f"- **{library}**: {len(mine) - len(unsafe)} of {len(mine)} skewed pairs are safe; unsafe: "
+                     + ", ".join(f"{p['sent_with']} → {p['received_with']}" for p in unsafe))
+        lines[-1] += (f" ({len(cases)} of {len(versions['cases'])} cases no longer load, e.g. "
+                      f"`{example[:110]}`). Upgrade receivers (workers) before senders (clients).")
+    return lines
 
 
 def _spec(versions: dict) -> str:

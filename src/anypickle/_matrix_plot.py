@@ -90,13 +90,13 @@ def plot_mode(doc: dict, mode: dict, path: str) -> None:
     columns = list(mode.get("columns") or doc["columns"])
     cells = {(c["case"], c["backend"]): display_outcome(c) for c in doc["cells"] if c["mode"] == mode["id"]}
     rows = sorted({(c["group"], c["case"]) for c in doc["cells"] if c["mode"] == mode["id"]})
-    sender = doc.get("sender", {}).get("python", "?")
-    if mode["kind"] == "other":
-        title = f"loaded by {mode['label']}: {len(rows)} cases sent by Python {sender}"
-    elif mode["kind"] == "versions":
-        title = f"{mode['label']}: {len(rows)} cases"
-    else:
-        title = f"loaded in the {mode['label']} (Python {sender}): {len(rows)} cases"
+    info = doc.get("sender", {})
+    sender = (f"{info.get('implementation', 'Python')} {info.get('python', '?')}, cloudpickle "
+              f"{info.get('cloudpickle', '?')}, dill {info.get('dill', '?')}")
+    where = {"fresh": "Loaded in a fresh process", "same": "Loaded back in the sending process"}.get(
+        mode["kind"], f"Loaded by {mode['label']}")
+    title = (f"{mode['label']}: {len(rows)} cases" if mode["kind"] == "versions"
+             else f"{where}: {len(rows)} cases\nsent by {sender}")
     _draw(path, title, rows, columns, [column_label(c) for c in columns],
           lambda row, column: cells.get((row[1], column), "n/a"))
 
