@@ -2,13 +2,15 @@
 
     anypickle matrix --format json --output m.json          # the main matrix, all modes
     anypickle matrix --versions "cloudpickle=...;dill=..." --format json --output v.json
-    python scripts/generate_docs.py --matrix m.json --versions v.json --pictures   # import, then write
+    pytest benchmarks/bench_serializers.py benchmarks/bench_memory.py --benchmark-timer=time.process_time \
+        --benchmark-json=bench-1.json                        # three times: bench-1, -2, -3
+    python scripts/generate_docs.py --matrix m.json --versions v.json --bench bench-*.json --pictures
     python scripts/generate_docs.py                          # rewrite the text from docs/results/
     python scripts/generate_docs.py --check                  # exit 1 if a committed text is stale
 
 Results live in ``docs/results/*.json.gz`` (gzip, deterministic). Text blocks sit between
-``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->`` markers in README.md and docs/matrix.md;
-docs/matrix-full.md and docs/versions.md are generated whole. ``tests/test_generated_docs.py`` fails
+``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->`` markers in README.md, docs/matrix.md and
+docs/benchmarks.md; docs/matrix-full.md, docs/versions.md and docs/benchmarks-results.md are generated whole. ``tests/test_generated_docs.py`` fails
 when a committed text differs from what this script produces from the committed results.
 """
 
@@ -27,6 +29,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from anypickle._matrix_render import (  # noqa: E402  (after the path is set)
     column_label, display_outcome, render_markdown, version_pairs,
 )
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import report  # noqa: E402  (benchmarks/report.py: the target ratios)
 
 RESULTS = ROOT / "docs" / "results"
 MATRIX = RESULTS / "matrix.json.gz"
@@ -52,6 +58,76 @@ def save(doc: dict, path: Path) -> None:
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
         handle.write(data)
+
+
+def save_bench(path: Path, index: int) -> None:
+    """Keep what report.py reads of a pytest-benchmark JSON, plus the library versions measured."""
+    import importlib.metadata
+    import platform
+
+    doc = json.loads(path.read_text())
+    slim = {"benchmarks": [{"extra_info": b.get("extra_info", {}),
+                            "stats": {k: b["stats"][k] for k in ("min", "median", "mean")}}
+                           for b in doc["benchmarks"]],
+            "versions": {"python": platform.python_version(),
+                         **{name: importlib.metadata.version(name) for name in ("cloudpickle", "dill", "numpy")}},
+            "timer": doc.get("benchmarks", [{}])[0].get("options", {}).get("timer", "?")}
+    save_raw(slim, RESULTS / f"bench-{index}.json.gz")
+
+
+def save_raw(doc: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
+        handle.write(data)
+
+
+def bench_runs() -> list:
+    return [load(path) for path in sorted(RESULTS.glob("bench-*.json.gz"))]
+
+
+def _median_ratio(runs: list, case: str, op: str, backend: str, base: str) -> "float | None":
+    import statistics
+
+    values = [r[(case, op, backend)]["time"] / r[(case, op, base)]["time"] for r, _ in runs
+              if (case, op, backend) in r and (case, op, base) in r]
+    return statistics.median(values) if values else None
+
+
+def bench_blocks(docs: list) -> dict:
+    runs = [report.run_from(doc) for doc in docs]
+    rows = report.combined_targets(runs)
+    v = docs[0]["versions"]
+    setup = (f"Python {v['python']}, cloudpickle {v['cloudpickle']}, dill {v['dill']}, numpy {v['numpy']}; "
+             f"median over {len(runs)} run{'s' if len(runs) > 1 else ''}")
+    checked = [r for r in rows if not r.get("info") and r["ok"] is not None]
+    missed = [r for r in checked if not r["ok"]]
+    margins = sorted((r for r in checked if r["ok"] and not r.get("higher")), key=lambda r: r["value"] / r["limit"],
+                     reverse=True)[:2]
+    def digits(row: dict) -> int:
+        return 4 if row["measure"].startswith(("payload", "bytes")) else 2
+
+    tight = "; ".join(f"{r['case']} {r['measure']} at {r['value']:.{digits(r)}f}x (limit {r['limit']:.2f}x)"
+                      for r in margins)
+    verdict = (f"Every one of the {len(checked)} targets is met" if not missed else
+               f"{len(missed)} of {len(checked)} targets missed: " + "; ".join(
+                   f"{r['case']} {r['measure']} {r['value']:.2f}x (limit {r['limit']:.2f}x)" for r in missed))
+    objects = ("ints_100k", "strings_10k")  # many small objects; the bytes and array cases are one buffer
+    dill = [x for x in (_median_ratio(runs, c, "dumps", "dill", "pickle") for c in objects) if x]
+    small = ("small_dict", "datetime_1k", "fraction_1k")
+    cloud = [x for x in (_median_ratio(runs, c, "dumps", "cloudpickle", "pickle") for c in small) if x]
+    safe = {r["case"]: r["value"] for r in rows if r["measure"] == "loads safe/pickle" and r["value"] is not None}
+    bulk = {case: value for case, value in safe.items() if case != "small_dict"}
+    return {
+        "bench-safe": f"{min(safe.values()):.2f}-{max(safe.values()):.2f}x",
+        "bench-safe-bulk": f"{min(bulk.values()):.2f}-{max(bulk.values()):.2f}x ({', '.join(bulk)})",
+        "bench-setup": setup,
+        "bench-table": "\n" + report.render_targets(runs),
+        "bench-verdict": f"{verdict}. The tightest: {tight}",
+        "bench-dill": (f"dill dumps cost {min(dill):.0f}-{max(dill):.0f}x pickle on plain data "
+                       f"({', '.join(objects)}); cloudpickle {min(cloud):.1f}-{max(cloud):.1f}x on small "
+                       f"payloads ({', '.join(small)})"),
+    }
 
 
 # --- blocks ---------------------------------------------------------------------------------------
@@ -276,14 +352,17 @@ def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
     matrix = load(MATRIX) if matrix is None else matrix
     versions = load(VERSIONS) if versions is None else versions
     values = blocks(matrix, versions)
+    bench = bench_runs()
+    values.update(bench_blocks(bench))
     out = {}
-    for name in ("README.md", "docs/matrix.md"):
+    for name in ("README.md", "docs/matrix.md", "docs/benchmarks.md"):
         text = (ROOT / name).read_text(encoding="utf-8")
         if not MARKER.search(text):
             raise SystemExit(f"{name} has no generated block")
         out[name] = fill(text, values, name)
     out["docs/matrix-full.md"] = HEADER.format(source="docs/results/matrix.json.gz") + render_markdown(matrix)
     out["docs/versions.md"] = versions_page(versions)
+    out["docs/benchmarks-results.md"] = report.render([report.run_from(doc) for doc in bench])
     return out
 
 
@@ -310,6 +389,8 @@ def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--matrix", metavar="JSON", help="import this `anypickle matrix --format json` output first")
     parser.add_argument("--versions", metavar="JSON", help="import this `anypickle matrix --versions` output first")
+    parser.add_argument("--bench", metavar="JSON", nargs="+",
+                        help="import these pytest-benchmark JSON runs (replacing the committed ones) first")
     parser.add_argument("--pictures", action="store_true", help="also redraw the committed PNGs (needs matplotlib)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated text is stale")
     args = parser.parse_args(argv)
@@ -317,6 +398,11 @@ def main(argv: "list[str] | None" = None) -> int:
         save(json.loads(Path(args.matrix).read_text()), MATRIX)
     if args.versions:
         save(json.loads(Path(args.versions).read_text()), VERSIONS)
+    if args.bench:
+        for old in RESULTS.glob("bench-*.json.gz"):
+            old.unlink()
+        for index, path in enumerate(args.bench, 1):
+            save_bench(Path(path), index)
     stale = []
     for name, text in files().items():
         path = ROOT / name
