@@ -203,12 +203,14 @@ def raw_table(doc: dict) -> str:
 
 def portable_sentence(doc: dict) -> str:
     others = _other_modes(doc)
-    per = ", ".join(f"{_ok(doc, m['id'], 'portable').split('/')[0]} on {m['python']}" for m in others)
+    oks = [(_ok(doc, m["id"], "portable").split("/")[0], m["python"]) for m in others]
+    per = ", ".join(f"{n} to {python}" for n, python in oks[:-1]) + (" and " if len(oks) > 1 else "") + \
+        (f"{oks[-1][0]} to {oks[-1][1]}" if oks else "")
     clear = sum(c["outcome"] == "clear error" for c in _cells(doc, "fresh", "portable"))
     frames = sum(1 for c in doc["cases"] if c["group"] == "cannot ship")
-    return (f"*Portable*, sent from {doc['sender']['python']}, is ok in {per} of {len(doc['cases'])} rows; "
-            f"it refuses {clear} clearly: the {frames} live-frame rows above and the `exec`-made function, "
-            "which has no source.")
+    return (f"*Portable* ships, of {len(doc['cases'])} rows sent from {doc['sender']['python']}, {per} "
+            f"intact; it refuses {clear} clearly: the {frames} live-frame rows above and the `exec`-made "
+            "function, which has no source.")
 
 
 def blocks(matrix: dict, versions: dict) -> dict:
@@ -347,13 +349,17 @@ def fill(text: str, values: dict, path: str) -> str:
     return MARKER.sub(replace, text)
 
 
+def all_blocks(matrix: dict, versions: dict, bench: list) -> dict:
+    """Every ``<!-- gen:NAME -->`` block's text, by NAME."""
+    return {**blocks(matrix, versions), **bench_blocks(bench)}
+
+
 def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
     """Every generated file's full expected text, by path relative to the repository root."""
     matrix = load(MATRIX) if matrix is None else matrix
     versions = load(VERSIONS) if versions is None else versions
-    values = blocks(matrix, versions)
     bench = bench_runs()
-    values.update(bench_blocks(bench))
+    values = all_blocks(matrix, versions, bench)
     out = {}
     for name in ("README.md", "docs/matrix.md", "docs/benchmarks.md"):
         text = (ROOT / name).read_text(encoding="utf-8")

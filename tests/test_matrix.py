@@ -390,3 +390,17 @@ def test_backend_version_mode_runs_a_skewed_pair_through_a_cached_environment():
     # The envelope cells were written by the sender's library, the bare ones carry no envelope.
     assert {c.get("written_by", "").split("+")[0] for c in cells if c["backend"] == "cloudpickle"} == {"cloudpickle"}
     assert not any("written_by" in c for c in cells if c["backend"] == "cloudpickle:raw")
+
+
+def test_report_without_matplotlib_has_the_text_formats_and_says_why(tmp_path, monkeypatch):
+    """No matplotlib: Markdown, JSON and CSV are written, and the note names the extra to install."""
+    from anypickle._matrix_render import write_report
+
+    lam = [c for c in CASES if c.name == "function: lambda"]
+    doc = run_matrix(lam, backends=["pickle", "auto"], modes=["fresh"])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    monkeypatch.delitem(sys.modules, "anypickle._matrix_plot", raising=False)
+    written, note = write_report(doc, str(tmp_path))
+    assert written == ["matrix.md", "matrix.json", "matrix.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["matrix.csv", "matrix.json", "matrix.md"]
+    assert note == "no heatmap: matplotlib is not installed (pip install 'anypickle[report]' for the pictures)"

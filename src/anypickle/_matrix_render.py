@@ -273,7 +273,9 @@ def write_report(doc: dict, folder: str) -> "tuple[list, str]":
     try:
         from ._matrix_plot import plot_report
     except ImportError as exc:  # matplotlib is missing
-        return written, (f"no heatmap: {exc.name or 'matplotlib'} is not installed "
+        if not (exc.name or "matplotlib").startswith("matplotlib"):
+            raise
+        return written, ("no heatmap: matplotlib is not installed "
                          "(pip install 'anypickle[report]' for the pictures)")
     written += plot_report(doc, folder)
     return written, ""
