@@ -253,9 +253,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_prints_the_selected_cases_as_csv():
-    """`anypickle matrix --cases --modes --backends --format csv` prints one row per cell."""
+    """`anypickle matrix ... --format csv --output -` streams one row per cell to stdout, no report folder."""
     done = _cli("--cases", "function: lambda", "--modes", "same,fresh", "--backends", "pickle,auto",
-                "--format", "csv")
+                "--format", "csv", "--output", "-")
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     got = {(r["mode"], r["backend"]): r["outcome"] for r in rows}
@@ -278,6 +278,8 @@ def test_cli_writes_json_to_output(tmp_path):
     (["--backends", "pickle,yaml"], "unknown backend"),
     (["--cases", "no such case"], "no catalogue case matches"),
     (["--modes", "remote"], "unknown mode"),
+    (["--versions", "numpy=1.26,2.0"], "'numpy' is not one of cloudpickle, dill"),
+    (["--versions", "cloudpickle"], "expected LIBRARY=V1,V2"),
 ])
 def test_cli_rejects_bad_options_with_a_clear_message(args, message):
     """Bad options exit with status 2 and one line naming the problem, not a traceback."""
