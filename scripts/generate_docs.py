@@ -263,7 +263,9 @@ def versions_page(versions: dict) -> str:
              "A pair is **safe** when every cell is what the sender's release gives with the *same* release on "
              "both sides (some cells are WRONG even then: cloudpickle's own limits, in the main matrix); "
              "otherwise the table counts the cells the skew changed.", "",
-             "## In short", ""] + headlines(versions) + ["",
+             "## In short", ""] + headlines(versions) + [
+             f"- anypickle itself declares {declared()} (pyproject.toml); the releases outside those ranges are "
+             "measured for what a mixed fleet meets, the bare library column first.", "",
              f"Regenerate: `anypickle matrix --versions \"{_spec(versions)}\" --format json --output v.json`, then "
              "`python scripts/generate_docs.py --versions v.json --pictures`.", ""]
     for library in libraries:
@@ -301,6 +303,13 @@ def versions_page(versions: dict) -> str:
     if skipped:
         lines += ["## Releases not measured", ""] + [f"- {s['mode']}: {s['reason'][:200]}" for s in skipped] + [""]
     return "\n".join(lines)
+
+
+def declared() -> str:
+    """The cloudpickle and dill requirements of pyproject.toml, e.g. ``cloudpickle>=3.1, dill>=0.4``."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    found = re.findall(r'"((?:cloudpickle|dill)\s*[<>=!~][^"]*)"', text.split("[project.optional-dependencies]")[0])
+    return " and ".join(f"`{spec.replace(' ', '')}`" for spec in found)
 
 
 def headlines(versions: dict) -> list:
