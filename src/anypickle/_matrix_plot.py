@@ -142,8 +142,10 @@ def plot_versions(doc: dict, library: str, path: str) -> None:
     ax.xaxis.set_label_position("top")
     ax.set_xlabel(f"receiver's {library}", fontsize=9)
     ax.set_ylabel(f"sender's {library}", fontsize=9)
-    ax.set_title(f"{library} release skew: cells changed\n(bare library, envelope and auto columns)",
-                 fontsize=10, pad=10)
+    python = doc.get("sender", {}).get("python", "?")
+    cases = len(doc.get("cases", []))
+    ax.set_title(f"{library} release skew on Python {python}: cells the skew changes\n"
+                 f"({cases} cases x bare {library}, {library} in the envelope, auto)", fontsize=10, pad=10)
     for side in ax.spines.values():
         side.set_visible(False)
     fig.savefig(path, dpi=90, bbox_inches="tight")
