@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from anypickle._matrix_render import (  # noqa: E402  (after the path is set)
-    column_label, display_outcome, render_markdown, version_pairs,
+    SUMMARY_NOTE, column_label, display_outcome, render_markdown, version_pairs,
 )
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -167,9 +167,7 @@ def matrix_summary(doc: dict, pictures: str) -> str:
     rank = {"fresh": 0, "same": 1, "other": 2}
     modes = sorted(doc["modes"], key=lambda m: rank[m["kind"]])
     lines = [f"Sent by {_sender(doc)}; {len(doc['cases'])} cases; `anypickle matrix` ran it in "
-             f"{doc['seconds']:.0f} s. Cells ok out of the cells run; in parentheses, how many loaded but "
-             "behaved differently (wrong), killed the receiving process (crashed), or were refused by "
-             "anypickle with a clear error.", ""]
+             f"{doc['seconds']:.0f} s. {SUMMARY_NOTE}", ""]
     lines += _summary_table(doc, list(doc["columns"]), modes)
     others = _other_modes(doc)
     bare = [c for c in (others[0]["columns"] if others else []) if c.endswith(":raw")]

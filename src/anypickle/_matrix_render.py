@@ -109,9 +109,18 @@ def _count(cells: list) -> str:
     if not run:
         return "—"
     shown = [display_outcome(c) for c in run]
-    extra = [f"{shown.count(o)} {word}" for o, word in
-             (("wrong result", "wrong"), ("crashed", "crashed"), ("clear error", "clear")) if shown.count(o)]
+    failed = shown.count("dumps fails") + shown.count("loads fails")
+    extra = [f"{n} {word}" for n, word in
+             ((shown.count("wrong result"), "wrong"), (shown.count("crashed"), "crashed"), (failed, "failed"),
+              (shown.count("clear error"), "clear")) if n]
     return f"{shown.count('ok')}/{len(run)}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+SUMMARY_NOTE = (
+    "Cells ok out of the cells run; in parentheses, how many loaded but behaved differently (wrong), "
+    "killed the receiving process (crashed), failed in dumps or loads with the library's own error "
+    "(failed), or were refused by anypickle with a clear error (clear)."
+)
 
 
 def _summary_lines(doc: dict) -> list:
@@ -120,8 +129,7 @@ def _summary_lines(doc: dict) -> list:
     for cell in doc["cells"]:
         by_mode.setdefault(cell["mode"], []).append(cell)
     lines = ["## Summary", "",
-             "Cells ok out of the cells run; in parentheses, how many loaded but behaved differently "
-             "(wrong), killed the receiving process (crashed), or were refused by anypickle with a clear error.",
+             SUMMARY_NOTE,
              "", "| mode | " + " | ".join(column_label(c) for c in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for mode in _ordered_modes(doc):
