@@ -4,7 +4,9 @@
     anypickle matrix --versions "cloudpickle=...;dill=..." --format json --output v.json
     pytest benchmarks/bench_serializers.py benchmarks/bench_memory.py --benchmark-timer=time.process_time \
         --benchmark-json=bench-1.json                        # three times: bench-1, -2, -3
-    python scripts/generate_docs.py --matrix m.json --versions v.json --bench bench-*.json --pictures
+    pytest benchmarks/bench_executor.py --benchmark-json=executor-1.json     # three times as well
+    python scripts/generate_docs.py --matrix m.json --versions v.json --bench bench-*.json \
+        --executor executor-*.json --pictures
     python scripts/generate_docs.py                          # rewrite the text from docs/results/
     python scripts/generate_docs.py --check                  # exit 1 if a committed text is stale
 
@@ -80,6 +82,39 @@ def save_raw(doc: dict, path: Path) -> None:
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
         handle.write(data)
+
+
+def save_executor(path: Path, index: int) -> None:
+    """Keep the interleaved ratios and the stdlib's median time of a bench_executor.py JSON run."""
+    import platform
+
+    doc = json.loads(path.read_text())
+    slim = {"benchmarks": [{"name": b["name"], "param": b.get("param"), "extra_info": b.get("extra_info", {}),
+                            "stats": {"median": b["stats"]["median"]}} for b in doc["benchmarks"]],
+            "python": platform.python_version()}
+    save_raw(slim, RESULTS / f"executor-{index}.json.gz")
+
+
+def executor_runs() -> list:
+    return [load(path) for path in sorted(RESULTS.glob("executor-*.json.gz"))]
+
+
+def executor_block(runs: list) -> str:
+    """The README's throughput sentence: per-run medians of 30 interleaved stdlib/anypickle ratios."""
+    importable, lam, stdlib = [], [], []
+    for run in runs:
+        for bench in run["benchmarks"]:
+            info = bench["extra_info"]
+            if "ratio_importable_vs_stdlib" in info:
+                importable.append(info["ratio_importable_vs_stdlib"])
+                lam.append(info["ratio_lambda_vs_stdlib"])
+            if bench.get("param") == "stdlib-importable":
+                stdlib.append(bench["stats"]["median"] * 1e3)
+    return (f"take {min(importable):.2f}-{max(importable):.2f}x the time of the stdlib `ProcessPoolExecutor` "
+            f"running an importable\nfunction, and {min(lam):.2f}-{max(lam):.2f}x with a `__main__` lambda (which "
+            f"the stdlib cannot run at all): median of 30\ninterleaved per-pair ratios, {len(runs)} runs of "
+            f"`benchmarks/bench_executor.py` on a loaded 2-core machine\n(Python {runs[0]['python']}; the stdlib "
+            f"took {min(stdlib):.0f}-{max(stdlib):.0f} ms per map)")
 
 
 def bench_runs() -> list:
@@ -358,7 +393,7 @@ def fill(text: str, values: dict, path: str) -> str:
 
 def all_blocks(matrix: dict, versions: dict, bench: list) -> dict:
     """Every ``<!-- gen:NAME -->`` block's text, by NAME."""
-    return {**blocks(matrix, versions), **bench_blocks(bench)}
+    return {**blocks(matrix, versions), **bench_blocks(bench), "executor": executor_block(executor_runs())}
 
 
 def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
@@ -404,6 +439,8 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--versions", metavar="JSON", help="import this `anypickle matrix --versions` output first")
     parser.add_argument("--bench", metavar="JSON", nargs="+",
                         help="import these pytest-benchmark JSON runs (replacing the committed ones) first")
+    parser.add_argument("--executor", metavar="JSON", nargs="+",
+                        help="import these benchmarks/bench_executor.py JSON runs (replacing the committed ones)")
     parser.add_argument("--pictures", action="store_true", help="also redraw the committed PNGs (needs matplotlib)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated text is stale")
     args = parser.parse_args(argv)
@@ -416,6 +453,11 @@ def main(argv: "list[str] | None" = None) -> int:
             old.unlink()
         for index, path in enumerate(args.bench, 1):
             save_bench(Path(path), index)
+    if args.executor:
+        for old in RESULTS.glob("executor-*.json.gz"):
+            old.unlink()
+        for index, path in enumerate(args.executor, 1):
+            save_executor(Path(path), index)
     stale = []
     for name, text in files().items():
         path = ROOT / name
