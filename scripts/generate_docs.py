@@ -5,8 +5,9 @@
     pytest benchmarks/bench_serializers.py benchmarks/bench_memory.py --benchmark-timer=time.process_time \
         --benchmark-json=bench-1.json                        # three times: bench-1, -2, -3
     pytest benchmarks/bench_executor.py --benchmark-json=executor-1.json     # three times as well
+    pytest benchmarks/bench_safe.py --benchmark-timer=time.process_time --benchmark-json=safe-1.json   # idem
     python scripts/generate_docs.py --matrix m.json --versions v.json --bench bench-*.json \
-        --executor executor-*.json --pictures
+        --executor executor-*.json --safe safe-*.json --pictures
     python scripts/generate_docs.py                          # rewrite the text from docs/results/
     python scripts/generate_docs.py --check                  # exit 1 if a committed text is stale
 
@@ -115,6 +116,63 @@ def executor_block(runs: list) -> str:
             f"the stdlib cannot run at all): median of 30\ninterleaved per-pair ratios, {len(runs)} runs of "
             f"`benchmarks/bench_executor.py` on a loaded 2-core machine\n(Python {runs[0]['python']}; the stdlib "
             f"took {min(stdlib):.0f}-{max(stdlib):.0f} ms per map)")
+
+
+def save_safe(path: Path, index: int) -> None:
+    """Keep group (case), parameters and median of a benchmarks/bench_safe.py JSON run."""
+    import platform
+
+    doc = json.loads(path.read_text())
+    slim = {"benchmarks": [{"group": b["group"], "params": b.get("params", {}),
+                            "stats": {"median": b["stats"]["median"]}} for b in doc["benchmarks"]],
+            "python": platform.python_version()}
+    save_raw(slim, RESULTS / f"safe-{index}.json.gz")
+
+
+def safe_runs() -> list:
+    return [load(path) for path in sorted(RESULTS.glob("safe-*.json.gz"))]
+
+
+SAFE_LABELS = {"ints_100k": "100k small ints", "dict_10k_str": "dict of 10k short strings",
+               "datetimes_1k": "1k tz-aware datetimes", "numpy_8mb": "8 MB numpy float64 array",
+               "records_1k": "1k records of UUID, Decimal, list"}
+
+
+def safe_ratios(runs: list) -> dict:
+    """{case: (pickle.loads median seconds, C-first ratio, static-first ratio)}, medians over the runs."""
+    import statistics
+
+    per_case: dict = {}
+    for run in runs:
+        times = {(b["group"], b["params"]["backend"]): b["stats"]["median"] for b in run["benchmarks"]}
+        for case in {group for group, _ in times}:
+            base = times[(case, "pickle.loads")]
+            per_case.setdefault(case, []).append(
+                (base, times[(case, "anypickle safe")] / base, times[(case, "anypickle safe static-first")] / base))
+    return {case: tuple(statistics.median(v[i] for v in values) for i in range(3))
+            for case, values in per_case.items()}
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} us"
+
+
+def safe_blocks(runs: list) -> dict:
+    ratios = safe_ratios(runs)
+    # Streams of builtin data take a C path even static-first; the static pass shows on those naming globals.
+    named = [c for c in ("datetimes_1k", "records_1k") if c in ratios]
+    dense = [ratios[c][2] for c in named]
+    lines = ["| data | pickle.loads | safe=True (C-first, default) | static-first |", "| --- | --- | --- | --- |"]
+    for case in SAFE_LABELS:
+        if case in ratios:
+            base, c_first, static = ratios[case]
+            lines.append(f"| {SAFE_LABELS[case]} | {_time(base)} | {c_first:.2f}x | {static:.1f}x |")
+    return {
+        "safe-static": (f"{min(dense):.1f}-{max(dense):.0f}x on opcode-dense data naming globals: "
+                        + ", ".join(SAFE_LABELS[c] for c in named)),
+        "safe-setup": f"CPython {runs[0]['python']}, median over {len(runs)} runs",
+        "safe-table": "\n" + "\n".join(lines) + "\n",
+    }
 
 
 def bench_runs() -> list:
@@ -393,7 +451,8 @@ def fill(text: str, values: dict, path: str) -> str:
 
 def all_blocks(matrix: dict, versions: dict, bench: list) -> dict:
     """Every ``<!-- gen:NAME -->`` block's text, by NAME."""
-    return {**blocks(matrix, versions), **bench_blocks(bench), "executor": executor_block(executor_runs())}
+    return {**blocks(matrix, versions), **bench_blocks(bench), "executor": executor_block(executor_runs()),
+            **safe_blocks(safe_runs())}
 
 
 def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
@@ -403,7 +462,7 @@ def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
     bench = bench_runs()
     values = all_blocks(matrix, versions, bench)
     out = {}
-    for name in ("README.md", "docs/matrix.md", "docs/benchmarks.md"):
+    for name in ("README.md", "docs/matrix.md", "docs/benchmarks.md", "docs/security.md"):
         text = (ROOT / name).read_text(encoding="utf-8")
         if not MARKER.search(text):
             raise SystemExit(f"{name} has no generated block")
@@ -441,6 +500,8 @@ def main(argv: "list[str] | None" = None) -> int:
                         help="import these pytest-benchmark JSON runs (replacing the committed ones) first")
     parser.add_argument("--executor", metavar="JSON", nargs="+",
                         help="import these benchmarks/bench_executor.py JSON runs (replacing the committed ones)")
+    parser.add_argument("--safe", metavar="JSON", nargs="+",
+                        help="import these benchmarks/bench_safe.py JSON runs (replacing the committed ones)")
     parser.add_argument("--pictures", action="store_true", help="also redraw the committed PNGs (needs matplotlib)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated text is stale")
     args = parser.parse_args(argv)
@@ -453,6 +514,11 @@ def main(argv: "list[str] | None" = None) -> int:
             old.unlink()
         for index, path in enumerate(args.bench, 1):
             save_bench(Path(path), index)
+    if args.safe:
+        for old in RESULTS.glob("safe-*.json.gz"):
+            old.unlink()
+        for index, path in enumerate(args.safe, 1):
+            save_safe(Path(path), index)
     if args.executor:
         for old in RESULTS.glob("executor-*.json.gz"):
             old.unlink()
