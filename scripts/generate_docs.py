@@ -311,6 +311,7 @@ def blocks(matrix: dict, versions: dict) -> dict:
                          "[docs/matrix-full.md](docs/matrix-full.md); the backend-version table: "
                          f"[docs/versions.md](docs/versions.md) ({versions_headline(versions)}).\n",
         "cases": str(len(matrix["cases"])),
+        "matrix-seconds": f"{matrix['seconds']:.0f} s",
         "columns": str(len(matrix["columns"])),
         "pickle-same-fresh": f"compare `pickle` {same_pickle} here with {fresh_pickle} in a fresh process",
         "raw-sender": f"{len(matrix['cases'])} payloads, written by {matrix['sender']['implementation']} "
