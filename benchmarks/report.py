@@ -33,9 +33,14 @@ Run = Tuple[Dict[Tuple[str, str, str], Dict[str, Any]], Dict[str, Any]]
 
 def load_run(path: str | Path) -> Run:
     """``{(case, op, backend): {"time": s, "size": bytes, "payload": bytes}}`` and the memory record."""
+    return run_from(json.loads(Path(path).read_text()))
+
+
+def run_from(doc: dict) -> Run:
+    """:func:`load_run` on a pytest-benchmark document already read (e.g. from ``docs/results/``)."""
     results: dict[tuple[str, str, str], dict[str, Any]] = {}
     memory: dict[str, Any] = {}
-    for bench in json.loads(Path(path).read_text())["benchmarks"]:
+    for bench in doc["benchmarks"]:
         info = bench.get("extra_info", {})
         if info.get("op") == "peak-memory":
             memory = info

@@ -61,3 +61,39 @@ def test_another_python_refuses_bytecode_and_accepts_data():
     refused = anypickle.check(lambda x: x, python=others[-1])
     assert refused.outcome == "clear error" and "InterpreterMismatchError" in refused.detail
     assert anypickle.check({"a": [1, 2.5, None]}, python=others[-1]).ok
+
+
+# --- the command line: anypickle check module:attr ------------------------------------------------
+
+
+def _check_cli(tmp_path, *args: str):
+    import subprocess
+    import sys
+
+    (tmp_path / "mytasks.py").write_text(
+        "offset = 10\n"
+        "task = lambda x: x * 2 + offset\n"
+        "numbers = (i for i in range(3))\n")
+    return subprocess.run([sys.executable, "-m", "anypickle", "check", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_check_ok_on_a_lambda_of_a_local_module(tmp_path):
+    """`anypickle check mytasks:task` ships a lambda of a module the receiver lacks: exit 0."""
+    done = _check_cli(tmp_path, "mytasks:task")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("mytasks:task: ok (written by "), done.stdout
+
+
+def test_cli_check_fails_on_a_generator_with_the_reason(tmp_path):
+    """A generator cannot travel: exit 1, the outcome and anypickle's reason printed."""
+    done = _check_cli(tmp_path, "mytasks:numbers")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("mytasks:numbers: clear error"), done.stdout
+    assert "reason: EncodeError" in done.stdout and "generator" in done.stdout
+
+
+def test_cli_check_with_a_forced_backend_names_its_failure(tmp_path):
+    """--backend pickle on a lambda: pickle cannot dump it, exit 1."""
+    done = _check_cli(tmp_path, "mytasks:task", "--backend", "pickle")
+    assert done.returncode == 1 and "mytasks:task: dumps fails" in done.stdout, done.stdout + done.stderr

@@ -253,9 +253,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_prints_the_selected_cases_as_csv():
-    """`anypickle matrix --cases --modes --backends --format csv` prints one row per cell."""
+    """`anypickle matrix ... --format csv --output -` streams one row per cell to stdout, no report folder."""
     done = _cli("--cases", "function: lambda", "--modes", "same,fresh", "--backends", "pickle,auto",
-                "--format", "csv")
+                "--format", "csv", "--output", "-")
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     got = {(r["mode"], r["backend"]): r["outcome"] for r in rows}
@@ -278,6 +278,8 @@ def test_cli_writes_json_to_output(tmp_path):
     (["--backends", "pickle,yaml"], "unknown backend"),
     (["--cases", "no such case"], "no catalogue case matches"),
     (["--modes", "remote"], "unknown mode"),
+    (["--versions", "numpy=1.26,2.0"], "'numpy' is not one of cloudpickle, dill"),
+    (["--versions", "cloudpickle"], "expected LIBRARY=V1,V2"),
 ])
 def test_cli_rejects_bad_options_with_a_clear_message(args, message):
     """Bad options exit with status 2 and one line naming the problem, not a traceback."""
@@ -293,7 +295,11 @@ def test_raw_columns_skip_the_envelope_and_its_interpreter_check():
     lam = [c for c in CASES if c.name == "function: lambda"]
     guarded = run_matrix(lam, backends=["cloudpickle", "auto"], modes=["other"])
     bare = run_matrix(lam, backends=["cloudpickle", "auto"], modes=["other"], raw=True)
-    assert {c["outcome"] for c in guarded["cells"]} == {CLEAR}
+    assert {c["outcome"] for c in guarded["cells"] if c["backend"] in ("cloudpickle", "auto")} == {CLEAR}
+    # Beside the envelope's refusal, the other-Python modes show what the bare library does there.
+    beside = [c for c in guarded["cells"] if c["backend"] == "cloudpickle:raw"]
+    assert len(beside) == len(OTHER_PYTHONS) and all(c["outcome"] != CLEAR for c in beside)
+    assert all(m["columns"] == ["cloudpickle", "auto", "cloudpickle:raw"] for m in guarded["modes"])
     assert {c["outcome"] for c in bare["cells"] if c["backend"] == "auto"} == {CLEAR}
     raw_cells = [c for c in bare["cells"] if c["backend"] == "cloudpickle"]
     assert raw_cells and all(c["outcome"] != CLEAR and "written_by" not in c for c in raw_cells)
@@ -306,4 +312,97 @@ def test_rows_needing_a_package_the_sender_lacks_are_skipped_with_the_reason():
                 requires=("no_such_package_anypickle",))
     doc = run_matrix([case], backends=["pickle"], modes=["same", "fresh"])
     assert [(c["outcome"], c["detail"]) for c in doc["cells"]] == [
-        ("skipped", "the sender lacks no_such_package_anypickle")] * 2
+        ("skipped", "the sender lacks no_such_package_anypickle "
+                    "(pip install no_such_package_anypickle to run this row)")] * 2
+
+
+# --- the report folder, --check, and the backend-version mode --------------------------------------
+
+
+def test_cli_writes_the_report_folder_and_prints_only_the_summary(tmp_path):
+    """Without --format, `anypickle matrix` writes md/json/csv and a heatmap per mode, and prints the summary."""
+    report = tmp_path / "report"
+    done = _cli("--cases", "function: lambda,class: plain instance", "--modes", "same,fresh",
+                "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in report.iterdir())
+    assert names == ["heatmap-fresh.png", "heatmap-same.png", "matrix.csv", "matrix.json", "matrix.md"]
+    for picture in ("heatmap-fresh.png", "heatmap-same.png"):
+        assert (report / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads((report / "matrix.json").read_text())
+    assert {c["outcome"] for c in doc["cells"] if c["backend"] == "auto"} == {OK}
+    assert "| fresh process |" in done.stdout and "## fresh process" not in done.stdout
+    assert f"report: {report}" in done.stdout
+    assert len(done.stdout.splitlines()) < 20
+
+
+def test_check_names_the_cells_that_differ_from_the_catalogue(tmp_path, monkeypatch, capsys):
+    """--check exits 1 and names a cell whose expected outcome was doctored; 0 when all agree."""
+    import dataclasses
+
+    from anypickle import cli, matrix as matrix_module
+
+    lam = next(c for c in CASES if c.name == "function: lambda")
+    doctored = dataclasses.replace(lam, expect={**lam.expect, "pickle": OK})  # pickle really cannot dump it
+    monkeypatch.setattr(matrix_module, "select_cases", lambda pattern=None: [doctored])
+    status = cli.main(["matrix", "--modes", "fresh", "--backends", "pickle,auto", "--check",
+                       "--report", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "fresh / function: lambda / pickle: dumps fails (expected ok)" in err
+    monkeypatch.setattr(matrix_module, "select_cases", lambda pattern=None: [lam])
+    assert cli.main(["matrix", "--modes", "fresh", "--backends", "pickle,auto", "--check",
+                     "--report", str(tmp_path / "r2")]) == 0
+    assert "all 2 cells with an expected outcome agree" in capsys.readouterr().err
+
+
+def test_numpy_rows_say_why_they_are_skipped():
+    """A row the sender cannot run is skipped, and the summary says which rows and why."""
+    from anypickle._matrix_render import render_summary
+
+    case = Case("needs: a missing package", "test", "", "1", "def check(o):\n    return o\n",
+                exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
+                requires=("no_such_package_anypickle",))
+    doc = run_matrix([case], backends=["pickle"], modes=["fresh"])
+    summary = render_summary(doc)
+    assert "| fresh process | — |" in summary
+    assert ("Skipped, not counted: 1 row(s) (needs: a missing package): the sender lacks "
+            "no_such_package_anypickle (pip install no_such_package_anypickle to run this row).") in summary
+
+
+def test_backend_version_mode_runs_a_skewed_pair_through_a_cached_environment():
+    """Sender with cloudpickle 3.1.2, receiver with the installed release (and back), in real
+    environments installed by pip into anypickle's cache; the bare library column runs beside."""
+    import cloudpickle
+
+    installed = cloudpickle.__version__
+    other = "3.1.2" if installed != "3.1.2" else "3.1.3"
+    picked = [c for c in CASES if c.name in ("function: lambda", "class: plain instance")]
+    doc = run_matrix(picked, modes=["versions"], versions={"cloudpickle": [installed, other]})
+    cannot = [s["reason"] for s in doc["skipped_modes"] if "cannot install" in s["reason"]]
+    if cannot:
+        pytest.skip(f"pip cannot install cloudpickle {other}: {cannot[0][:200]}")
+    modes = {m["id"]: m for m in doc["modes"]}
+    skewed = modes[f"cloudpickle {other} -> {installed}"]
+    assert skewed["versions"]["cloudpickle"] == installed and skewed["columns"] == ["cloudpickle:raw", "cloudpickle", "auto"]
+    assert modes[f"cloudpickle {installed} -> {other}"]["versions"]["cloudpickle"] == other
+    cells = [c for c in doc["cells"] if c["mode"] == skewed["id"]]
+    assert len(cells) == 2 * 3
+    assert all(c["outcome"] == OK for c in cells), cells
+    # The envelope cells were written by the sender's library, the bare ones carry no envelope.
+    assert {c.get("written_by", "").split("+")[0] for c in cells if c["backend"] == "cloudpickle"} == {"cloudpickle"}
+    assert not any("written_by" in c for c in cells if c["backend"] == "cloudpickle:raw")
+
+
+def test_report_without_matplotlib_has_the_text_formats_and_says_why(tmp_path, monkeypatch):
+    """No matplotlib: Markdown, JSON and CSV are written, and the note names the extra to install."""
+    from anypickle._matrix_render import write_report
+
+    lam = [c for c in CASES if c.name == "function: lambda"]
+    doc = run_matrix(lam, backends=["pickle", "auto"], modes=["fresh"])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    monkeypatch.delitem(sys.modules, "anypickle._matrix_plot", raising=False)
+    written, note = write_report(doc, str(tmp_path))
+    assert written == ["matrix.md", "matrix.json", "matrix.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["matrix.csv", "matrix.json", "matrix.md"]
+    assert note == "no heatmap: matplotlib is not installed (pip install 'anypickle[report]' for the pictures)"

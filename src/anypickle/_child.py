@@ -94,8 +94,15 @@ class Unavailable(Exception):
     """This column cannot run here (e.g. the auto facade is not in this checkout yet)."""
 
 
+def _column(backend: str, raw: bool) -> "tuple[str, bool]":
+    """``"cloudpickle:raw"`` is the bare-library column of ``cloudpickle``: (name, raw)."""
+    name, _, flag = backend.partition(":")
+    return name, raw or flag == "raw"
+
+
 def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
     """Column ``backend``: ``anypickle.dumps(obj, backend=...)``, or the bare library when ``raw``."""
+    backend, raw = _column(backend, raw)
     api = _api()
     if backend == "portable":
         if api is None:
@@ -126,6 +133,7 @@ def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
 
 
 def _loads(data: bytes, backend: str, raw: bool = False) -> Any:
+    backend, raw = _column(backend, raw)
     api = _api()
     if api is not None and (backend == "portable" or not (raw and backend != "auto")):
         return api.loads(data)
@@ -314,7 +322,7 @@ def _send(job: dict, emit) -> dict:
         except BaseException as exc:
             cells[backend] = {"outcome": classify(exc, "dumps", backend), "detail": _short(exc)}
             continue
-        path = os.path.join(job["payload_dir"], f"{backend}.bin")
+        path = os.path.join(job["payload_dir"], f"{backend.replace(':', '-')}.bin")
         with open(path, "wb") as handle:
             handle.write(data)
         dumped[backend] = {"path": path, "size": len(data), "written_by": _written_by(data)}

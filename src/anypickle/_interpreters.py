@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-__all__ = ["Receiver", "cache_dir", "find_other_pythons", "prepare_receiver", "same_interpreter"]
+__all__ = ["Receiver", "cache_dir", "find_other_pythons", "prepare_receiver", "prepare_versions", "same_interpreter"]
 
 MIN_VERSION = (3, 10)
 
@@ -31,10 +31,16 @@ class Receiver:
     version: tuple  # (major, minor, micro)
     pythonpath: list = field(default_factory=list)
     note: str = ""
+    name: str = ""  # e.g. "cloudpickle 3.1.2" for a backend-version environment; default: the version
 
     @property
     def label(self) -> str:
-        return ".".join(map(str, self.version[:2]))
+        return self.name or ".".join(map(str, self.version[:2]))
+
+    @property
+    def key(self) -> str:
+        """Identifies the environment: the interpreter and what is on its path."""
+        return os.pathsep.join([self.python, *self.pythonpath])
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
@@ -186,6 +192,39 @@ def prepare_receiver(python: str, version: tuple, package_copy: str) -> Receiver
     else:
         note = "numpy could not be installed for this interpreter"
     return Receiver(python, tuple(version), paths, note)
+
+
+def prepare_versions(pins: dict) -> Receiver:
+    """This interpreter with other releases of cloudpickle and/or dill: ``{"cloudpickle": "3.1.2"}``.
+
+    The pinned packages are installed once into ``<cache>/versions/<name>-<version>-<key>`` and put
+    first on ``PYTHONPATH``, ahead of this environment's own site-packages (which still provide
+    anypickle, the other backend and numpy). Raises ``RuntimeError`` with pip's message when pip
+    cannot install them (no network, unknown release).
+    """
+    version = tuple(sys.version_info[:3])
+    paths: list = []
+    for name, release in sorted(pins.items()):
+        key = hashlib.sha256(f"{os.path.realpath(sys.executable)} {version} {name}=={release}".encode()).hexdigest()[:12]
+        final = os.path.join(cache_dir(), "versions", f"{name}-{release}-py{version[0]}.{version[1]}-{key}")
+        if not os.path.isdir(final):
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=os.path.basename(final) + ".", dir=os.path.dirname(final))
+            error = _pip_target(sys.executable, staging, [f"{name}=={release}", "--no-deps"])
+            if error is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise RuntimeError(f"cannot install {name}=={release}: {error}")
+            try:
+                os.rename(staging, final)
+            except OSError:  # another run finished first
+                shutil.rmtree(staging, ignore_errors=True)
+        paths.append(final)
+    here = same_interpreter()
+    # This environment's anypickle (and the other backend) stay importable: the caller's PYTHONPATH
+    # entries follow the pinned folders; site-packages comes after both.
+    paths += [p for p in here.pythonpath if p not in paths]
+    label = ", ".join(f"{name} {release}" for name, release in sorted(pins.items()))
+    return Receiver(sys.executable, version, paths, name=label)
 
 
 def copy_package(destination: str) -> str:

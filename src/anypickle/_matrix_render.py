@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
-__all__ = ["render", "render_csv", "render_json", "render_markdown"]
+__all__ = ["column_label", "display_outcome", "render", "render_csv", "render_json", "render_markdown",
+           "render_summary", "write_report"]
 
 _SHORT = {
     "ok": "ok",
@@ -20,6 +22,7 @@ _SHORT = {
     "clear error": "clear error",
     "skipped": "skipped",
     "n/a": "n/a",
+    "crashed": "CRASH",
 }
 
 LEGEND = (
@@ -27,8 +30,35 @@ LEGEND = (
     "**dumps ✗**: the backend could not serialize it; **loads ✗**: the bytes did not load "
     "(missing module or attribute, crash, hang); **WRONG**: it loaded but behaves differently "
     "(e.g. runs the original method instead of the patched one); **clear error**: anypickle refused "
-    "with its own error (`AnyPickleError`) and said why."
+    "with its own error (`AnyPickleError`) and said why; **CRASH**: the receiving process died (SIGSEGV, "
+    "SIGABRT) while loading or running the loaded object; **skipped**: not run on this machine, for the "
+    "reason given under the summary (a row needs numpy and it is not installed). Columns marked "
+    "*(bare)* are the library alone, without anypickle's envelope: what it does itself on that receiver."
 )
+
+
+def column_label(column: str) -> str:
+    """``"cloudpickle:raw"`` reads ``"cloudpickle (bare)"``."""
+    return column[:-4] + " (bare)" if column.endswith(":raw") else column
+
+
+def display_outcome(cell: dict) -> str:
+    """The outcome, with a receiver's death by a signal told apart from other load failures."""
+    if cell["outcome"] in ("loads fails", "wrong result") and "crashed with signal" in cell.get("detail", ""):
+        return "crashed"
+    return cell["outcome"]
+
+
+def _mode_columns(doc: dict, mode: dict) -> list:
+    return list(mode.get("columns") or doc["columns"])
+
+
+def _all_columns(doc: dict) -> list:
+    """The columns of every mode, in order: the envelope columns first, then the bare ones."""
+    columns: list = []
+    for mode in doc["modes"] or [{}]:
+        columns += [c for c in _mode_columns(doc, mode) if c not in columns]
+    return sorted(columns, key=lambda c: (c.endswith(":raw"), columns.index(c)))
 
 
 def render(doc: dict, fmt: str) -> str:
@@ -54,9 +84,9 @@ def render_csv(doc: dict) -> str:
 
 def _sorted_cells(doc: dict) -> list:
     mode_order = {m["id"]: i for i, m in enumerate(doc["modes"])}
-    columns = doc["columns"]
+    columns = _all_columns(doc)
     return sorted(doc["cells"], key=lambda c: (mode_order.get(c["mode"], 99), c["group"], c["case"],
-                                                columns.index(c["backend"])))
+                                                columns.index(c["backend"]) if c["backend"] in columns else 99))
 
 
 def _versions_line(doc: dict) -> str:
@@ -69,51 +99,95 @@ def _versions_line(doc: dict) -> str:
     return ", ".join(parts)
 
 
+def _ordered_modes(doc: dict) -> list:
+    rank = {"fresh": 0, "same": 1, "other": 2, "versions": 3}
+    return sorted(doc["modes"], key=lambda m: rank.get(m["kind"], 4))  # stable: pairs keep their order
+
+
+def _count(cells: list) -> str:
+    run = [c for c in cells if c["outcome"] != "skipped"]
+    if not run:
+        return "—"
+    shown = [display_outcome(c) for c in run]
+    failed = shown.count("dumps fails") + shown.count("loads fails")
+    extra = [f"{n} {word}" for n, word in
+             ((shown.count("wrong result"), "wrong"), (shown.count("crashed"), "crashed"), (failed, "failed"),
+              (shown.count("clear error"), "clear")) if n]
+    return f"{shown.count('ok')}/{len(run)}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+SUMMARY_NOTE = (
+    "Cells ok out of the cells run; in parentheses, how many loaded but behaved differently (wrong), "
+    "killed the receiving process (crashed), failed in dumps or loads with the library's own error "
+    "(failed), or were refused by anypickle with a clear error (clear)."
+)
+
+
+def _summary_lines(doc: dict) -> list:
+    columns = _all_columns(doc)
+    by_mode: dict = {}
+    for cell in doc["cells"]:
+        by_mode.setdefault(cell["mode"], []).append(cell)
+    lines = ["## Summary", "",
+             SUMMARY_NOTE,
+             "", "| mode | " + " | ".join(column_label(c) for c in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for mode in _ordered_modes(doc):
+        mine = by_mode.get(mode["id"], [])
+        counts = [_count([c for c in mine if c["backend"] == column]) for column in columns]
+        lines.append(f"| {mode['label']} | " + " | ".join(counts) + " |")
+    lines.append("")
+    skipped: dict = {}
+    for cell in doc["cells"]:
+        if cell["outcome"] == "skipped":
+            skipped.setdefault(cell["detail"], set()).add(cell["case"])
+    for reason, names in sorted(skipped.items()):
+        lines.append(f"Skipped, not counted: {len(names)} row(s) ({', '.join(sorted(_escape(n) for n in names))}): "
+                     f"{reason}.")
+        lines.append("")
+    return lines
+
+
+def render_summary(doc: dict) -> str:
+    """The summary table alone (what ``anypickle matrix`` prints), with the sender's versions."""
+    return "\n".join([f"Sender: {_versions_line(doc)}.", ""] + _summary_lines(doc))
+
+
 def render_markdown(doc: dict) -> str:
-    columns = doc["columns"]
     columns_line = (
         "Columns pickle, marshal, cloudpickle, dill: the bare libraries (no anypickle envelope); "
         "auto: `anypickle.dumps(obj)`." if doc.get("raw") else
         "Columns pickle, marshal, cloudpickle, dill: `anypickle.dumps(obj, backend=...)` (the library "
-        "inside anypickle's envelope); auto: `anypickle.dumps(obj)`.")
+        "inside anypickle's envelope); auto: `anypickle.dumps(obj)`; *(bare)*: the library alone.")
     lines = ["# Compatibility matrix", "",
              f"Sender: {_versions_line(doc)}.", "", columns_line, "", LEGEND, ""]
+    lines += _summary_lines(doc)
     by_mode: dict = {}
     for cell in doc["cells"]:
         by_mode.setdefault(cell["mode"], {})[(cell["group"], cell["case"], cell["backend"])] = cell
     rows = sorted({(c["group"], c["case"]) for c in doc["cells"]})
-    ordered = sorted(doc["modes"], key=lambda m: {"fresh": 0, "same": 1}.get(m["kind"], 2))
-    lines.append("## Summary")
-    lines.append("")
-    lines.append("Cells ok out of the cells run; in parentheses, how many anypickle refused with a clear error.")
-    lines.append("")
-    lines.append("| mode | " + " | ".join(columns) + " |")
-    lines.append("|---|" + "---|" * len(columns))
-    for mode in ordered:
-        cells = by_mode.get(mode["id"], {})
-        counts = []
-        for backend in columns:
-            mine = [c for (g, n, b), c in cells.items() if b == backend and c["outcome"] != "skipped"]
-            ok = sum(c["outcome"] == "ok" for c in mine)
-            clear = sum(c["outcome"] == "clear error" for c in mine)
-            counts.append(f"{ok}/{len(mine)}" + (f" ({clear} clear)" if clear else ""))
-        lines.append(f"| {mode['label']} | " + " | ".join(counts) + " |")
-    lines.append("")
-    for mode in ordered:
+    versions = [m for m in doc["modes"] if m["kind"] == "versions"]
+    if versions:
+        lines += _versions_lines(doc, versions, by_mode)
+    for mode in _ordered_modes(doc):
+        if mode["kind"] == "versions":
+            continue
+        columns = _mode_columns(doc, mode)
         cells = by_mode.get(mode["id"], {})
         suffix = f" (Python {mode['python']})" if mode.get("python") and mode["kind"] != "other" else ""
         lines.append(f"## {mode['label']}{suffix}")
         lines.append("")
         if mode.get("note"):
             lines += [f"Note: {mode['note']}.", ""]
-        lines.append("| group | case | " + " | ".join(columns) + " |")
+        lines.append("| group | case | " + " | ".join(column_label(c) for c in columns) + " |")
         lines.append("|---|---|" + "---|" * len(columns))
         for group, case in rows:
             marks = []
             for backend in columns:
                 cell = cells.get((group, case, backend))
-                mark = _SHORT.get(cell["outcome"], cell["outcome"]) if cell else ""
-                if cell and cell.get("expected") not in (None, cell["outcome"]):
+                outcome = display_outcome(cell) if cell else ""
+                mark = _SHORT.get(outcome, outcome)
+                if cell and cell.get("expected") not in (None, cell["outcome"]) and cell["outcome"] != "skipped":
                     mark += f" (expected {_SHORT.get(cell['expected'], cell['expected'])})"
                 marks.append(mark)
             lines.append(f"| {group} | {_escape(case)} | " + " | ".join(marks) + " |")
@@ -133,6 +207,86 @@ def render_markdown(doc: dict) -> str:
             lines.append(f"- {_escape(name)}: {note}")
         lines.append("")
     return "\n".join(lines)
+
+
+def version_pairs(doc: dict) -> list:
+    """Per skewed pair (sender release != receiver release): the cells that differ from the baseline.
+
+    The baseline of a pair is the sender's release on both sides (same case, same column), so a
+    difference is what the skew alone changes. Returns dicts with ``mode``, ``library``,
+    ``sent_with``, ``received_with`` and ``changed`` (a list of ``(case, column, baseline, outcome, detail)``).
+    """
+    by_mode: dict = {}
+    for cell in doc["cells"]:
+        by_mode.setdefault(cell["mode"], {})[(cell["case"], cell["backend"])] = cell
+    modes = [m for m in doc["modes"] if m["kind"] == "versions"]
+    baseline = {(m["library"], m["sent_with"]): m["id"] for m in modes if m["sent_with"] == m["received_with"]}
+    pairs = []
+    for mode in modes:
+        if mode["sent_with"] == mode["received_with"]:
+            continue
+        base = by_mode.get(baseline.get((mode["library"], mode["sent_with"]), ""), {})
+        changed = []
+        for key, cell in sorted(by_mode.get(mode["id"], {}).items()):
+            before = base.get(key)
+            if before is None or cell["outcome"] == "skipped":
+                continue
+            if display_outcome(cell) != display_outcome(before):
+                changed.append((key[0], key[1], display_outcome(before), display_outcome(cell), cell["detail"]))
+        pairs.append({"mode": mode["id"], "library": mode["library"], "sent_with": mode["sent_with"],
+                      "received_with": mode["received_with"], "changed": changed,
+                      "has_baseline": bool(base)})
+    return pairs
+
+
+def _versions_lines(doc: dict, modes: list, by_mode: dict) -> list:
+    lines = ["## Backend versions: what a skewed receiver changes", "",
+             "Each row sends with one release and loads with another (same Python, separate "
+             "environments). A skewed pair is *safe* when every cell is what the sender's release "
+             "gives on both sides.", ""]
+    pairs = version_pairs(doc)
+    for library in sorted({p["library"] for p in pairs}):
+        mine = [p for p in pairs if p["library"] == library]
+        lines += [f"### {library}", "", "| sent with → loaded with | cells changed by the skew | verdict |",
+                  "|---|---|---|"]
+        for pair in mine:
+            changed = pair["changed"]
+            verdict = "no baseline" if not pair["has_baseline"] else ("safe" if not changed else "UNSAFE")
+            what = ", ".join(sorted({f"{column_label(c[1])}: {c[2]} → {c[3]}" for c in changed}))
+            count = f"{len(changed)}" + (f" ({what})" if what else "")
+            lines.append(f"| {pair['sent_with']} → {pair['received_with']} | {_escape(count)} | {verdict} |")
+        lines.append("")
+        for pair in mine:
+            if pair["changed"]:
+                lines += [f"{library} {pair['sent_with']} → {pair['received_with']}:", ""]
+                for case, column, before, after, detail in pair["changed"]:
+                    lines.append(f"- {_escape(case)} / {column_label(column)}: {before} → {after}"
+                                 + (f" ({_escape(detail[:140])})" if detail else ""))
+                lines.append("")
+    return lines
+
+
+def write_report(doc: dict, folder: str) -> "tuple[list, str]":
+    """Write matrix.md, matrix.json, matrix.csv and the heatmaps into ``folder``.
+
+    Returns the names written and a note (empty, or why there is no picture).
+    """
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name, text in (("matrix.md", render_markdown(doc)), ("matrix.json", render_json(doc)),
+                       ("matrix.csv", render_csv(doc))):
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        written.append(name)
+    try:
+        from ._matrix_plot import plot_report
+    except ImportError as exc:  # matplotlib is missing
+        if not (exc.name or "matplotlib").startswith("matplotlib"):
+            raise
+        return written, ("no heatmap: matplotlib is not installed "
+                         "(pip install 'anypickle[report]' for the pictures)")
+    written += plot_report(doc, folder)
+    return written, ""
 
 
 def _render_extra_cells(cells: list) -> list:

@@ -106,7 +106,7 @@ class Pool:
         """The server's answer to ``job``, or ``{"error": ...}`` saying how it died or that it hung."""
         if not _isolation.HAS_FORK:
             return self._call_once(receiver, job, guard)
-        key = receiver.label + receiver.python
+        key = receiver.key
         with self._lock:
             idle = self._idle.setdefault(key, [])
             server = idle.pop() if idle else None
@@ -139,7 +139,8 @@ class Pool:
 
     @staticmethod
     def _died(server: Server, guard: float) -> dict:
-        return {"error": f"the Python {server.receiver.label} server died during the job ({server.death(guard)})"}
+        who = server.receiver.name or f"Python {server.receiver.label}"
+        return {"error": f"the {who} server died during the job ({server.death(guard)})"}
 
     def close(self) -> None:
         for server in self._all:

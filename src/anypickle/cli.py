@@ -1,4 +1,4 @@
-"""The ``anypickle`` command line: ``anypickle explain``, ``anypickle matrix``, ``anypickle scan``...
+"""The ``anypickle`` command line: ``anypickle explain``, ``check``, ``matrix``, ``scan``, ``bench``.
 
 Each subcommand lives beside the feature it drives and adds itself with an ``add_*_parser`` function.
 Exit status: 0 success, 1 a negative finding (unsafe file, failed check), 2 usage error.
@@ -87,12 +87,44 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _check(args: argparse.Namespace) -> int:
+    from ._check import check
+
+    result = check(_resolve(args.target), backend=args.backend, python=args.python, timeout=args.timeout)
+    where = f"the Python at {args.python}" if args.python else "a fresh interpreter"
+    if result.backend is None:  # dumps raised: nothing was sent
+        print(f"{args.target}: {result.outcome} (dumps with backend {args.backend} raised; nothing was sent)")
+    else:
+        verdict = "arrived intact" if result.ok else "did not arrive intact"
+        print(f"{args.target}: {result.outcome} (written by {result.backend}, loaded and exercised in "
+              f"{where}: {verdict})")
+    if result.detail:
+        print(f"  reason: {result.detail}")
+    return 0 if result.ok else 1
+
+
+def _add_check_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "check", help="dump module:attr here, load and exercise it in a fresh interpreter",
+        description="Dump the object here, load it in a fresh interpreter (in an empty folder, without "
+                    "this __main__ nor local modules) and compare it with the original; print the "
+                    "outcome and the reason. Exit 0 when it arrives intact, 1 otherwise.")
+    p.add_argument("target", help="module:attr naming the object, e.g. myscript:task")
+    p.add_argument("--backend", default="auto", help="the backend to dump with (default auto)")
+    p.add_argument("--python", metavar="PATH", default=None,
+                   help="the receiving interpreter (default: this one); another version gets the "
+                        "backends installed into anypickle's cache")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before the load counts as a hang")
+    p.set_defaults(handler=_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="anypickle", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_explain_parser(sub)
+    _add_check_parser(sub)
     from .bench import add_bench_parser
     from .matrix import add_matrix_parser
     from .scan._cli import add_scan_parser

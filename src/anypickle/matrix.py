@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
@@ -33,7 +34,7 @@ from ._servers import Pool
 from .catalogue import BACKENDS, Case, select_cases
 from .errors import UsageError
 
-__all__ = ["add_matrix_parser", "run_matrix"]
+__all__ = ["add_matrix_parser", "differences", "run_matrix"]
 
 SCHEMA = 1
 SKIPPED = "skipped"
@@ -74,6 +75,41 @@ def _default_progress(done: int, total: int, label: str) -> None:
     return None
 
 
+BARE = ("marshal:raw", "cloudpickle:raw", "dill:raw")
+"""Bare-library columns run beside the envelope columns where the receiver differs from the sender
+(another Python, another backend release): what the library itself does there, with no refusal."""
+
+VERSIONED = ("cloudpickle", "dill")
+
+
+def bare(column: str) -> bool:
+    """Whether ``column`` is a bare-library column (``"cloudpickle:raw"``)."""
+    return column.endswith(":raw")
+
+
+def parse_versions(spec: "str | dict | None") -> dict:
+    """``"cloudpickle=3.1.2,3.1.3;dill=0.3.9,0.4.1"`` (or a dict of lists) to ``{library: [versions]}``."""
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        parsed = {name: [str(v) for v in releases] for name, releases in spec.items()}
+    else:
+        parsed = {}
+        for part in spec.replace(" ", "").split(";"):
+            if not part:
+                continue
+            name, sep, listed = part.partition("=")
+            if not sep or not listed:
+                raise UsageError(f"--versions: expected LIBRARY=V1,V2[;LIBRARY=...], got {part!r}")
+            parsed[name.lower()] = [v for v in listed.split(",") if v]
+    for name, releases in parsed.items():
+        if name not in VERSIONED:
+            raise UsageError(f"--versions: {name!r} is not one of {', '.join(VERSIONED)}")
+        if len(releases) < 1:
+            raise UsageError(f"--versions: no version given for {name}")
+    return parsed
+
+
 def run_matrix(
     cases: "Iterable[Case] | None" = None,
     *,
@@ -84,12 +120,19 @@ def run_matrix(
     timeout: float = 5.0,
     workers: int = 2,
     raw: bool = False,
+    versions: "str | dict | None" = None,
     progress: Callable[[int, int, str], None] = _default_progress,
 ) -> dict:
     """Run ``cases`` (default: the whole catalogue) and return the matrix as a JSON-able document.
 
     ``raw=True`` runs the pickle, marshal, cloudpickle and dill columns on the bare libraries (no
     anypickle envelope, so no refusal of bytecode from another Python version); auto is unchanged.
+    Other-Python modes also get bare-library columns (:data:`BARE`) beside the envelope ones.
+
+    ``modes`` may include ``"versions"``: for each library of ``versions`` (``{"cloudpickle":
+    ["3.1.2", "3.1.3"]}`` or ``"cloudpickle=3.1.2,3.1.3"``), every ordered pair of its releases, the
+    sender with one and the receiver with the other (same Python, cached environments), on the
+    columns ``<library>:raw`` (the bare library), ``<library>`` (in the envelope) and ``auto``.
     """
     cases = list(select_cases() if cases is None else cases)
     backends = list(backends)
@@ -97,6 +140,9 @@ def run_matrix(
     if unknown:
         raise UsageError(f"unknown backend(s) {unknown}: expected some of {', '.join(BACKENDS)}")
     modes = set(modes)
+    version_spec = parse_versions(versions)
+    if "versions" in modes and not version_spec:
+        raise UsageError("the versions mode needs --versions, e.g. cloudpickle=3.1.2,3.1.3")
     if not cases:
         raise UsageError("no catalogue case matches")
     workdir = tempfile.mkdtemp(prefix="anypickle-matrix-")
@@ -104,19 +150,25 @@ def run_matrix(
     pool = Pool(workdir)
     try:
         return _run(cases, backends, modes, list(pythons), search_pythons, timeout, workers,
-                    raw, progress, workdir, pool)
+                    raw, version_spec, progress, workdir, pool)
     finally:
         pool.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw, progress, workdir, pool):
+def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw, version_spec,
+         progress, workdir, pool):
+    started = time.monotonic()
     here = _interpreters.same_interpreter()
     files = {case.name: _write_case_files(case, workdir) for case in cases}
-    receivers: list = []  # (mode id, kind, Receiver)
+    # One entry per receiving mode: id, kind, the Receiver, the sender's id, its columns, its label.
+    receivers: list = []
+    senders: dict = {"here": here}
+    sender_columns: dict = {"here": list(backends)}
     skipped: list = []
     if "fresh" in modes:
-        receivers.append(("fresh", "fresh", here))
+        receivers.append({"id": "fresh", "kind": "fresh", "receiver": here, "sender": "here",
+                          "columns": list(backends)})
     if "other" in modes:
         found, notes = _interpreters.find_other_pythons(pythons, search=search_pythons)
         skipped += [{"mode": "other", "reason": note} for note in notes]
@@ -124,51 +176,85 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
             skipped.append({"mode": "other", "reason": "no other Python (3.10 or newer) found: looked "
                             "in pyenv's versions and for python3.X on PATH; pass --python PATH"})
         copy = _interpreters.copy_package(os.path.join(workdir, "lib"))
+        extra = [] if raw else [c for c in BARE if c.split(":")[0] in backends]
+        sender_columns["here"] += [c for c in extra if c not in sender_columns["here"]]
         for python, version in found:
             try:
                 receiver = _interpreters.prepare_receiver(python, version, copy)
             except RuntimeError as exc:
                 skipped.append({"mode": f"py{version[0]}.{version[1]}", "reason": str(exc)})
                 continue
-            receivers.append((f"py{receiver.label}", "other", receiver))
+            receivers.append({"id": f"py{receiver.label}", "kind": "other", "receiver": receiver,
+                              "sender": "here", "columns": list(backends) + extra})
+    if "versions" in modes:
+        envs: dict = {}
+        for library, releases in version_spec.items():
+            for release in releases:
+                try:
+                    progress(0, 1, f"installing {library} {release}")
+                    envs[(library, release)] = _interpreters.prepare_versions({library: release})
+                except RuntimeError as exc:
+                    skipped.append({"mode": f"{library} {release}", "reason": str(exc)})
+            columns = [f"{library}:raw", library, "auto"]
+            for sent_with in releases:
+                for received_with in releases:
+                    if (library, sent_with) not in envs or (library, received_with) not in envs:
+                        continue
+                    sender_id = f"{library} {sent_with}"
+                    senders[sender_id] = envs[(library, sent_with)]
+                    sender_columns[sender_id] = columns
+                    receivers.append({
+                        "id": f"{library} {sent_with} -> {received_with}", "kind": "versions",
+                        "receiver": envs[(library, received_with)], "sender": sender_id,
+                        "columns": columns, "library": library, "sent_with": sent_with,
+                        "received_with": received_with})
+    used_senders = {"here"} if modes & {"same", "fresh", "other"} else set()
+    used_senders |= {r["sender"] for r in receivers}
 
     lock = threading.Lock()
-    state = {"done": 0, "total": len(cases) * (1 + len(backends) * len(receivers))}
+    state = {"done": 0, "total": len(cases) * (len(used_senders) + sum(len(r["columns"]) for r in receivers))}
 
     def tick(label: str, n: int = 1) -> None:
         with lock:
             state["done"] += n
             progress(state["done"], state["total"], label)
 
-    guard = timeout * (4 + 2 * len(backends))
     sent: dict = {}
 
-    def send(case: Case) -> None:
+    def send(item) -> None:
+        sender_id, case = item
+        columns = sender_columns[sender_id]
+        payload_dir = os.path.join(files[case.name]["payload_dir"], _slug(sender_id))
+        os.makedirs(payload_dir, exist_ok=True)
         job = {"kind": "send", "script": files[case.name]["script"], "build": case.build,
-               "check": case.check, "backends": backends, "timeout": _timeout(case, timeout), "raw": raw,
-               "payload_dir": files[case.name]["payload_dir"]}
-        answer = pool.call(here, job, guard)
+               "check": case.check, "backends": columns, "timeout": _timeout(case, timeout), "raw": raw,
+               "payload_dir": payload_dir}
+        answer = pool.call(senders[sender_id], job, timeout * (4 + 2 * len(columns)))
         result = answer.get("result") or {"error": answer.get("error", "no answer")}
-        sent[case.name] = result
+        sent[(sender_id, case.name)] = result
         tick(case.name)
 
     runnable = []
-    for case in cases:
-        missing = [name for name in case.requires if importlib.util.find_spec(name) is None]
-        if missing:  # e.g. numpy rows on a machine without numpy
-            sent[case.name] = {"skip": f"the sender lacks {', '.join(missing)}"}
-            tick(case.name)
-        else:
-            runnable.append(case)
+    for sender_id in sorted(used_senders):
+        for case in cases:
+            missing = [name for name in case.requires if importlib.util.find_spec(name) is None]
+            if missing:  # e.g. numpy rows on a machine without numpy
+                sent[(sender_id, case.name)] = {
+                    "skip": f"the sender lacks {', '.join(missing)} (pip install {' '.join(missing)} "
+                            f"to run this row)"}
+                tick(case.name)
+            else:
+                runnable.append((sender_id, case))
     with ThreadPoolExecutor(max_workers=workers) as executor:
         list(executor.map(send, runnable))
 
     versions = {}
-    for mode_id, _, receiver in receivers:
-        versions[mode_id] = pool.call(receiver, {"kind": "hello"}, 60).get("result") or {}
+    for entry in receivers:
+        versions[entry["id"]] = pool.call(entry["receiver"], {"kind": "hello"}, 60).get("result") or {}
     sender_versions = pool.call(here, {"kind": "hello"}, 60).get("result") or {}
 
     cells: list = []
+    kinds = {entry["id"]: entry for entry in receivers}
 
     def add(case: Case, backend: str, mode: str, outcome: str, detail: str = "",
             written_by: "str | None" = None) -> None:
@@ -176,37 +262,44 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
                 "mode": mode, "outcome": outcome, "detail": detail}
         if written_by:
             cell["written_by"] = written_by
+        expected = _expected(case, backend, mode, kinds)
+        if expected is not None:
+            cell["expected"] = expected
         with lock:
             cells.append(cell)
 
     jobs: list = []
     for case in cases:
-        result = sent[case.name]
-        if "error" in result or "skip" in result:
-            outcome, detail = (CASE_ERROR, result["error"]) if "error" in result else (SKIPPED, result["skip"])
-            for mode_id in (["same"] if "same" in modes else []) + [m for m, _, _ in receivers]:
-                for backend in backends:
-                    add(case, backend, mode_id, outcome, detail)
-            tick(case.name, len(backends) * len(receivers))
-            continue
-        for backend in backends:
-            if backend in result["dumps"]:  # dumps failed: the same in every mode
-                cell = result["dumps"][backend]
-                for mode_id in (["same"] if "same" in modes else []) + [m for m, _, _ in receivers]:
-                    add(case, backend, mode_id, cell["outcome"], cell["detail"])
-                tick(case.name, len(receivers))
+        targets = ([{"id": "same", "sender": "here", "columns": sender_columns["here"]}]
+                   if "same" in modes else []) + receivers
+        for entry in targets:
+            result = sent[(entry["sender"], case.name)]
+            columns = [c for c in entry["columns"] if entry["id"] != "same" or not bare(c)]
+            if "error" in result or "skip" in result:
+                outcome, detail = (CASE_ERROR, result["error"]) if "error" in result else (SKIPPED, result["skip"])
+                for backend in columns:
+                    add(case, backend, entry["id"], outcome, detail)
+                if entry["id"] != "same":
+                    tick(case.name, len(columns))
                 continue
-            written_by = result["dumped"][backend].get("written_by")
-            if "same" in modes:
-                cell = result["same"][backend]
-                add(case, backend, "same", cell["outcome"], cell["detail"], written_by)
-            for mode_id, _, receiver in receivers:
-                missing = [r for r in case.requires if not versions[mode_id].get(r)]
+            for backend in columns:
+                if backend in result["dumps"]:  # dumps failed: the same in every mode
+                    cell = result["dumps"][backend]
+                    add(case, backend, entry["id"], cell["outcome"], cell["detail"])
+                    if entry["id"] != "same":
+                        tick(case.name)
+                    continue
+                written_by = result["dumped"][backend].get("written_by")
+                if entry["id"] == "same":
+                    cell = result["same"][backend]
+                    add(case, backend, "same", cell["outcome"], cell["detail"], written_by)
+                    continue
+                missing = [r for r in case.requires if not versions[entry["id"]].get(r)]
                 if missing:
-                    add(case, backend, mode_id, SKIPPED, f"receiver lacks {', '.join(missing)}")
+                    add(case, backend, entry["id"], SKIPPED, f"receiver lacks {', '.join(missing)}")
                     tick(case.name)
                     continue
-                jobs.append((case, backend, mode_id, receiver, written_by, {
+                jobs.append((case, backend, entry["id"], entry["receiver"], written_by, {
                     "kind": "receive", "backend": backend, "check": case.check, "raw": raw,
                     "expected": result["expected"], "timeout": _timeout(case, timeout),
                     "payload": result["dumped"][backend]["path"],
@@ -224,25 +317,38 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
         tick(case.name)
 
     # Interleave interpreters so both workers stay busy with warm servers.
-    jobs.sort(key=lambda item: (item[2] != "fresh", item[0].name))
+    jobs.sort(key=lambda item: (item[2] != "fresh", item[2], item[0].name))
     with ThreadPoolExecutor(max_workers=workers) as executor:
         list(executor.map(receive, jobs))
 
-    mode_list = []
+    mode_list: list = []
     if "same" in modes:
         mode_list.append({"id": "same", "kind": "same", "label": "same process",
-                          "python": sender_versions.get("python")})
-    for mode_id, kind, receiver in receivers:
-        info = versions[mode_id]
-        label = "fresh process" if kind == "fresh" else f"other Python {info.get('python', receiver.label)}"
-        entry = {"id": mode_id, "kind": kind, "label": label, "python": info.get("python"),
-                 "versions": info}
+                          "python": sender_versions.get("python"), "columns": list(backends)})
+    for entry in receivers:
+        info = versions[entry["id"]]
+        receiver = entry["receiver"]
+        if entry["kind"] == "fresh":
+            label = "fresh process"
+        elif entry["kind"] == "other":
+            label = f"other Python {info.get('python', receiver.label)}"
+        else:
+            label = f"{entry['library']} {entry['sent_with']} → {entry['received_with']}"
+        mode: dict = {"id": entry["id"], "kind": entry["kind"], "label": label, "python": info.get("python"),
+                "versions": info, "columns": entry["columns"]}
+        for key in ("library", "sent_with", "received_with"):
+            if key in entry:
+                mode[key] = entry[key]
         if receiver.note:
-            entry["note"] = receiver.note
-        mode_list.append(entry)
+            mode["note"] = receiver.note
+        mode_list.append(mode)
     order = {name: i for i, name in enumerate(c.name for c in cases)}
     mode_order = {m["id"]: i for i, m in enumerate(mode_list)}
-    cells.sort(key=lambda c: (mode_order[c["mode"]], order[c["case"]], backends.index(c["backend"])))
+    all_columns = list(backends) + [c for c in BARE + tuple(f"{lib}:raw" for lib in VERSIONED)
+                                    if any(c in m["columns"] for m in mode_list) and c not in backends]
+    all_columns = list(dict.fromkeys(all_columns))
+    cells.sort(key=lambda c: (mode_order[c["mode"]], order[c["case"]], all_columns.index(c["backend"])
+                              if c["backend"] in all_columns else 99, c["backend"]))
     return {
         "schema": SCHEMA,
         "generated_by": "anypickle matrix",
@@ -251,12 +357,39 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
         "columns": backends,
         "modes": mode_list,
         "skipped_modes": skipped,
-        "cases": [{"name": c.name, "group": c.group, "note": c.note} for c in cases],
+        "cases": [{"name": c.name, "group": c.group, "note": c.note, "requires": list(c.requires)}
+                  for c in cases],
         "cells": cells,
+        "seconds": round(time.monotonic() - started, 1),
     }
 
 
+def _expected(case: Case, backend: str, mode: str, entries: dict) -> "str | None":
+    """The catalogue's outcome for a cell, or None where it records none (bare columns, versions)."""
+    if backend not in BACKENDS:
+        return None
+    if mode == "same":
+        return case.expected(backend, "same")
+    entry = entries.get(mode)
+    if entry is None or entry["kind"] not in ("fresh", "other"):
+        return None
+    receiver = tuple(entry["receiver"].version[:2]) if entry["kind"] == "other" else None
+    try:
+        return case.expected(backend, entry["kind"], receiver)
+    except (KeyError, ValueError):
+        return None
+
+
+def differences(doc: dict) -> list:
+    """Cells whose outcome differs from the catalogue's expected one (skipped cells excepted)."""
+    return [c for c in doc["cells"] if c.get("expected") not in (None, c["outcome"])
+            and c["outcome"] != SKIPPED]
+
+
 # --- command line ---------------------------------------------------------------------------------
+
+
+DEFAULT_REPORT = "anypickle-report"
 
 
 def add_matrix_parser(subparsers) -> None:
@@ -264,17 +397,31 @@ def add_matrix_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "matrix", help="run the compatibility matrix on this machine",
         description="Ship every catalogue case through every backend and load it in the same process, "
-                    "in a fresh process and in every other Python found; print the matrix.")
-    parser.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
-    parser.add_argument("--output", "-o", metavar="PATH", help="write the matrix here instead of stdout")
+                    "in a fresh process and in every other Python found; write a report folder "
+                    "(Markdown, JSON, CSV, one heatmap per mode) and print the summary.")
+    parser.add_argument("--report", metavar="DIR", default=DEFAULT_REPORT,
+                        help=f"the report folder (default: ./{DEFAULT_REPORT})")
+    parser.add_argument("--format", choices=("markdown", "json", "csv"), default=None,
+                        help="stream the whole matrix in this format (to stdout, or --output PATH) "
+                             "instead of writing the report folder")
+    parser.add_argument("--output", "-o", metavar="PATH",
+                        help="with --format: write the stream to PATH ('-': stdout, the default)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a cell differs from the outcome the catalogue expects, "
+                             "naming the cells")
     parser.add_argument("--backends", metavar="LIST", default=",".join(BACKENDS),
                         help=f"comma-separated columns (default: {','.join(BACKENDS)})")
     parser.add_argument("--python", metavar="PATH", nargs="+", default=[], action="extend",
                         help="extra receiver interpreters")
     parser.add_argument("--no-search", action="store_true",
                         help="do not look for other Pythons (only --python ones)")
-    parser.add_argument("--modes", default="same,fresh,other",
-                        help="comma-separated subset of same,fresh,other (default: all)")
+    parser.add_argument("--modes", default=None,
+                        help="comma-separated subset of same,fresh,other,versions (default: "
+                             "same,fresh,other; versions when --versions is given)")
+    parser.add_argument("--versions", metavar="SPEC",
+                        help="backend-version mode: LIBRARY=V1,V2,...[;LIBRARY=...] with LIBRARY "
+                             "cloudpickle or dill, e.g. 'cloudpickle=3.1.2,3.1.3'; every ordered pair "
+                             "(sender with one release, receiver with another) is run")
     parser.add_argument("--cases", metavar="PATTERN",
                         help="glob(s) on case names or groups, comma-separated; a plain word matches a substring")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per load before it counts as a hang (default 5)")
@@ -309,7 +456,7 @@ def _progress_bar():
 
 def run_matrix_command(args) -> int:
     """The ``anypickle matrix`` handler; returns the exit status."""
-    from ._matrix_render import render
+    from ._matrix_render import render, render_summary, write_report
 
     cases = select_cases(args.cases)
     if args.list:
@@ -319,22 +466,43 @@ def run_matrix_command(args) -> int:
     if not cases:
         raise UsageError(f"no catalogue case matches {args.cases!r}")
     backends = [b.strip().lower() for b in args.backends.split(",") if b.strip()]
-    modes = [m.strip().lower() for m in args.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in ("same", "fresh", "other")]
+    default_modes = "versions" if args.versions else "same,fresh,other"
+    modes = [m.strip().lower() for m in (args.modes or default_modes).split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("same", "fresh", "other", "versions")]
     if bad:
-        raise UsageError(f"unknown mode(s) {bad}: expected some of same, fresh, other")
+        raise UsageError(f"unknown mode(s) {bad}: expected some of same, fresh, other, versions")
+    if args.versions and "versions" not in modes:
+        modes.append("versions")
     update, close = _progress_bar()
     try:
         doc = run_matrix(cases, backends=backends, modes=modes, pythons=args.python,
                          search_pythons=not args.no_search, timeout=args.timeout,
-                         workers=max(1, args.workers), raw=args.raw, progress=update)
+                         workers=max(1, args.workers), raw=args.raw, versions=args.versions,
+                         progress=update)
     finally:
         close()
-    text = render(doc, args.format)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        print(f"wrote {args.output}", file=sys.stderr)
+    if args.output or args.format:
+        text = render(doc, args.format or "markdown")
+        if args.output in (None, "-"):
+            sys.stdout.write(text)
+        else:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            print(f"wrote {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        written, note = write_report(doc, args.report)
+        sys.stdout.write(render_summary(doc))
+        print(f"\nreport: {os.path.abspath(args.report)}/ ({', '.join(written)}) in {doc['seconds']:.0f} s")
+        if note:
+            print(note)
+    if args.check:
+        wrong = differences(doc)
+        if wrong:
+            print(f"anypickle matrix --check: {len(wrong)} cell(s) differ from the catalogue:", file=sys.stderr)
+            for cell in wrong:
+                print(f"  {cell['mode']} / {cell['case']} / {cell['backend']}: {cell['outcome']} "
+                      f"(expected {cell['expected']}) {cell['detail'][:160]}", file=sys.stderr)
+            return 1
+        checked = sum(1 for c in doc["cells"] if c.get("expected") is not None)
+        print(f"anypickle matrix --check: all {checked} cells with an expected outcome agree", file=sys.stderr)
     return 0
