@@ -136,8 +136,8 @@ class _Frame:
     __slots__ = ("chunks", "flags", "key", "key_id", "buffer_callback")
 
     def __init__(self, key: bytes | None, key_id: str | None) -> None:
-        if key is not None and not isinstance(key, (bytes, bytearray)):
-            raise UsageError(f"key must be bytes, not {type(key).__qualname__}")
+        if key is not None:
+            env.check_key(key)
         self.chunks: list[Any] = []
         self.key = key
         self.key_id = key_id

@@ -144,6 +144,223 @@ crc32(const unsigned char *p, size_t n)
     return c ^ 0xFFFFFFFFu;
 }
 
+
+/* ---- Resource tracking: nesting depth and copies made by constructors -------------------------
+ *
+ * Alongside the parse, the walk keeps an abstract stack, mark stack and memo of *records*. Record 0
+ * stands for every scalar and global (no depth, no items); each container-making opcode (EMPTY_*,
+ * TUPLE*, LIST, DICT, FROZENSET, REDUCE, NEWOBJ*, OBJ, INST) and each literal longer than
+ * BIG_LITERAL bytes gets its own record with:
+ *  - depth: nesting depth as far as seen (1 + the deepest item put into it);
+ *  - count: items it holds (bytes, for a literal), which is what a constructor copying it copies;
+ *  - flags: EMBEDDED once it is inside another record, USED once a call or BUILD consumed it.
+ * The memo holds record numbers, so a value fetched with GET is the same record, not a stale copy.
+ *
+ * Depth is sound under aliasing: when a record that is already EMBEDDED gets deeper (a GET-ed list
+ * appended to after it was put inside another), its ancestors' depths are stale by at most the
+ * increase, so the increase is added to a stream-wide `slack`; every depth is checked as
+ * depth + slack <= max_depth. (By induction: true depth <= recorded depth + slack, for every record.)
+ * Pickler-written streams grow a container only before it is embedded, except around reference
+ * cycles, so slack stays 0 on ordinary data.
+ *
+ * Copies: REDUCE/NEWOBJ/OBJ/INST/BUILD may copy their arguments' items (list(L), set(L), bytes(b),
+ * deque(L), obj.__dict__.update(state)). The first call to consume a record is free (its items were
+ * paid for by the input bytes that made them); each further consumption of the same record (through
+ * the memo) adds its count to `copied`, checked against max_copy. That bounds the quadratic
+ * amplification "build L once, call list(GET L) a million times".
+ */
+enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4 };
+
+typedef struct {
+    int32_t *stack; Py_ssize_t sp, scap;
+    Py_ssize_t *marks; Py_ssize_t nm, mcap;
+    int32_t *memo; Py_ssize_t nmemo, memocap;
+    int64_t *depth; int64_t *count; unsigned char *flags; int64_t *poff; int32_t *plen;
+    Py_ssize_t nrec, rcap;
+    int32_t *pool; Py_ssize_t npool, poolcap;
+    int64_t slack, copied;
+    int64_t max_depth, max_copy;
+    Py_ssize_t max_int_bytes;
+    int bigint;           /* an integer literal longer than max_int_bytes was seen */
+    const char *limit;    /* the limit exceeded, or NULL */
+    int64_t limit_value;  /* what it measured */
+    int oom;
+} Track;
+
+static int
+grow(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t size)
+{
+    Py_ssize_t ncap;
+    void *p;
+    if (need <= *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 64;
+    while (ncap < need)
+        ncap *= 2;
+    p = PyMem_Realloc(*arr, (size_t)ncap * size);
+    if (p == NULL)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static void
+track_free(Track *t)
+{
+    PyMem_Free(t->stack); PyMem_Free(t->marks); PyMem_Free(t->memo);
+    PyMem_Free(t->depth); PyMem_Free(t->count); PyMem_Free(t->flags); PyMem_Free(t->poff);
+    PyMem_Free(t->plen); PyMem_Free(t->pool);
+}
+
+static int
+t_push(Track *t, int32_t r)
+{
+    if (t->sp >= t->scap && grow((void **)&t->stack, &t->scap, t->sp + 1, sizeof(int32_t)) < 0)
+        return t->oom = 1, -1;
+    t->stack[t->sp++] = r;
+    return 0;
+}
+
+static int32_t
+t_new(Track *t, int64_t depth, int64_t count)
+{
+    Py_ssize_t cap = t->rcap;
+    if (t->nrec >= INT32_MAX)
+        return t->oom = 1, -1;
+    if (t->nrec >= t->rcap) {
+        Py_ssize_t c;
+        c = cap; if (grow((void **)&t->depth, &c, t->nrec + 1, sizeof(int64_t)) < 0) return t->oom = 1, -1;
+        c = cap; if (grow((void **)&t->count, &c, t->nrec + 1, sizeof(int64_t)) < 0) return t->oom = 1, -1;
+        c = cap; if (grow((void **)&t->flags, &c, t->nrec + 1, 1) < 0) return t->oom = 1, -1;
+        c = cap; if (grow((void **)&t->poff, &c, t->nrec + 1, sizeof(int64_t)) < 0) return t->oom = 1, -1;
+        c = cap; if (grow((void **)&t->plen, &c, t->nrec + 1, sizeof(int32_t)) < 0) return t->oom = 1, -1;
+        t->rcap = c;
+    }
+    t->depth[t->nrec] = depth;
+    t->count[t->nrec] = count;
+    t->flags[t->nrec] = 0;
+    t->poff[t->nrec] = 0;
+    t->plen[t->nrec] = 0;
+    return (int32_t)t->nrec++;
+}
+
+static int
+t_check_depth(Track *t, int64_t depth)
+{
+    if (t->max_depth >= 0 && depth + t->slack > t->max_depth) {
+        t->limit = "max_depth";
+        t->limit_value = depth + t->slack;
+        return -1;
+    }
+    return 0;
+}
+
+/* Put items into target (APPEND(S), SETITEM(S), ADDITEMS, BUILD). */
+static int
+t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n)
+{
+    int64_t d = 0;
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        int32_t r = items[i];
+        if (r) {
+            t->flags[r] |= R_EMBEDDED;
+            if (t->depth[r] > d)
+                d = t->depth[r];
+        }
+    }
+    if (target == 0)
+        return 0;  /* into a scalar or global: the real load fails, the static pass refuses it */
+    t->count[target] += n;
+    if (d + 1 > t->depth[target]) {
+        if (t->flags[target] & R_EMBEDDED)
+            t->slack += d + 1 - t->depth[target];
+        t->depth[target] = d + 1;
+        return t_check_depth(t, d + 1);
+    }
+    return t->slack ? t_check_depth(t, t->depth[target]) : 0;
+}
+
+/* A new container made of items (TUPLE*, LIST, DICT, FROZENSET); tuples keep their items. */
+static int
+t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
+{
+    int32_t r = t_new(t, 1, 0);
+    if (r < 0)
+        return -1;
+    if (is_tuple && n) {
+        if (grow((void **)&t->pool, &t->poolcap, t->npool + n, sizeof(int32_t)) < 0)
+            return t->oom = 1, -1;
+        memcpy(t->pool + t->npool, items, (size_t)n * sizeof(int32_t));
+        t->poff[r] = t->npool;
+        t->plen[r] = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        t->npool += n;
+        t->flags[r] |= R_TUPLE;
+    }
+    if (t_insert(t, r, items, n) < 0)
+        return -1;
+    return t_push(t, r);
+}
+
+/* What consuming record r (a call argument or BUILD state) may copy. */
+static int
+t_consume(Track *t, int32_t r)
+{
+    if (r == 0 || t->count[r] == 0)
+        return 0;
+    if (!(t->flags[r] & R_USED)) {
+        t->flags[r] |= R_USED;
+        return 0;
+    }
+    t->copied += t->count[r];
+    if (t->max_copy >= 0 && t->copied > t->max_copy) {
+        t->limit = "max_copy";
+        t->limit_value = t->copied;
+        return -1;
+    }
+    return 0;
+}
+
+/* A call (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST) on the argument records args[0..n). An argument
+ * that is a tuple record is looked into (REDUCE's argument tuple), first items only. */
+static int
+t_call(Track *t, const int32_t *args, Py_ssize_t n)
+{
+    int64_t d = 0, count = 0;
+    Py_ssize_t i, j;
+    int32_t r;
+    for (i = 0; i < n; i++) {
+        int32_t a = args[i];
+        if (!a)
+            continue;
+        t->flags[a] |= R_EMBEDDED;
+        if (t->depth[a] > d)
+            d = t->depth[a];
+        if (t->flags[a] & R_TUPLE) {
+            Py_ssize_t len = t->plen[a], shown = len < 16 ? len : 16;
+            if (t_consume(t, a) < 0)  /* the tuple itself, when reused: at most its length */
+                return -1;
+            for (j = 0; j < shown; j++) {
+                int32_t item = t->pool[t->poff[a] + j];
+                if (t_consume(t, item) < 0)
+                    return -1;
+                if (item)
+                    count += t->count[item];
+            }
+        }
+        else {
+            if (t_consume(t, a) < 0)
+                return -1;
+            count += t->count[a];
+        }
+    }
+    r = t_new(t, d + 1, count);
+    if (r < 0 || t_check_depth(t, d + 1) < 0)
+        return -1;
+    return t_push(t, r);
+}
+
 /* A refusal: (position, message). */
 static PyObject *
 refuse(Py_ssize_t pos, const char *format, ...)
@@ -160,19 +377,199 @@ refuse(Py_ssize_t pos, const char *format, ...)
     return result;
 }
 
-/* None when the stream is sound, (position, message) for its first problem. With stop_at_active,
+/* Pop the items above the last MARK; NULL (with *n = -1) when there is no mark. The items stay
+ * readable at the returned pointer until the next push. */
+static int32_t *
+t_pop_mark(Track *t, Py_ssize_t *n)
+{
+    Py_ssize_t mark;
+    if (t->nm == 0) {
+        *n = -1;
+        return NULL;
+    }
+    mark = t->marks[--t->nm];
+    *n = t->sp - mark;
+    t->sp = mark;
+    return t->stack + mark;
+}
+
+/* The stack effect of one opcode on the records (see Track). k: the byte length of a literal
+ * argument; idx: a GET's memo index. Returns 0, or -1 with t->limit, t->oom or *why set. */
+static int
+t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
+{
+    int32_t *items, r, a[2];
+    Py_ssize_t n;
+
+    switch (op) {
+    case 'B': case 'X': case 'T': case 0x8d: case 0x8e: case 0x96: case 'S': case 'V':
+        if (k > BIG_LITERAL) {
+            r = t_new(t, 0, k);
+            return r < 0 ? -1 : t_push(t, r);
+        }
+        return t_push(t, 0);
+    case 0x8a: case 0x8b:
+        if (t->max_int_bytes >= 0 && k > t->max_int_bytes)
+            t->bigint = 1;
+        return t_push(t, 0);
+    case 'I': case 'L':
+        /* decimal digits: about 2.41 per byte of a binary integer */
+        if (t->max_int_bytes >= 0 && k * 100 > (Py_ssize_t)t->max_int_bytes * 241)
+            t->bigint = 1;
+        return t_push(t, 0);
+    case 'F': case 'J': case 'K': case 'M': case 'G': case 'N': case 0x88: case 0x89: case 'U':
+    case 'C': case 0x8c: case 'c': case 'P': case 0x82: case 0x83: case 0x84: case 0x97:
+        return t_push(t, 0);
+    case '(':
+        if (grow((void **)&t->marks, &t->mcap, t->nm + 1, sizeof(Py_ssize_t)) < 0)
+            return t->oom = 1, -1;
+        t->marks[t->nm++] = t->sp;
+        return 0;
+    case ')':
+        return t_container(t, NULL, 0, 1);
+    case ']': case '}': case 0x8f:
+        return t_container(t, NULL, 0, 0);
+    case 't': case 'l': case 'd': case 0x91:
+        items = t_pop_mark(t, &n);
+        if (n < 0)
+            goto nomark;
+        return t_container(t, items, n, op == 't');
+    case 0x85: case 0x86: case 0x87:
+        n = op - 0x85 + 1;
+        if (t->sp < n)
+            goto underflow;
+        t->sp -= n;
+        return t_container(t, t->stack + t->sp, n, 1);
+    case 'a': case 's':
+        n = op == 'a' ? 1 : 2;
+        if (t->sp < n + 1)
+            goto underflow;
+        t->sp -= n;
+        return t_insert(t, t->stack[t->sp - 1], t->stack + t->sp, n);
+    case 'e': case 'u': case 0x90:
+        items = t_pop_mark(t, &n);
+        if (n < 0)
+            goto nomark;
+        if (t->sp < 1)
+            goto underflow;
+        return t_insert(t, t->stack[t->sp - 1], items, n);
+    case '0':
+        if (t->nm > 0 && t->marks[t->nm - 1] == t->sp)
+            t->nm--;
+        else if (t->sp > 0)
+            t->sp--;
+        else
+            goto underflow;
+        return 0;
+    case '1':
+        items = t_pop_mark(t, &n);
+        return n < 0 ? (*why = "POP_MARK without a MARK", -1) : 0;
+    case '2':
+        if (t->sp < 1)
+            goto underflow;
+        return t_push(t, t->stack[t->sp - 1]);
+    case 'p': case 'q': case 'r': case 0x94:
+        if (t->sp < 1)
+            goto underflow;
+        if (grow((void **)&t->memo, &t->memocap, t->nmemo + 1, sizeof(int32_t)) < 0)
+            return t->oom = 1, -1;
+        t->memo[t->nmemo++] = t->stack[t->sp - 1];
+        return 0;
+    case 'g': case 'h': case 'j':
+        if (idx >= (uint64_t)t->nmemo) {
+            *why = "memo index was never stored";
+            return -1;
+        }
+        return t_push(t, t->memo[idx]);
+    case 'R': case 0x81:
+        if (t->sp < 2)
+            goto underflow;
+        a[0] = t->stack[t->sp - 1];
+        t->sp -= 2;
+        return t_call(t, a, 1);
+    case 0x92:
+        if (t->sp < 3)
+            goto underflow;
+        a[0] = t->stack[t->sp - 2];
+        a[1] = t->stack[t->sp - 1];
+        t->sp -= 3;
+        return t_call(t, a, 2);
+    case 'o': case 'i':
+        items = t_pop_mark(t, &n);
+        if (n < 0)
+            goto nomark;
+        if (op == 'o') {
+            if (n < 1)
+                goto underflow;
+            items++;
+            n--;
+        }
+        {
+            /* copy out: t_call pushes, which may move the stack */
+            int32_t small[16], *copy = n <= 16 ? small : PyMem_Malloc((size_t)n * sizeof(int32_t));
+            int res;
+            if (copy == NULL)
+                return t->oom = 1, -1;
+            memcpy(copy, items, (size_t)n * sizeof(int32_t));
+            res = t_call(t, copy, n);
+            if (copy != small)
+                PyMem_Free(copy);
+            return res;
+        }
+    case 'b':
+        if (t->sp < 2)
+            goto underflow;
+        a[0] = t->stack[--t->sp];
+        if (t_consume(t, a[0]) < 0)
+            return -1;
+        if (a[0] && (t->flags[a[0]] & R_TUPLE)) {  /* (dict state, slot state) or numpy's tuple */
+            Py_ssize_t j, len = t->plen[a[0]];
+            for (j = 0; j < len && j < 16; j++)
+                if (t_consume(t, t->pool[t->poff[a[0]] + j]) < 0)
+                    return -1;
+        }
+        return t_insert(t, t->stack[t->sp - 1], a, 1);
+    case 0x93:
+        if (t->sp < 2)
+            goto underflow;
+        t->sp -= 2;
+        return t_push(t, 0);
+    case 'Q':
+        if (t->sp < 1)
+            goto underflow;
+        t->stack[t->sp - 1] = 0;
+        return 0;
+    case '.':
+        if (t->sp < 1)
+            goto underflow;
+        return 0;
+    default:  /* PROTO, FRAME, READONLY_BUFFER */
+        return 0;
+    }
+underflow:
+    *why = "stack underflow";
+    return -1;
+nomark:
+    *why = "no MARK on the stack";
+    return -1;
+}
+
+/* None when the stream is sound, (position, message) for its first problem, and
+ * (position, message, limit name, measured) when a limit of t is exceeded. With stop_at_active,
  * False as soon as an active opcode is seen (its verdict is then "not plain data" either way). */
 static PyObject *
-walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
+walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, Track *t)
 {
     Py_ssize_t pos = 0;
     Py_ssize_t frame_end = -1;  /* end of the current FRAME, -1 outside frames */
     Py_ssize_t memo_count = 0;  /* memo entries made so far: the only index a PUT may use */
 
     for (;;) {
-        Py_ssize_t at = pos, limit, avail;
+        Py_ssize_t at = pos, limit, avail, k = 0;
+        uint64_t idx = 0;
         unsigned char op;
         int kind;
+        const char *why = NULL;
 
         if (frame_end >= 0 && pos == frame_end)
             frame_end = -1;  /* the frame was read to its end: back to reading the stream */
@@ -195,10 +592,14 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
         case A_STOP:
             if (pos != n)
                 return refuse(pos, "%zd bytes after STOP", n - pos);
-            Py_RETURN_NONE;
+            break;
         case A_FIX:
             if (avail < FIXSIZE[op])
                 goto truncated;
+            if (op == 'h')
+                idx = data[pos];
+            else if (op == 'j')
+                idx = le(data + pos, 4);
             pos += FIXSIZE[op];
             break;
         case A_PROTO:
@@ -209,7 +610,6 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
             pos += 1;
             break;
         case A_CNT1: {
-            Py_ssize_t k;
             if (avail < 1)
                 goto truncated;
             k = data[pos];
@@ -222,25 +622,40 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
         case A_CNT4S:
         case A_CNT8: {
             int width = kind == A_CNT8 ? 8 : 4;
-            uint64_t k;
+            uint64_t kk;
             if (avail < width)
                 goto truncated;
-            k = le(data + pos, width);
-            if (kind == A_CNT4S && (k & 0x80000000u))
+            kk = le(data + pos, width);
+            if (kind == A_CNT4S && (kk & 0x80000000u))
                 return refuse(at, "negative byte count for opcode 0x%02x", (int)op);
-            if ((uint64_t)(avail - width) < k)
+            if ((uint64_t)(avail - width) < kk)
                 goto truncated;
-            pos += width + (Py_ssize_t)k;
+            k = (Py_ssize_t)kk;
+            pos += width + k;
             break;
         }
         case A_LINE:
         case A_LINE2: {
             int lines = kind == A_LINE2 ? 2 : 1;
+            Py_ssize_t first = pos;
             while (lines--) {
                 const unsigned char *nl = memchr(data + pos, '\n', (size_t)(limit - pos));
                 if (nl == NULL)
                     goto truncated;
                 pos = (Py_ssize_t)(nl - data) + 1;
+            }
+            k = pos - first - 1;
+            if (op == 'g') {
+                const unsigned char *p = data + first, *nl = data + pos - 1;
+                if (nl == p)
+                    return refuse(at, "empty GET index");
+                for (; p < nl; p++) {
+                    if (*p < '0' || *p > '9')
+                        return refuse(at, "GET index is not plain decimal digits");
+                    idx = idx * 10 + (uint64_t)(*p - '0');
+                    if (idx > (uint64_t)memo_count)
+                        break;
+                }
             }
             break;
         }
@@ -250,7 +665,7 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
         case A_PUT1:
         case A_PUT4:
         case A_PUTNL: {
-            uint64_t idx = 0;
+            uint64_t pidx = 0;
             if (kind == A_PUTNL) {
                 const unsigned char *p = data + pos;
                 const unsigned char *nl = memchr(p, '\n', (size_t)avail);
@@ -261,8 +676,8 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
                 for (; p < nl; p++) {
                     if (*p < '0' || *p > '9')
                         return refuse(at, "PUT index is not plain decimal digits");
-                    idx = idx * 10 + (uint64_t)(*p - '0');
-                    if (idx > (uint64_t)memo_count)
+                    pidx = pidx * 10 + (uint64_t)(*p - '0');
+                    if (pidx > (uint64_t)memo_count)
                         break;  /* already too large: stop before it can overflow */
                 }
                 pos = (Py_ssize_t)(nl - data) + 1;
@@ -271,36 +686,46 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
                 int width = kind == A_PUT1 ? 1 : 4;
                 if (avail < width)
                     goto truncated;
-                idx = le(data + pos, width);
+                pidx = le(data + pos, width);
                 pos += width;
             }
-            if (idx > (uint64_t)memo_count)
+            if (pidx > (uint64_t)memo_count)
                 return refuse(at, "memo index %llu skips ahead of the next free index %zd "
                               "(the C unpickler would allocate a memo array that large)",
-                              (unsigned long long)idx, memo_count);
-            if (idx < (uint64_t)memo_count)
+                              (unsigned long long)pidx, memo_count);
+            if (pidx < (uint64_t)memo_count)
                 return refuse(at, "memo index %llu overwritten (memo confusion)",
-                              (unsigned long long)idx);
+                              (unsigned long long)pidx);
             memo_count++;
             break;
         }
         case A_FRAME: {
-            uint64_t k;
+            uint64_t kk;
             if (frame_end >= 0)
                 return refuse(at, "FRAME inside a frame");
             if (avail < 8)
                 goto truncated;
-            k = le(data + pos, 8);
+            kk = le(data + pos, 8);
             pos += 8;
-            if ((uint64_t)(n - pos) < k)
+            if ((uint64_t)(n - pos) < kk)
                 return refuse(at, "frame of %llu bytes runs past the end of the stream",
-                              (unsigned long long)k);
-            frame_end = pos + (Py_ssize_t)k;
+                              (unsigned long long)kk);
+            frame_end = pos + (Py_ssize_t)kk;
             break;
         }
         default:
             return refuse(at, "byte 0x%02x is not a pickle opcode", (int)op);
         }
+        if (t_step(t, op, k, idx, &why) < 0) {
+            if (t->oom)
+                return PyErr_NoMemory();
+            if (t->limit != NULL)
+                return Py_BuildValue("(nssL)", at, "resource limit exceeded",
+                                     t->limit, (long long)t->limit_value);
+            return refuse(at, "%s at opcode 0x%02x", why, (int)op);
+        }
+        if (op == '.')
+            Py_RETURN_NONE;
         continue;
     truncated:
         if (frame_end >= 0)
@@ -309,34 +734,91 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
     }
 }
 
+/* Default limits (anypickle.safe.Limits mirrors them). */
+enum { DEFAULT_MAX_DEPTH = 1000 };
+#define DEFAULT_MAX_COPY (50LL * 1000 * 1000)
+#define DEFAULT_MAX_INT_BYTES 1786  /* 4300 decimal digits */
+
+static void
+track_init(Track *t, long long max_depth, long long max_copy, Py_ssize_t max_int_bytes)
+{
+    memset(t, 0, sizeof *t);
+    t->max_depth = max_depth;
+    t->max_copy = max_copy;
+    t->max_int_bytes = max_int_bytes;
+}
+
 /* walk() over any bytes-like object; *active tells whether an importing/calling opcode was seen. */
 static PyObject *
-walk_buffer(PyObject *arg, int *active, int stop_at_active)
+walk_buffer(PyObject *arg, int *active, int stop_at_active, Track *t)
 {
     Py_buffer view;
     PyObject *result;
 
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    result = walk((const unsigned char *)view.buf, view.len, active, stop_at_active);
+    result = walk((const unsigned char *)view.buf, view.len, active, stop_at_active, t);
     PyBuffer_Release(&view);
+    /* record 0: scalars and globals */
+    return result;
+}
+
+static int
+parse_limits(PyObject *const *args, Py_ssize_t nargs, Track *t, const char *name)
+{
+    long long max_depth = DEFAULT_MAX_DEPTH, max_copy = DEFAULT_MAX_COPY;
+    Py_ssize_t max_int_bytes = DEFAULT_MAX_INT_BYTES;
+    if (nargs < 1 || nargs > 4) {
+        PyErr_Format(PyExc_TypeError, "%s(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786)", name);
+        return -1;
+    }
+    if (nargs > 1 && (max_depth = PyLong_AsLongLong(args[1])) == -1 && PyErr_Occurred())
+        return -1;
+    if (nargs > 2 && (max_copy = PyLong_AsLongLong(args[2])) == -1 && PyErr_Occurred())
+        return -1;
+    if (nargs > 3 && (max_int_bytes = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred())
+        return -1;
+    track_init(t, max_depth, max_copy, max_int_bytes);
+    return 0;
+}
+
+static PyObject *
+memo_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int active = 0;
+    Track t;
+    PyObject *result;
+
+    if (parse_limits(args, nargs, &t, "memo_check") < 0)
+        return NULL;
+    if (t_new(&t, 0, 0) < 0) {  /* record 0: every scalar and global */
+        track_free(&t);
+        return PyErr_NoMemory();
+    }
+    result = walk_buffer(args[0], &active, 0, &t);
+    if (result == Py_None && t.bigint) {
+        Py_DECREF(result);
+        result = Py_NewRef(Py_False);
+    }
+    track_free(&t);
     return result;
 }
 
 static PyObject *
-memo_check(PyObject *module, PyObject *arg)
+plain_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     int active = 0;
+    Track t;
+    PyObject *result;
 
-    return walk_buffer(arg, &active, 0);
-}
-
-static PyObject *
-plain_data(PyObject *module, PyObject *arg)
-{
-    int active = 0;
-    PyObject *result = walk_buffer(arg, &active, 1);
-
+    if (parse_limits(args, nargs, &t, "plain_data") < 0)
+        return NULL;
+    if (t_new(&t, 0, 0) < 0) {
+        track_free(&t);
+        return PyErr_NoMemory();
+    }
+    result = walk_buffer(args[0], &active, 1, &t);
+    track_free(&t);
     if (result == NULL)
         return NULL;
     if (result != Py_None)
@@ -380,7 +862,15 @@ load_envelope(PyObject *data, int safe)
     }
     if (safe) {
         int active = 0;
-        PyObject *verdict = walk(buf + ENVELOPE_SIZE, n - ENVELOPE_SIZE, &active, 1);
+        Track t;
+        PyObject *verdict;
+        track_init(&t, DEFAULT_MAX_DEPTH, DEFAULT_MAX_COPY, DEFAULT_MAX_INT_BYTES);
+        if (t_new(&t, 0, 0) < 0) {
+            track_free(&t);
+            return PyErr_NoMemory();
+        }
+        verdict = walk(buf + ENVELOPE_SIZE, n - ENVELOPE_SIZE, &active, 1, &t);
+        track_free(&t);
         if (verdict == NULL)
             return NULL;
         int sound = verdict == Py_None;
@@ -594,20 +1084,22 @@ static PyTypeObject FastLoadsType = {
 };
 
 PyDoc_STRVAR(plain_data_doc,
-"plain_data(data, /)\n--\n\n"
+"plain_data(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, /)\n--\n\n"
 "True when memo_check(data) passes and the stream has no opcode that imports, calls or builds\n"
 "anything (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*, PERSID, BINPERSID, REDUCE, BUILD, NEWOBJ*,\n"
 "out-of-band buffers): then only builtin containers and scalars can come out of it.");
 
 PyDoc_STRVAR(memo_check_doc,
-"memo_check(data, /)\n--\n\n"
+"memo_check(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, /)\n--\n\n"
 "Walk a pickle stream's opcodes without executing anything. Return None when every memo index is\n"
 "the next free one, no opcode straddles a frame's end and the stream ends with its first STOP;\n"
-"otherwise (position, message) for the first problem.");
+"False when it is sound but holds an integer literal longer than max_int_bytes; (position,\n"
+"message) for the first problem; (position, message, limit name, measured) when the nesting\n"
+"depth or the items copied by constructor calls exceed max_depth or max_copy (-1: no limit).");
 
 static PyMethodDef methods[] = {
-    {"memo_check", memo_check, METH_O, memo_check_doc},
-    {"plain_data", plain_data, METH_O, plain_data_doc},
+    {"memo_check", (PyCFunction)(void (*)(void))memo_check, METH_FASTCALL, memo_check_doc},
+    {"plain_data", (PyCFunction)(void (*)(void))plain_data, METH_FASTCALL, plain_data_doc},
     {"load_pickle_envelope", (PyCFunction)(void (*)(void))load_pickle_envelope, METH_FASTCALL,
      load_pickle_envelope_doc},
     {NULL, NULL, 0, NULL},

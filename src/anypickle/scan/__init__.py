@@ -11,6 +11,7 @@ import os
 from typing import Iterable, Union
 
 from .._allowlist import AllowEntry, Allowlist, build_allowlist, format_global
+from .._limits import DEFAULT_LIMITS, Limits
 from .._backend import Backend
 from .._envelope import is_envelope
 from .._envelope import parse as parse_envelope
@@ -26,7 +27,8 @@ Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
 
 def scan_bytes(
-    data: bytes, allow: Allowlist, *, member: str | None = None, offset: int = 0
+    data: bytes, allow: Allowlist, *, member: str | None = None, offset: int = 0,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[list[tuple[str, str]], list[Finding]]:
     """Globals ``(raw, mapped)`` and findings for one pickle stream (no container handling).
 
@@ -38,10 +40,10 @@ def scan_bytes(
         if glob.pair is None:
             continue
         names.append((format_global(*glob.raw), format_global(*glob.pair)))  # type: ignore[arg-type]
-    findings = run_passes(trace, allow)
+    findings = run_passes(trace, allow, limits)
     if member is not None or offset:
         findings = [
-            Finding(f.severity, f.opcode, f.position + offset, f.message, f.global_name, member)
+            Finding(f.severity, f.opcode, f.position + offset, f.message, f.global_name, member, f.limit)
             for f in findings
         ]
     return names, findings

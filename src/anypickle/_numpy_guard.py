@@ -1,0 +1,217 @@
+"""The numpy guard of safe loading: numpy reconstructions only in the shapes numpy's own pickler writes.
+
+numpy's reconstructors trust their input: a dtype given a BUILD state with the object flag set makes
+``scalar`` read raw bytes as an object pointer; an object array whose shape is larger than its item
+list reads pointers past the list; a structured dtype whose object field overlaps an integer field
+crashes when the array is printed or freed. So streams naming numpy load through a Python unpickler
+whose REDUCE and BUILD pass every numpy call and state through :class:`NumpyGuard` first:
+
+- ``numpy.dtype(str, bool, True)`` makes a *pending* dtype, which takes exactly one BUILD, and only
+  with the state numpy's own ``__reduce__`` gives for the dtype that state describes (rebuilt through
+  numpy's public constructor, which refuses overlapping object fields); it is then *sealed*;
+- ``_reconstruct(numpy.ndarray, (0,), b'b')`` makes a pending array, which takes exactly one BUILD
+  ``(1, shape, <sealed dtype>, is_fortran, data)`` with data of exactly the size the shape asks for:
+  bytes, or for dtypes holding objects an item list of exactly prod(shape) items;
+- ``scalar(<sealed dtype>, bytes)`` and ``_frombuffer(buffer, <sealed dtype>, shape, order)`` never
+  with a dtype that holds objects, and with exactly as many bytes as the dtype and shape need.
+Anything else numpy-shaped is refused with :class:`UnsafePickleError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._limits import Limits
+from .errors import UnsafePickleError
+
+__all__ = ["NumpyGuard"]
+
+
+def _refuse(message: str, limit: str | None = None) -> UnsafePickleError:
+    return UnsafePickleError(f"refused numpy reconstruction: {message}", limit=limit)
+
+
+class NumpyGuard:
+    """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
+
+    def __init__(self, limits: Limits) -> None:
+        import numpy as np
+
+        self.np = np
+        self.limits = limits
+        self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
+        self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
+        self.pending_arrays: dict[int, Any] = {}
+        self.done_arrays: dict[int, Any] = {}
+        core = np._core if hasattr(np, "_core") else np.core
+        self.calls = {
+            id(np.dtype): self._dtype,
+            id(core.multiarray._reconstruct): self._reconstruct,
+            id(core.multiarray.scalar): self._scalar,
+        }
+        frombuffer = getattr(core.numeric, "_frombuffer", None)
+        if frombuffer is not None:
+            self.calls[id(frombuffer)] = self._frombuffer
+        self.classes = (np.dtype, np.ndarray, np.generic)
+
+    # -- calls --------------------------------------------------------------------------------
+    def call(self, func: Any, args: tuple) -> Any:
+        """``func(*args)`` when func is not numpy's, or numpy's checked call; refuses other numpy calls."""
+        check = self.calls.get(id(func))
+        if check is not None:
+            return check(func, args)
+        if isinstance(func, type) and issubclass(func, self.classes):
+            raise _refuse(f"{func.__module__}.{func.__qualname__} may not be constructed directly")
+        return func(*args)
+
+    def _dtype(self, func: Any, args: tuple) -> Any:
+        if not (len(args) == 3 and type(args[0]) is str and type(args[1]) is bool and args[2] is True):
+            raise _refuse("numpy.dtype must be called as numpy writes it: (str, bool, True)")
+        dtype = func(*args)
+        self.pending_dtypes[id(dtype)] = (dtype, args)
+        return dtype
+
+    def _sealed(self, dtype: object, what: str) -> Any:
+        if id(dtype) not in self.sealed or self.sealed[id(dtype)] is not dtype:
+            raise _refuse(f"{what} is not a dtype this stream made and set up as numpy writes it")
+        return dtype
+
+    def _nbytes(self, shape: object, itemsize: int, what: str) -> int:
+        if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
+            raise _refuse(f"{what}: the shape must be a tuple of non-negative ints, not {shape!r}")
+        items = 1
+        for d in shape:
+            items *= d
+        nbytes = items * itemsize
+        cap = self.limits.value("max_array_bytes")
+        if cap >= 0 and nbytes > cap:
+            raise _refuse(f"{what} of shape {shape} asks for {nbytes} bytes (limits.max_array_bytes is {cap})",
+                          "max_array_bytes")
+        return items
+
+    def _reconstruct(self, func: Any, args: tuple) -> Any:
+        if not (len(args) == 3 and args[0] is self.np.ndarray and args[1] == (0,) and type(args[1][0]) is int
+                and args[2] == b"b"):
+            raise _refuse("_reconstruct must be called as numpy writes it: (numpy.ndarray, (0,), b'b')")
+        array = func(*args)
+        self.pending_arrays[id(array)] = array
+        return array
+
+    def _scalar(self, func: Any, args: tuple) -> Any:
+        if len(args) != 2:
+            raise _refuse("scalar takes (dtype, bytes)")
+        dtype = self._sealed(args[0], "scalar's dtype")
+        if dtype.hasobject:
+            raise _refuse("scalar with a dtype holding objects (its bytes would be read as object pointers)")
+        if type(args[1]) is not bytes or len(args[1]) != dtype.itemsize:
+            raise _refuse(f"scalar of dtype {dtype} needs exactly {dtype.itemsize} bytes")
+        return func(*args)
+
+    def _frombuffer(self, func: Any, args: tuple) -> Any:
+        if len(args) != 4 or args[3] not in ("C", "F"):
+            raise _refuse("_frombuffer takes (buffer, dtype, shape, 'C' or 'F')")
+        dtype = self._sealed(args[1], "_frombuffer's dtype")
+        if dtype.hasobject:
+            raise _refuse("_frombuffer with a dtype holding objects (raw bytes would be read as object pointers)")
+        items = self._nbytes(args[2], dtype.itemsize, "_frombuffer")
+        try:
+            size = memoryview(args[0]).nbytes
+        except TypeError:
+            raise _refuse("_frombuffer's buffer is not a bytes-like object") from None
+        if size != items * dtype.itemsize:
+            raise _refuse(f"_frombuffer given {size} bytes for shape {args[2]} of {dtype}")
+        return func(*args)
+
+    # -- BUILD --------------------------------------------------------------------------------
+    def build(self, inst: Any, state: Any) -> bool:
+        """Apply a BUILD on a numpy object after checking it; False when inst is not numpy's."""
+        np = self.np
+        if isinstance(inst, np.dtype):
+            self._build_dtype(inst, state)
+            return True
+        if isinstance(inst, np.ndarray):
+            self._build_array(inst, state)
+            return True
+        if isinstance(inst, np.generic):
+            raise _refuse("BUILD on a numpy scalar (numpy never writes it; scalars may be shared)")
+        return False
+
+    def _build_dtype(self, dtype: Any, state: Any) -> None:
+        entry = self.pending_dtypes.pop(id(dtype), None)
+        if entry is None or entry[0] is not dtype:
+            raise _refuse("BUILD on a dtype this stream did not just make (a shared or already set-up dtype)")
+        args = entry[1]
+        if not (type(state) is tuple and len(state) in (8, 9)):
+            raise _refuse("a dtype's BUILD state must be the 8- or 9-tuple numpy writes")
+        # Every dtype inside the state (fields, subarray base) must be one this stream set up.
+        if state[2] is not None:
+            if not (type(state[2]) is tuple and len(state[2]) == 2):
+                raise _refuse("malformed subarray in a dtype state")
+            self._sealed(state[2][0], "a subarray's base dtype")
+        if state[4] is not None:
+            if type(state[4]) is not dict:
+                raise _refuse("malformed fields in a dtype state")
+            for value in state[4].values():
+                if not (type(value) is tuple and 2 <= len(value) <= 3):
+                    raise _refuse("malformed field in a dtype state")
+                self._sealed(value[0], "a field's dtype")
+        np = self.np
+        try:
+            probe = np.dtype(*args)
+            probe.__setstate__(state)
+            canonical = self._canonical(probe)
+            expected = canonical.__reduce__()
+        except UnsafePickleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
+            raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
+        if expected[1] != args or not _same_state(expected[2], state):
+            raise _refuse(f"a dtype BUILD state that is not what numpy writes for {canonical}: {state!r:.200}")
+        dtype.__setstate__(state)
+        self.sealed[id(dtype)] = dtype
+
+    def _canonical(self, probe: Any) -> Any:
+        """The dtype ``probe`` describes, rebuilt through numpy's public, validating constructors."""
+        np = self.np
+        if probe.names is not None:
+            fields = probe.fields
+            spec = {
+                "names": list(probe.names),
+                "formats": [fields[n][0] for n in probe.names],
+                "offsets": [fields[n][1] for n in probe.names],
+                "titles": [fields[n][2] if len(fields[n]) > 2 else None for n in probe.names],
+                "itemsize": probe.itemsize,
+            }
+            return np.dtype(spec, align=bool(probe.isalignedstruct))
+        if probe.subdtype is not None:
+            base, shape = probe.subdtype
+            return np.dtype((base, shape))
+        if probe.metadata is not None:
+            raise _refuse("dtype metadata is not loaded by safe=True")
+        return np.dtype(probe.str)
+
+    def _build_array(self, array: Any, state: Any) -> None:
+        if self.pending_arrays.pop(id(array), None) is not array:
+            raise _refuse("BUILD on an array this stream did not just make with _reconstruct")
+        if not (type(state) is tuple and len(state) == 5 and state[0] == 1 and type(state[3]) is bool):
+            raise _refuse("an array's BUILD state must be (1, shape, dtype, is_fortran, data) as numpy writes it")
+        _, shape, dtype, _fortran, data = state
+        dtype = self._sealed(dtype, "the array's dtype")
+        items = self._nbytes(shape, dtype.itemsize if not dtype.hasobject else max(dtype.itemsize, 8), "array")
+        if dtype.hasobject:
+            if type(data) is not list or len(data) != items:
+                raise _refuse(f"an array of shape {shape} holding objects needs a list of exactly {items} items")
+        else:
+            try:
+                size = memoryview(data).nbytes
+            except TypeError:
+                raise _refuse("an array's data must be bytes") from None
+            if size != items * dtype.itemsize:
+                raise _refuse(f"an array of shape {shape} and dtype {dtype} given {size} bytes")
+        array.__setstate__(state)
+        self.done_arrays[id(array)] = array
+
+
+def _same_state(expected: tuple, given: tuple) -> bool:
+    """State tuples equal element by element, of the same types (dtypes inside compare by numpy's ==)."""
+    return len(expected) == len(given) and all(type(a) is type(b) and a == b for a, b in zip(expected, given))
