@@ -182,6 +182,7 @@ typedef struct {
     int64_t max_depth, max_copy;
     Py_ssize_t max_int_bytes;
     int bigint;           /* an integer literal longer than max_int_bytes was seen */
+    int broken;           /* the stack went wrong: the real unpickler fails there, tracking stops */
     const char *limit;    /* the limit exceeded, or NULL */
     int64_t limit_value;  /* what it measured */
     int oom;
@@ -716,13 +717,16 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
         default:
             return refuse(at, "byte 0x%02x is not a pickle opcode", (int)op);
         }
-        if (t_step(t, op, k, idx, &why) < 0) {
+        if (!t->broken && t_step(t, op, k, idx, &why) < 0) {
             if (t->oom)
                 return PyErr_NoMemory();
             if (t->limit != NULL)
                 return Py_BuildValue("(nssL)", at, "resource limit exceeded",
                                      t->limit, (long long)t->limit_value);
-            return refuse(at, "%s at opcode 0x%02x", why, (int)op);
+            /* A stack the real unpickler would fail on at this opcode (underflow, no MARK, a GET of
+             * an index never stored): nothing after it runs, so tracking stops here; the parse goes
+             * on, and the static pass names the problem. */
+            t->broken = 1;
         }
         if (op == '.')
             Py_RETURN_NONE;
