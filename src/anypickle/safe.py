@@ -19,7 +19,7 @@ from __future__ import annotations
 import copyreg
 import io
 import pickle
-from typing import Iterable
+from typing import Any, Iterable
 
 from ._allowlist import (
     DEFAULT_ALLOW,
@@ -133,7 +133,10 @@ def _limit_error(verdict: tuple, limits: Limits) -> UnsafePickleError:
     )
 
 
-class _CheckedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+_PyUnpickler: Any = pickle._Unpickler
+
+
+class _CheckedUnpickler(_PyUnpickler):
     """The pure-Python unpickler, restricted like _SafeUnpickler, for streams that name numpy: its
     REDUCE, NEWOBJ and BUILD pass numpy's calls and states through :class:`NumpyGuard` (numpy's
     reconstructors trust their input; the C unpickler offers no hook between a call and a BUILD)."""
@@ -173,9 +176,9 @@ class _CheckedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         if self._guard.build(self.stack[-2], state):
             self.stack.pop()
             return
-        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        _PyUnpickler.load_build(self)
 
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    dispatch = dict(_PyUnpickler.dispatch)
     dispatch[pickle.REDUCE[0]] = _reduce
     dispatch[pickle.NEWOBJ[0]] = _newobj
     dispatch[pickle.NEWOBJ_EX[0]] = _newobj_ex

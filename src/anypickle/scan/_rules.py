@@ -93,7 +93,7 @@ def _literal_str(value: object) -> bool:
 def _digits(value: object) -> int | None:
     """Decimal digits of an integer (or abstract big integer); None for anything else."""
     if type(value) is int or type(value) is bool:
-        return len(str(abs(int(value)))) if value.bit_length() < 14000 else value.bit_length() * 31 // 100  # type: ignore[union-attr]
+        return len(str(abs(int(value)))) if value.bit_length() < 14000 else value.bit_length() * 31 // 100
     if type(value) is BigInt:
         return value.digits
     return None
@@ -124,7 +124,7 @@ def _bytes_arg(value: object, literal: bytes | None = None) -> bool:
         return value == literal or (_made_by(value, ("_codecs", "encode")) and type(value) is Made
                                     and type(value.args) is tuple and value.args[:1] == (literal.decode("latin-1"),))
     return (type(value) is bytes or value is LONG_BYTES or _made_by(value, ("_codecs", "encode"))
-            or (_made_by(value, ("builtins", "bytes")) and value.args == ()))  # type: ignore[union-attr]
+            or (type(value) is Made and _made_by(value, ("builtins", "bytes")) and value.args == ()))
 
 
 def _arg_problem(pair: tuple[str, str], args: tuple, allow: Allowlist, limits: Limits) -> tuple[str, str | None] | None:
