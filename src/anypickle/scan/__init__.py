@@ -15,7 +15,7 @@ from .._limits import DEFAULT_LIMITS, Limits
 from .._backend import Backend
 from .._envelope import is_envelope
 from .._envelope import parse as parse_envelope
-from ..errors import DecodeError, UsageError
+from ..errors import AnyPickleError, DecodeError, UsageError
 from ._container import iter_pickle_members, is_zip
 from ._machine import simulate
 from ._report import Finding, ScanReport
@@ -53,8 +53,21 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
     """Scan a pickle stream (bytes) or a file (``str``/``PathLike``) without executing it.
 
     ``allow`` adds exact ``"module.qualname"`` globals to the default allowlist, as in
-    ``loads(..., safe=True, allow=...)``.
+    ``loads(..., safe=True, allow=...)``. Raises only :class:`~anypickle.errors.AnyPickleError`
+    (a file that cannot be read is a :class:`~anypickle.errors.UsageError`); anything wrong with the
+    content is a finding.
     """
+    try:
+        return _scan(data_or_path, allow)
+    except AnyPickleError:
+        raise
+    except MemoryError:
+        raise DecodeError("out of memory while scanning (the scanner keeps one stream in memory)") from None
+    except RecursionError as exc:  # pragma: no cover - the walk and passes are iterative
+        raise DecodeError(f"scanner error: {exc}") from None
+
+
+def _scan(data_or_path: Source, allow: Iterable[AllowEntry]) -> ScanReport:
     allowlist = build_allowlist(allow)
     if isinstance(data_or_path, (str, os.PathLike)):
         source = os.fspath(data_or_path)
@@ -65,6 +78,8 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
             raise UsageError(f"no such file: {source}") from exc
         except IsADirectoryError as exc:
             raise UsageError(f"is a directory, not a pickle file: {source}") from exc
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc}") from exc
     elif isinstance(data_or_path, (bytes, bytearray, memoryview)):
         source = "<bytes>"
         data = bytes(data_or_path)
@@ -75,9 +90,9 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
     report = ScanReport(source)
     if is_zip(data):
         found_any = False
-        for member, content, problem in iter_pickle_members(data):
+        for member, content, problem, unsafe in iter_pickle_members(data):
             if problem is not None:
-                report.findings.append(Finding("unsafe", "ZIP", 0, problem, member=member))
+                report.findings.append(Finding("unsafe" if unsafe else "warning", "ZIP", 0, problem, member=member))
                 continue
             found_any = True
             report.members.append(member)

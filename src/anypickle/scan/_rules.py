@@ -347,8 +347,8 @@ def _numpy_state_problem(is_dtype: bool, state: object, limits: Limits) -> tuple
     data = state[4]
     if type(data) is Box:
         if data.name != "list" or data.n != items:
-            return (f"a numpy object array of shape {state[1]} ({items} items) given "
-                    f"{data.n if data.name == 'list' else 'no'} item list of {data.n} items"), None
+            given = f"a list of {data.n} items" if data.name == "list" else f"a {data.name}"
+            return f"a numpy object array of shape {state[1]} ({items} items) given {given} (numpy writes exactly one per item)", None
         cap = limits.value("max_array_bytes")
         if cap >= 0 and items * 8 > cap:
             return f"a numpy object array of {items} items (limits.max_array_bytes is {cap})", "max_array_bytes"
