@@ -33,6 +33,12 @@ class Limits:
 
     ``max_array_bytes``: bytes a numpy array's shape asks for (object arrays: 8 per item).
 
+    ``max_hashed_keys``: dict keys and set elements whose hash a stream can choose (anything but
+    str and bytes: ints, tuples, floats...), counting what ``set(list)``-style calls copy as well.
+    Off by default: n keys that all hash alike cost n**2/2 comparisons (10,000: ~1 s; 100,000:
+    ~3 min), and ordinary data has many int keys. Set it when loading untrusted data that has no
+    reason to hold more than that many such keys (docs/security.md, "hash flooding").
+
     ``-1`` (or None) switches a limit off.
     """
 
@@ -40,9 +46,10 @@ class Limits:
     max_copy: int | None = 50_000_000
     max_digits: int | None = 4300
     max_array_bytes: int | None = 1 << 31
+    max_hashed_keys: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_depth", "max_copy", "max_digits", "max_array_bytes"):
+        for name in ("max_depth", "max_copy", "max_digits", "max_array_bytes", "max_hashed_keys"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < -1):
                 raise UsageError(f"Limits.{name} must be a non-negative int, -1 or None, not {value!r}")
@@ -52,10 +59,11 @@ class Limits:
         value = getattr(self, name)
         return -1 if value is None else value
 
-    def c_args(self) -> tuple[int, int, int]:
-        """(max_depth, max_copy, max_int_bytes) for ``_opwalk.memo_check``/``plain_data``."""
+    def c_args(self) -> tuple[int, int, int, int]:
+        """(max_depth, max_copy, max_int_bytes, max_hashed_keys) for ``_opwalk.memo_check``/``plain_data``."""
         digits = self.value("max_digits")
-        return self.value("max_depth"), self.value("max_copy"), -1 if digits < 0 else digits * 100 // 241
+        return (self.value("max_depth"), self.value("max_copy"), -1 if digits < 0 else digits * 100 // 241,
+                self.value("max_hashed_keys"))
 
 
 DEFAULT_LIMITS = Limits()

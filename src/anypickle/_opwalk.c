@@ -169,7 +169,9 @@ crc32(const unsigned char *p, size_t n)
  * the memo) adds its count to `copied`, checked against max_copy. That bounds the quadratic
  * amplification "build L once, call list(GET L) a million times".
  */
-enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4 };
+enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8 };
+/* Record 1 stands for every short str or bytes literal: the one kind of dict key or set element
+ * whose hash is randomized per process (PYTHONHASHSEED), so no stream can make them collide. */
 
 typedef struct {
     int32_t *stack; Py_ssize_t sp, scap;
@@ -179,7 +181,7 @@ typedef struct {
     Py_ssize_t nrec, rcap;
     int32_t *pool; Py_ssize_t npool, poolcap;
     int64_t slack, copied;
-    int64_t max_depth, max_copy;
+    int64_t max_depth, max_copy, max_hashed, hashed;
     Py_ssize_t max_int_bytes;
     int bigint;           /* an integer literal longer than max_int_bytes was seen */
     int broken;           /* the stack went wrong: the real unpickler fails there, tracking stops */
@@ -283,6 +285,26 @@ t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n)
     return t->slack ? t_check_depth(t, t->depth[target]) : 0;
 }
 
+/* Keys of dicts and elements of sets whose hash is not randomized (ints, tuples, floats, objects):
+ * a stream can pick them to collide, and a dict of n colliding keys costs n**2 / 2 comparisons.
+ * Counted only when max_hashed is set (Limits.max_hashed_keys; off by default). */
+static int
+t_hashed(Track *t, const int32_t *items, Py_ssize_t n, Py_ssize_t step)
+{
+    Py_ssize_t i;
+    if (t->max_hashed < 0)
+        return 0;
+    for (i = 0; i < n; i += step)
+        if (!(t->flags[items[i]] & R_STR))
+            t->hashed++;
+    if (t->hashed > t->max_hashed) {
+        t->limit = "max_hashed_keys";
+        t->limit_value = t->hashed;
+        return -1;
+    }
+    return 0;
+}
+
 /* A new container made of items (TUPLE*, LIST, DICT, FROZENSET); tuples keep their items. */
 static int
 t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
@@ -356,6 +378,14 @@ t_call(Track *t, const int32_t *args, Py_ssize_t n)
             count += t->count[a];
         }
     }
+    if (t->max_hashed >= 0) {  /* set(L), frozenset(L), dict(pairs) hash what they copy */
+        t->hashed += count;
+        if (t->hashed > t->max_hashed) {
+            t->limit = "max_hashed_keys";
+            t->limit_value = t->hashed;
+            return -1;
+        }
+    }
     r = t_new(t, d + 1, count);
     if (r < 0 || t_check_depth(t, d + 1) < 0)
         return -1;
@@ -406,9 +436,15 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
     case 'B': case 'X': case 'T': case 0x8d: case 0x8e: case 0x96: case 'S': case 'V':
         if (k > BIG_LITERAL) {
             r = t_new(t, 0, k);
-            return r < 0 ? -1 : t_push(t, r);
+            if (r < 0)
+                return -1;
+            if (op != 0x96)
+                t->flags[r] |= R_STR;
+            return t_push(t, r);
         }
-        return t_push(t, 0);
+        return t_push(t, op == 0x96 ? 0 : 1);
+    case 'U': case 'C': case 0x8c:
+        return t_push(t, 1);
     case 0x8a: case 0x8b:
         if (t->max_int_bytes >= 0 && k > t->max_int_bytes)
             t->bigint = 1;
@@ -418,8 +454,8 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
         if (t->max_int_bytes >= 0 && k * 100 > (Py_ssize_t)t->max_int_bytes * 241)
             t->bigint = 1;
         return t_push(t, 0);
-    case 'F': case 'J': case 'K': case 'M': case 'G': case 'N': case 0x88: case 0x89: case 'U':
-    case 'C': case 0x8c: case 'c': case 'P': case 0x82: case 0x83: case 0x84: case 0x97:
+    case 'F': case 'J': case 'K': case 'M': case 'G': case 'N': case 0x88: case 0x89:
+    case 'c': case 'P': case 0x82: case 0x83: case 0x84: case 0x97:
         return t_push(t, 0);
     case '(':
         if (grow((void **)&t->marks, &t->mcap, t->nm + 1, sizeof(Py_ssize_t)) < 0)
@@ -434,6 +470,8 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
         items = t_pop_mark(t, &n);
         if (n < 0)
             goto nomark;
+        if ((op == 'd' || op == 0x91) && t_hashed(t, items, n, op == 'd' ? 2 : 1) < 0)
+            return -1;
         return t_container(t, items, n, op == 't');
     case 0x85: case 0x86: case 0x87:
         n = op - 0x85 + 1;
@@ -446,6 +484,8 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
         if (t->sp < n + 1)
             goto underflow;
         t->sp -= n;
+        if (op == 's' && t_hashed(t, t->stack + t->sp, 1, 1) < 0)
+            return -1;
         return t_insert(t, t->stack[t->sp - 1], t->stack + t->sp, n);
     case 'e': case 'u': case 0x90:
         items = t_pop_mark(t, &n);
@@ -453,6 +493,8 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
             goto nomark;
         if (t->sp < 1)
             goto underflow;
+        if (op != 'e' && t_hashed(t, items, n, op == 'u' ? 2 : 1) < 0)
+            return -1;
         return t_insert(t, t->stack[t->sp - 1], items, n);
     case '0':
         if (t->nm > 0 && t->marks[t->nm - 1] == t->sp)
@@ -744,12 +786,26 @@ enum { DEFAULT_MAX_DEPTH = 1000 };
 #define DEFAULT_MAX_INT_BYTES 1786  /* 4300 decimal digits */
 
 static void
-track_init(Track *t, long long max_depth, long long max_copy, Py_ssize_t max_int_bytes)
+track_init(Track *t, long long max_depth, long long max_copy, Py_ssize_t max_int_bytes, long long max_hashed)
 {
     memset(t, 0, sizeof *t);
     t->max_depth = max_depth;
     t->max_copy = max_copy;
     t->max_int_bytes = max_int_bytes;
+    t->max_hashed = max_hashed;
+}
+
+/* Records 0 (scalars and globals) and 1 (short str and bytes literals). */
+static int
+track_start(Track *t)
+{
+    if (t_new(t, 0, 0) < 0 || t_new(t, 0, 0) < 0) {
+        track_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->flags[1] = R_STR;
+    return 0;
 }
 
 /* walk() over any bytes-like object; *active tells whether an importing/calling opcode was seen. */
@@ -770,19 +826,22 @@ walk_buffer(PyObject *arg, int *active, int stop_at_active, Track *t)
 static int
 parse_limits(PyObject *const *args, Py_ssize_t nargs, Track *t, const char *name)
 {
-    long long max_depth = DEFAULT_MAX_DEPTH, max_copy = DEFAULT_MAX_COPY;
+    long long max_depth = DEFAULT_MAX_DEPTH, max_copy = DEFAULT_MAX_COPY, max_hashed = -1;
     Py_ssize_t max_int_bytes = DEFAULT_MAX_INT_BYTES;
-    if (nargs < 1 || nargs > 4) {
-        PyErr_Format(PyExc_TypeError, "%s(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786)", name);
+    if (nargs < 1 || nargs > 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, max_hashed_keys=-1)", name);
         return -1;
     }
+    if (nargs > 4 && (max_hashed = PyLong_AsLongLong(args[4])) == -1 && PyErr_Occurred())
+        return -1;
     if (nargs > 1 && (max_depth = PyLong_AsLongLong(args[1])) == -1 && PyErr_Occurred())
         return -1;
     if (nargs > 2 && (max_copy = PyLong_AsLongLong(args[2])) == -1 && PyErr_Occurred())
         return -1;
     if (nargs > 3 && (max_int_bytes = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred())
         return -1;
-    track_init(t, max_depth, max_copy, max_int_bytes);
+    track_init(t, max_depth, max_copy, max_int_bytes, max_hashed);
     return 0;
 }
 
@@ -793,12 +852,8 @@ memo_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Track t;
     PyObject *result;
 
-    if (parse_limits(args, nargs, &t, "memo_check") < 0)
+    if (parse_limits(args, nargs, &t, "memo_check") < 0 || track_start(&t) < 0)
         return NULL;
-    if (t_new(&t, 0, 0) < 0) {  /* record 0: every scalar and global */
-        track_free(&t);
-        return PyErr_NoMemory();
-    }
     result = walk_buffer(args[0], &active, 0, &t);
     if (result == Py_None && t.bigint) {
         Py_DECREF(result);
@@ -815,12 +870,8 @@ plain_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Track t;
     PyObject *result;
 
-    if (parse_limits(args, nargs, &t, "plain_data") < 0)
+    if (parse_limits(args, nargs, &t, "plain_data") < 0 || track_start(&t) < 0)
         return NULL;
-    if (t_new(&t, 0, 0) < 0) {
-        track_free(&t);
-        return PyErr_NoMemory();
-    }
     result = walk_buffer(args[0], &active, 1, &t);
     track_free(&t);
     if (result == NULL)
@@ -868,11 +919,9 @@ load_envelope(PyObject *data, int safe)
         int active = 0;
         Track t;
         PyObject *verdict;
-        track_init(&t, DEFAULT_MAX_DEPTH, DEFAULT_MAX_COPY, DEFAULT_MAX_INT_BYTES);
-        if (t_new(&t, 0, 0) < 0) {
-            track_free(&t);
-            return PyErr_NoMemory();
-        }
+        track_init(&t, DEFAULT_MAX_DEPTH, DEFAULT_MAX_COPY, DEFAULT_MAX_INT_BYTES, -1);
+        if (track_start(&t) < 0)
+            return NULL;
         verdict = walk(buf + ENVELOPE_SIZE, n - ENVELOPE_SIZE, &active, 1, &t);
         track_free(&t);
         if (verdict == NULL)
@@ -1088,18 +1137,19 @@ static PyTypeObject FastLoadsType = {
 };
 
 PyDoc_STRVAR(plain_data_doc,
-"plain_data(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, /)\n--\n\n"
+"plain_data(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, max_hashed_keys=-1, /)\n--\n\n"
 "True when memo_check(data) passes and the stream has no opcode that imports, calls or builds\n"
 "anything (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*, PERSID, BINPERSID, REDUCE, BUILD, NEWOBJ*,\n"
 "out-of-band buffers): then only builtin containers and scalars can come out of it.");
 
 PyDoc_STRVAR(memo_check_doc,
-"memo_check(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, /)\n--\n\n"
+"memo_check(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, max_hashed_keys=-1, /)\n--\n\n"
 "Walk a pickle stream's opcodes without executing anything. Return None when every memo index is\n"
 "the next free one, no opcode straddles a frame's end and the stream ends with its first STOP;\n"
 "False when it is sound but holds an integer literal longer than max_int_bytes; (position,\n"
 "message) for the first problem; (position, message, limit name, measured) when the nesting\n"
-"depth or the items copied by constructor calls exceed max_depth or max_copy (-1: no limit).");
+"depth, the items copied by constructor calls, or the dict keys and set elements whose hash is\n"
+"not randomized exceed max_depth, max_copy or max_hashed_keys (-1: no limit).");
 
 static PyMethodDef methods[] = {
     {"memo_check", (PyCFunction)(void (*)(void))memo_check, METH_FASTCALL, memo_check_doc},
