@@ -155,40 +155,63 @@ class NumpyGuard:
                 if not (type(value) is tuple and 2 <= len(value) <= 3):
                     raise _refuse("malformed field in a dtype state")
                 self._sealed(value[0], "a field's dtype")
-        np = self.np
         try:
-            probe = np.dtype(*args)
-            probe.__setstate__(state)
-            canonical = self._canonical(probe)
-            expected = canonical.__reduce__()
+            candidates = self._candidates(args[0], state)
         except UnsafePickleError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
             raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
-        if expected[1] != args or not _same_state(expected[2], state):
-            raise _refuse(f"a dtype BUILD state that is not what numpy writes for {canonical}: {state!r:.200}")
+        for canonical in candidates:
+            expected = canonical.__reduce__()
+            if expected[1] == args and _same_state(expected[2], state):
+                break
+        else:
+            raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}")
+        # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
+        # public, validating constructors: applying it is what unpickling numpy's own pickle does.
+        # (numpy's __setstate__ itself trusts its input: a datetime type given a state without
+        # metadata crashes inside it, so no state is applied before this comparison.)
         dtype.__setstate__(state)
         self.sealed[id(dtype)] = dtype
 
-    def _canonical(self, probe: Any) -> Any:
-        """The dtype ``probe`` describes, rebuilt through numpy's public, validating constructors."""
+    def _candidates(self, typestr: str, state: tuple) -> list[Any]:
+        """The dtypes a state could describe, built through numpy's public constructors only."""
         np = self.np
-        if probe.names is not None:
-            fields = probe.fields
+        endian, sub, names, fields, elsize = state[1], state[2], state[3], state[4], state[5]
+        if names is not None:
+            if not (type(names) is tuple and all(type(n) is str for n in names) and type(fields) is dict
+                    and all(n in fields for n in names)):
+                raise _refuse("malformed names or fields in a dtype state")
             spec = {
-                "names": list(probe.names),
-                "formats": [fields[n][0] for n in probe.names],
-                "offsets": [fields[n][1] for n in probe.names],
-                "titles": [fields[n][2] if len(fields[n]) > 2 else None for n in probe.names],
-                "itemsize": probe.itemsize,
+                "names": list(names),
+                "formats": [fields[n][0] for n in names],
+                "offsets": [fields[n][1] for n in names],
+                "titles": [fields[n][2] if len(fields[n]) > 2 else None for n in names],
+                "itemsize": elsize,
             }
-            return np.dtype(spec, align=bool(probe.isalignedstruct))
-        if probe.subdtype is not None:
-            base, shape = probe.subdtype
-            return np.dtype((base, shape))
-        if probe.metadata is not None:
-            raise _refuse("dtype metadata is not loaded by safe=True")
-        return np.dtype(probe.str)
+            found = []
+            for align in (False, True):  # numpy refuses offsets an aligned struct cannot have
+                try:
+                    found.append(np.dtype(spec, align=align))
+                except (TypeError, ValueError):
+                    continue
+            if not found:
+                raise _refuse("a structured dtype numpy's constructor refuses (overlapping objects, bad offsets)")
+            return found
+        if sub is not None:
+            return [np.dtype((sub[0], sub[1]))]
+        if type(endian) is not str or endian not in "<>|=" or len(endian) != 1:
+            raise _refuse("malformed byte order in a dtype state")
+        prefix = "" if endian == "|" else endian
+        if len(state) == 9 and typestr[:1] in ("M", "m"):
+            meta = state[8]
+            if not (type(meta) is tuple and len(meta) == 2 and type(meta[1]) is tuple and len(meta[1]) == 4
+                    and type(meta[1][0]) is bytes and type(meta[1][1]) is int):
+                raise _refuse("malformed datetime metadata in a dtype state")
+            unit, num = meta[1][0].decode("ascii"), meta[1][1]
+            suffix = "" if unit == "generic" else f"[{num if num != 1 else ''}{unit}]"
+            return [np.dtype(prefix + typestr + suffix)]
+        return [np.dtype(prefix + typestr)]
 
     def _build_array(self, array: Any, state: Any) -> None:
         if self.pending_arrays.pop(id(array), None) is not array:
