@@ -384,6 +384,7 @@ def build_cases() -> dict[str, Case]:
     for _ in range(200):
         value = [value]
     cases["list_200_deep_ok"] = Case(4, pickle.dumps(value, 4), expect="loads")
+    cases.update(_more_cases())
     return cases
 
 
@@ -407,3 +408,21 @@ def int_hash_flood(keys: int) -> bytes:
     """A dict of ``keys`` distinct int keys that all hash to 0 (multiples of 2**61 - 1)."""
     p = (1 << 61) - 1
     return pickle.dumps({p * (k + 1): None for k in range(keys)}, 4)
+
+
+def _more_cases() -> dict[str, Case]:
+    """numpy reached through OBJ and INST instead of REDUCE, and through the copyreg helpers."""
+    cases = {}
+    a = Asm()
+    a.mark().g(NP, "scalar").g("numpy", "dtype").mark().s("O8").false().true().tuple().reduce()
+    a.b(b"AAAAAAAA").op(b"o")  # OBJ scalar(<unbuilt object dtype>, b"AAAAAAAA")
+    cases["numpy_scalar_through_obj"] = Case(1, a.stop())
+    a = Asm()
+    a.mark().g("numpy", "dtype").mark().s("O8").false().true().tuple().reduce()
+    a.b(b"AAAAAAAA").op(f"i{NP}\nscalar\n".encode())  # INST
+    cases["numpy_scalar_through_inst"] = Case(1, a.stop())
+    a = Asm()
+    a.g(NP, "scalar").mark().g("copyreg", "__newobj__").mark().g("numpy", "dtype").s("O8").false().true().tuple().reduce()
+    a.b(b"AAAAAAAA").tuple().reduce()
+    cases["numpy_scalar_of_newobj_dtype"] = Case(1, a.stop())
+    return cases

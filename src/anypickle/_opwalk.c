@@ -169,7 +169,7 @@ crc32(const unsigned char *p, size_t n)
  * the memo) adds its count to `copied`, checked against max_copy. That bounds the quadratic
  * amplification "build L once, call list(GET L) a million times".
  */
-enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8 };
+enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8, INLINE = 48 };
 /* Record 1 stands for every short str or bytes literal: the one kind of dict key or set element
  * whose hash is randomized per process (PYTHONHASHSEED), so no stream can make them collide. */
 
@@ -188,10 +188,15 @@ typedef struct {
     const char *limit;    /* the limit exceeded, or NULL */
     int64_t limit_value;  /* what it measured */
     int oom;
+    /* First blocks inline: small streams (the common case on the fast path) allocate nothing. */
+    int32_t stack0[INLINE]; Py_ssize_t marks0[INLINE]; int32_t memo0[INLINE];
+    int64_t depth0[INLINE]; int64_t count0[INLINE]; unsigned char flags0[INLINE];
+    int64_t poff0[INLINE]; int32_t plen0[INLINE]; int32_t pool0[INLINE];
 } Track;
 
+/* Grow an array that starts in inline storage (inline_buf, INLINE entries). */
 static int
-grow(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t size)
+grow_from(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t size, void *inline_buf)
 {
     Py_ssize_t ncap;
     void *p;
@@ -200,7 +205,13 @@ grow(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t size)
     ncap = *cap ? *cap * 2 : 64;
     while (ncap < need)
         ncap *= 2;
-    p = PyMem_Realloc(*arr, (size_t)ncap * size);
+    if (*arr == inline_buf) {
+        p = PyMem_Malloc((size_t)ncap * size);
+        if (p != NULL)
+            memcpy(p, inline_buf, (size_t)*cap * size);
+    }
+    else
+        p = PyMem_Realloc(*arr, (size_t)ncap * size);
     if (p == NULL)
         return -1;
     *arr = p;
@@ -208,18 +219,27 @@ grow(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t size)
     return 0;
 }
 
+#define grow(arr, cap, need, size) grow_from((void **)(arr), (cap), (need), (size), NULL)
+
+static void
+free_unless(void *p, void *inline_buf)
+{
+    if (p != inline_buf)
+        PyMem_Free(p);
+}
+
 static void
 track_free(Track *t)
 {
-    PyMem_Free(t->stack); PyMem_Free(t->marks); PyMem_Free(t->memo);
-    PyMem_Free(t->depth); PyMem_Free(t->count); PyMem_Free(t->flags); PyMem_Free(t->poff);
-    PyMem_Free(t->plen); PyMem_Free(t->pool);
+    free_unless(t->stack, t->stack0); free_unless(t->marks, t->marks0); free_unless(t->memo, t->memo0);
+    free_unless(t->depth, t->depth0); free_unless(t->count, t->count0); free_unless(t->flags, t->flags0);
+    free_unless(t->poff, t->poff0); free_unless(t->plen, t->plen0); free_unless(t->pool, t->pool0);
 }
 
 static int
 t_push(Track *t, int32_t r)
 {
-    if (t->sp >= t->scap && grow((void **)&t->stack, &t->scap, t->sp + 1, sizeof(int32_t)) < 0)
+    if (t->sp >= t->scap && grow_from((void **)&t->stack, &t->scap, t->sp + 1, sizeof(int32_t), t->stack0) < 0)
         return t->oom = 1, -1;
     t->stack[t->sp++] = r;
     return 0;
@@ -233,11 +253,11 @@ t_new(Track *t, int64_t depth, int64_t count)
         return t->oom = 1, -1;
     if (t->nrec >= t->rcap) {
         Py_ssize_t c;
-        c = cap; if (grow((void **)&t->depth, &c, t->nrec + 1, sizeof(int64_t)) < 0) return t->oom = 1, -1;
-        c = cap; if (grow((void **)&t->count, &c, t->nrec + 1, sizeof(int64_t)) < 0) return t->oom = 1, -1;
-        c = cap; if (grow((void **)&t->flags, &c, t->nrec + 1, 1) < 0) return t->oom = 1, -1;
-        c = cap; if (grow((void **)&t->poff, &c, t->nrec + 1, sizeof(int64_t)) < 0) return t->oom = 1, -1;
-        c = cap; if (grow((void **)&t->plen, &c, t->nrec + 1, sizeof(int32_t)) < 0) return t->oom = 1, -1;
+        c = cap; if (grow_from((void **)&t->depth, &c, t->nrec + 1, sizeof(int64_t), t->depth0) < 0) return t->oom = 1, -1;
+        c = cap; if (grow_from((void **)&t->count, &c, t->nrec + 1, sizeof(int64_t), t->count0) < 0) return t->oom = 1, -1;
+        c = cap; if (grow_from((void **)&t->flags, &c, t->nrec + 1, 1, t->flags0) < 0) return t->oom = 1, -1;
+        c = cap; if (grow_from((void **)&t->poff, &c, t->nrec + 1, sizeof(int64_t), t->poff0) < 0) return t->oom = 1, -1;
+        c = cap; if (grow_from((void **)&t->plen, &c, t->nrec + 1, sizeof(int32_t), t->plen0) < 0) return t->oom = 1, -1;
         t->rcap = c;
     }
     t->depth[t->nrec] = depth;
@@ -313,7 +333,7 @@ t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
     if (r < 0)
         return -1;
     if (is_tuple && n) {
-        if (grow((void **)&t->pool, &t->poolcap, t->npool + n, sizeof(int32_t)) < 0)
+        if (grow_from((void **)&t->pool, &t->poolcap, t->npool + n, sizeof(int32_t), t->pool0) < 0)
             return t->oom = 1, -1;
         memcpy(t->pool + t->npool, items, (size_t)n * sizeof(int32_t));
         t->poff[r] = t->npool;
@@ -458,7 +478,7 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
     case 'c': case 'P': case 0x82: case 0x83: case 0x84: case 0x97:
         return t_push(t, 0);
     case '(':
-        if (grow((void **)&t->marks, &t->mcap, t->nm + 1, sizeof(Py_ssize_t)) < 0)
+        if (grow_from((void **)&t->marks, &t->mcap, t->nm + 1, sizeof(Py_ssize_t), t->marks0) < 0)
             return t->oom = 1, -1;
         t->marks[t->nm++] = t->sp;
         return 0;
@@ -514,7 +534,7 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
     case 'p': case 'q': case 'r': case 0x94:
         if (t->sp < 1)
             goto underflow;
-        if (grow((void **)&t->memo, &t->memocap, t->nmemo + 1, sizeof(int32_t)) < 0)
+        if (grow_from((void **)&t->memo, &t->memocap, t->nmemo + 1, sizeof(int32_t), t->memo0) < 0)
             return t->oom = 1, -1;
         t->memo[t->nmemo++] = t->stack[t->sp - 1];
         return 0;
@@ -606,6 +626,11 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
     Py_ssize_t pos = 0;
     Py_ssize_t frame_end = -1;  /* end of the current FRAME, -1 outside frames */
     Py_ssize_t memo_count = 0;  /* memo entries made so far: the only index a PUT may use */
+
+    /* Plain data (stop_at_active: no call, no BUILD) copies nothing, and cannot nest deeper than it
+     * has bytes: a short plain stream needs no tracking (the fast path for small payloads). */
+    if (stop_at_active && t->max_hashed < 0 && (t->max_depth < 0 || n <= t->max_depth))
+        t->broken = 1;
 
     for (;;) {
         Py_ssize_t at = pos, limit, avail, k = 0;
@@ -788,7 +813,14 @@ enum { DEFAULT_MAX_DEPTH = 1000 };
 static void
 track_init(Track *t, long long max_depth, long long max_copy, Py_ssize_t max_int_bytes, long long max_hashed)
 {
-    memset(t, 0, sizeof *t);
+    /* Only the header fields are cleared: the inline blocks are written before they are read. */
+    memset(t, 0, offsetof(Track, stack0));
+    t->stack = t->stack0; t->scap = INLINE;
+    t->marks = t->marks0; t->mcap = INLINE;
+    t->memo = t->memo0; t->memocap = INLINE;
+    t->depth = t->depth0; t->count = t->count0; t->flags = t->flags0; t->poff = t->poff0; t->plen = t->plen0;
+    t->rcap = INLINE;
+    t->pool = t->pool0; t->poolcap = INLINE;
     t->max_depth = max_depth;
     t->max_copy = max_copy;
     t->max_int_bytes = max_int_bytes;

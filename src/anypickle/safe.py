@@ -19,6 +19,8 @@ from __future__ import annotations
 import copyreg
 import io
 import pickle
+import struct
+import sys
 from typing import Any, Iterable
 
 from ._allowlist import (
@@ -144,6 +146,7 @@ class _CheckedUnpickler(_PyUnpickler):
     _allow: Allowlist
     _py2_names: bool
     _guard: NumpyGuard
+    _raw: Any  # the file, for reading large buffers straight into place
 
     find_class = _SafeUnpickler.find_class
     _inert_only = False
@@ -171,6 +174,13 @@ class _CheckedUnpickler(_PyUnpickler):
             raise UnsafePickleError(f"refused numpy reconstruction: NEWOBJ_EX of {cls.__qualname__}")
         self.stack.append(cls.__new__(cls, *args, **kwargs))
 
+    def _instantiate(self, klass: Any, args: tuple) -> None:
+        # OBJ and INST: the same guard as REDUCE (a scalar() reached through OBJ is still numpy's).
+        if self._guard.handles(klass):
+            self.append(self._guard.call(klass, args))
+            return
+        super()._instantiate(klass, args)
+
     def _build(self) -> None:
         state = self.stack[-1]
         if self._guard.build(self.stack[-2], state):
@@ -178,7 +188,28 @@ class _CheckedUnpickler(_PyUnpickler):
             return
         _PyUnpickler.load_build(self)
 
+    def _bytearray8(self) -> None:
+        # pickle.py fills a fresh bytearray through readinto (slow for an 8 MB array): read, copy once.
+        (size,) = struct.unpack("<Q", self.read(8))
+        if size > sys.maxsize:
+            raise pickle.UnpicklingError("BYTEARRAY8 exceeds system's maximum size")
+        frame = self._unframer.current_frame
+        if frame is not None:  # a frame read to its end is no frame (what _Unframer.read checks)
+            pos = frame.tell()
+            if frame.seek(0, io.SEEK_END) == pos:
+                self._unframer.current_frame = frame = None
+            else:
+                frame.seek(pos)
+        if frame is None and size > 1 << 16:  # outside frames, as picklers write large buffers
+            array = bytearray(size)
+            if self._raw.readinto(array) != size:
+                raise pickle.UnpicklingError("pickle data was truncated")
+            self.append(array)
+            return
+        self.append(bytearray(self.read(size)))
+
     dispatch = dict(_PyUnpickler.dispatch)
+    dispatch[pickle.BYTEARRAY8[0]] = _bytearray8
     dispatch[pickle.REDUCE[0]] = _reduce
     dispatch[pickle.NEWOBJ[0]] = _newobj
     dispatch[pickle.NEWOBJ_EX[0]] = _newobj_ex
@@ -198,6 +229,7 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers, guard: Nu
     if guard is not None:
         unpickler = _CheckedUnpickler(file, buffers=buffers)
         unpickler._guard = guard
+        unpickler._raw = file
     else:
         unpickler = _SafeUnpickler(file, buffers=buffers)
     unpickler._allow = allow
@@ -273,8 +305,8 @@ def safe_loads(
         raise refusal
     if type(verdict) is tuple:  # fail closed: the C walk's refusal stands even if the scanner missed it
         raise UnsafePickleError(f"refused at byte {verdict[0]}: {verdict[1]}", position=verdict[0])
+    guard = NumpyGuard(lim) if names_numpy else None
     try:
-        guard = NumpyGuard(lim) if names_numpy else None
         return _load(raw, allowlist, inert_only=False, buffers=buffers, guard=guard)
     except _NeedsScan:  # pragma: no cover - the static pass refuses trailing bytes first
         raise UnsafePickleError("bytes after STOP") from None
@@ -284,3 +316,6 @@ def safe_loads(
         raise UnsafePickleError(f"refused: the stream nests too deeply to load ({exc})", limit="max_depth") from None
     except Exception as exc:
         raise DecodeError(f"cannot load this pickle: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if guard is not None:
+            guard.close()
