@@ -27,6 +27,14 @@
 
 enum { HIGHEST_PROTOCOL = 5 };
 
+#ifndef Py_ALWAYS_INLINE  /* CPython 3.10 */
+#  if defined(__GNUC__) || defined(__clang__)
+#    define Py_ALWAYS_INLINE __attribute__((always_inline))
+#  else
+#    define Py_ALWAYS_INLINE
+#  endif
+#endif
+
 /* Argument kinds, indexed by opcode byte. */
 enum {
     A_BAD = 0,   /* not an opcode */
@@ -174,10 +182,18 @@ enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8, IN
  * whose hash is randomized per process (PYTHONHASHSEED), so no stream can make them collide. */
 
 typedef struct {
+    int64_t depth;
+    int64_t count;
+    int64_t poff;
+    int32_t plen;
+    int32_t flags;
+} Rec;
+
+typedef struct {
     int32_t *stack; Py_ssize_t sp, scap;
     Py_ssize_t *marks; Py_ssize_t nm, mcap;
     int32_t *memo; Py_ssize_t nmemo, memocap;
-    int64_t *depth; int64_t *count; unsigned char *flags; int64_t *poff; int32_t *plen;
+    Rec *rec;
     Py_ssize_t nrec, rcap;
     int32_t *pool; Py_ssize_t npool, poolcap;
     int64_t slack, copied;
@@ -190,8 +206,7 @@ typedef struct {
     int oom;
     /* First blocks inline: small streams (the common case on the fast path) allocate nothing. */
     int32_t stack0[INLINE]; Py_ssize_t marks0[INLINE]; int32_t memo0[INLINE];
-    int64_t depth0[INLINE]; int64_t count0[INLINE]; unsigned char flags0[INLINE];
-    int64_t poff0[INLINE]; int32_t plen0[INLINE]; int32_t pool0[INLINE];
+    Rec rec0[INLINE]; int32_t pool0[INLINE];
 } Track;
 
 /* Grow an array that starts in inline storage (inline_buf, INLINE entries). */
@@ -221,22 +236,49 @@ grow_from(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t size, void *inlin
 
 #define grow(arr, cap, need, size) grow_from((void **)(arr), (cap), (need), (size), NULL)
 
+/* Grown arrays are kept between walks (up to CACHE_MAX bytes each) and handed to the next walk:
+ * reallocating a large stream's arrays on every call cost a third of the tracking. The GIL is held
+ * for the whole walk and the walk calls no Python code, so one cache per array is enough. */
+enum { CACHE_MAX = 1 << 22 };
+typedef struct { void *p; Py_ssize_t cap; } Cached;
+static Cached cache_stack, cache_marks, cache_memo, cache_rec, cache_pool;
+
 static void
-free_unless(void *p, void *inline_buf)
+cache_take(Cached *c, void **arr, Py_ssize_t *cap)
 {
-    if (p != inline_buf)
+    if (c->p != NULL && c->cap > *cap) {
+        *arr = c->p;
+        *cap = c->cap;
+        c->p = NULL;
+        c->cap = 0;
+    }
+}
+
+static void
+cache_give(Cached *c, void *p, Py_ssize_t cap, size_t size, void *inline_buf)
+{
+    if (p == inline_buf)
+        return;
+    if ((size_t)cap * size <= CACHE_MAX && cap > c->cap) {
+        PyMem_Free(c->p);
+        c->p = p;
+        c->cap = cap;
+    }
+    else
         PyMem_Free(p);
 }
 
 static void
 track_free(Track *t)
 {
-    free_unless(t->stack, t->stack0); free_unless(t->marks, t->marks0); free_unless(t->memo, t->memo0);
-    free_unless(t->depth, t->depth0); free_unless(t->count, t->count0); free_unless(t->flags, t->flags0);
-    free_unless(t->poff, t->poff0); free_unless(t->plen, t->plen0); free_unless(t->pool, t->pool0);
+    cache_give(&cache_stack, t->stack, t->scap, sizeof(int32_t), t->stack0);
+    cache_give(&cache_marks, t->marks, t->mcap, sizeof(Py_ssize_t), t->marks0);
+    cache_give(&cache_memo, t->memo, t->memocap, sizeof(int32_t), t->memo0);
+    cache_give(&cache_rec, t->rec, t->rcap, sizeof(Rec), t->rec0);
+    cache_give(&cache_pool, t->pool, t->poolcap, sizeof(int32_t), t->pool0);
 }
 
-static int
+static Py_ALWAYS_INLINE inline int
 t_push(Track *t, int32_t r)
 {
     if (t->sp >= t->scap && grow_from((void **)&t->stack, &t->scap, t->sp + 1, sizeof(int32_t), t->stack0) < 0)
@@ -245,30 +287,26 @@ t_push(Track *t, int32_t r)
     return 0;
 }
 
-static int32_t
+static Py_ALWAYS_INLINE inline int32_t
 t_new(Track *t, int64_t depth, int64_t count)
 {
-    Py_ssize_t cap = t->rcap;
     if (t->nrec >= INT32_MAX)
         return t->oom = 1, -1;
-    if (t->nrec >= t->rcap) {
-        Py_ssize_t c;
-        c = cap; if (grow_from((void **)&t->depth, &c, t->nrec + 1, sizeof(int64_t), t->depth0) < 0) return t->oom = 1, -1;
-        c = cap; if (grow_from((void **)&t->count, &c, t->nrec + 1, sizeof(int64_t), t->count0) < 0) return t->oom = 1, -1;
-        c = cap; if (grow_from((void **)&t->flags, &c, t->nrec + 1, 1, t->flags0) < 0) return t->oom = 1, -1;
-        c = cap; if (grow_from((void **)&t->poff, &c, t->nrec + 1, sizeof(int64_t), t->poff0) < 0) return t->oom = 1, -1;
-        c = cap; if (grow_from((void **)&t->plen, &c, t->nrec + 1, sizeof(int32_t), t->plen0) < 0) return t->oom = 1, -1;
-        t->rcap = c;
+    if (t->nrec >= t->rcap
+        && grow_from((void **)&t->rec, &t->rcap, t->nrec + 1, sizeof(Rec), t->rec0) < 0)
+        return t->oom = 1, -1;
+    {
+        Rec *r = &t->rec[t->nrec];
+        r->depth = depth;
+        r->count = count;
+        r->flags = 0;
+        r->poff = 0;
+        r->plen = 0;
     }
-    t->depth[t->nrec] = depth;
-    t->count[t->nrec] = count;
-    t->flags[t->nrec] = 0;
-    t->poff[t->nrec] = 0;
-    t->plen[t->nrec] = 0;
     return (int32_t)t->nrec++;
 }
 
-static int
+static Py_ALWAYS_INLINE inline int
 t_check_depth(Track *t, int64_t depth)
 {
     if (t->max_depth >= 0 && depth + t->slack > t->max_depth) {
@@ -280,7 +318,7 @@ t_check_depth(Track *t, int64_t depth)
 }
 
 /* Put items into target (APPEND(S), SETITEM(S), ADDITEMS, BUILD). */
-static int
+static Py_ALWAYS_INLINE inline int
 t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n)
 {
     int64_t d = 0;
@@ -288,21 +326,21 @@ t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n)
     for (i = 0; i < n; i++) {
         int32_t r = items[i];
         if (r) {
-            t->flags[r] |= R_EMBEDDED;
-            if (t->depth[r] > d)
-                d = t->depth[r];
+            t->rec[r].flags |= R_EMBEDDED;
+            if (t->rec[r].depth > d)
+                d = t->rec[r].depth;
         }
     }
     if (target == 0)
         return 0;  /* into a scalar or global: the real load fails, the static pass refuses it */
-    t->count[target] += n;
-    if (d + 1 > t->depth[target]) {
-        if (t->flags[target] & R_EMBEDDED)
-            t->slack += d + 1 - t->depth[target];
-        t->depth[target] = d + 1;
+    t->rec[target].count += n;
+    if (d + 1 > t->rec[target].depth) {
+        if (t->rec[target].flags & R_EMBEDDED)
+            t->slack += d + 1 - t->rec[target].depth;
+        t->rec[target].depth = d + 1;
         return t_check_depth(t, d + 1);
     }
-    return t->slack ? t_check_depth(t, t->depth[target]) : 0;
+    return t->slack ? t_check_depth(t, t->rec[target].depth) : 0;
 }
 
 /* Keys of dicts and elements of sets whose hash is not randomized (ints, tuples, floats, objects):
@@ -315,7 +353,7 @@ t_hashed(Track *t, const int32_t *items, Py_ssize_t n, Py_ssize_t step)
     if (t->max_hashed < 0)
         return 0;
     for (i = 0; i < n; i += step)
-        if (!(t->flags[items[i]] & R_STR))
+        if (!(t->rec[items[i]].flags & R_STR))
             t->hashed++;
     if (t->hashed > t->max_hashed) {
         t->limit = "max_hashed_keys";
@@ -326,7 +364,7 @@ t_hashed(Track *t, const int32_t *items, Py_ssize_t n, Py_ssize_t step)
 }
 
 /* A new container made of items (TUPLE*, LIST, DICT, FROZENSET); tuples keep their items. */
-static int
+static Py_ALWAYS_INLINE inline int
 t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
 {
     int32_t r = t_new(t, 1, 0);
@@ -335,11 +373,17 @@ t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
     if (is_tuple && n) {
         if (grow_from((void **)&t->pool, &t->poolcap, t->npool + n, sizeof(int32_t), t->pool0) < 0)
             return t->oom = 1, -1;
-        memcpy(t->pool + t->npool, items, (size_t)n * sizeof(int32_t));
-        t->poff[r] = t->npool;
-        t->plen[r] = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        if (n <= 4) {
+            Py_ssize_t i;
+            for (i = 0; i < n; i++)
+                t->pool[t->npool + i] = items[i];
+        }
+        else
+            memcpy(t->pool + t->npool, items, (size_t)n * sizeof(int32_t));
+        t->rec[r].poff = t->npool;
+        t->rec[r].plen = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
         t->npool += n;
-        t->flags[r] |= R_TUPLE;
+        t->rec[r].flags |= R_TUPLE;
     }
     if (t_insert(t, r, items, n) < 0)
         return -1;
@@ -347,16 +391,16 @@ t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
 }
 
 /* What consuming record r (a call argument or BUILD state) may copy. */
-static int
+static Py_ALWAYS_INLINE inline int
 t_consume(Track *t, int32_t r)
 {
-    if (r == 0 || t->count[r] == 0)
+    if (r == 0 || t->rec[r].count == 0)
         return 0;
-    if (!(t->flags[r] & R_USED)) {
-        t->flags[r] |= R_USED;
+    if (!(t->rec[r].flags & R_USED)) {
+        t->rec[r].flags |= R_USED;
         return 0;
     }
-    t->copied += t->count[r];
+    t->copied += t->rec[r].count;
     if (t->max_copy >= 0 && t->copied > t->max_copy) {
         t->limit = "max_copy";
         t->limit_value = t->copied;
@@ -377,25 +421,25 @@ t_call(Track *t, const int32_t *args, Py_ssize_t n)
         int32_t a = args[i];
         if (!a)
             continue;
-        t->flags[a] |= R_EMBEDDED;
-        if (t->depth[a] > d)
-            d = t->depth[a];
-        if (t->flags[a] & R_TUPLE) {
-            Py_ssize_t len = t->plen[a], shown = len < 16 ? len : 16;
+        t->rec[a].flags |= R_EMBEDDED;
+        if (t->rec[a].depth > d)
+            d = t->rec[a].depth;
+        if (t->rec[a].flags & R_TUPLE) {
+            Py_ssize_t len = t->rec[a].plen, shown = len < 16 ? len : 16;
             if (t_consume(t, a) < 0)  /* the tuple itself, when reused: at most its length */
                 return -1;
             for (j = 0; j < shown; j++) {
-                int32_t item = t->pool[t->poff[a] + j];
+                int32_t item = t->pool[t->rec[a].poff + j];
                 if (t_consume(t, item) < 0)
                     return -1;
                 if (item)
-                    count += t->count[item];
+                    count += t->rec[item].count;
             }
         }
         else {
             if (t_consume(t, a) < 0)
                 return -1;
-            count += t->count[a];
+            count += t->rec[a].count;
         }
     }
     if (t->max_hashed >= 0) {  /* set(L), frozenset(L), dict(pairs) hash what they copy */
@@ -459,7 +503,7 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
             if (r < 0)
                 return -1;
             if (op != 0x96)
-                t->flags[r] |= R_STR;
+                t->rec[r].flags |= R_STR;
             return t_push(t, r);
         }
         return t_push(t, op == 0x96 ? 0 : 1);
@@ -585,10 +629,10 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
         a[0] = t->stack[--t->sp];
         if (t_consume(t, a[0]) < 0)
             return -1;
-        if (a[0] && (t->flags[a[0]] & R_TUPLE)) {  /* (dict state, slot state) or numpy's tuple */
-            Py_ssize_t j, len = t->plen[a[0]];
+        if (a[0] && (t->rec[a[0]].flags & R_TUPLE)) {  /* (dict state, slot state) or numpy's tuple */
+            Py_ssize_t j, len = t->rec[a[0]].plen;
             for (j = 0; j < len && j < 16; j++)
-                if (t_consume(t, t->pool[t->poff[a[0]] + j]) < 0)
+                if (t_consume(t, t->pool[t->rec[a[0]].poff + j]) < 0)
                     return -1;
         }
         return t_insert(t, t->stack[t->sp - 1], a, 1);
@@ -664,11 +708,21 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
         case A_FIX:
             if (avail < FIXSIZE[op])
                 goto truncated;
-            if (op == 'h')
-                idx = data[pos];
-            else if (op == 'j')
-                idx = le(data + pos, 4);
+            if (op == 'h' || op == 'j') {
+                idx = op == 'h' ? data[pos] : le(data + pos, 4);
+                pos += FIXSIZE[op];
+                /* inline tracking of the most frequent opcodes (one dispatch, not two) */
+                if (!t->broken && t->sp < t->scap && idx < (uint64_t)t->nmemo) {
+                    t->stack[t->sp++] = t->memo[idx];
+                    continue;
+                }
+                break;
+            }
             pos += FIXSIZE[op];
+            if (!t->broken && t->sp < t->scap) {  /* ints, floats, EXT: a scalar */
+                t->stack[t->sp++] = 0;
+                continue;
+            }
             break;
         case A_PROTO:
             if (avail < 1)
@@ -684,6 +738,10 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
             if (avail - 1 < k)
                 goto truncated;
             pos += 1 + k;
+            if (op != 0x8a && !t->broken && t->sp < t->scap) {  /* short str or bytes */
+                t->stack[t->sp++] = 1;
+                continue;
+            }
             break;
         }
         case A_CNT4U:
@@ -729,6 +787,10 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
         }
         case A_MEMOIZE:
             memo_count++;
+            if (!t->broken && t->sp > 0 && t->nmemo < t->memocap) {
+                t->memo[t->nmemo++] = t->stack[t->sp - 1];
+                continue;
+            }
             break;
         case A_PUT1:
         case A_PUT4:
@@ -818,9 +880,14 @@ track_init(Track *t, long long max_depth, long long max_copy, Py_ssize_t max_int
     t->stack = t->stack0; t->scap = INLINE;
     t->marks = t->marks0; t->mcap = INLINE;
     t->memo = t->memo0; t->memocap = INLINE;
-    t->depth = t->depth0; t->count = t->count0; t->flags = t->flags0; t->poff = t->poff0; t->plen = t->plen0;
+    t->rec = t->rec0;
     t->rcap = INLINE;
     t->pool = t->pool0; t->poolcap = INLINE;
+    cache_take(&cache_stack, (void **)&t->stack, &t->scap);
+    cache_take(&cache_marks, (void **)&t->marks, &t->mcap);
+    cache_take(&cache_memo, (void **)&t->memo, &t->memocap);
+    cache_take(&cache_rec, (void **)&t->rec, &t->rcap);
+    cache_take(&cache_pool, (void **)&t->pool, &t->poolcap);
     t->max_depth = max_depth;
     t->max_copy = max_copy;
     t->max_int_bytes = max_int_bytes;
@@ -836,7 +903,7 @@ track_start(Track *t)
         PyErr_NoMemory();
         return -1;
     }
-    t->flags[1] = R_STR;
+    t->rec[1].flags = R_STR;
     return 0;
 }
 
