@@ -184,10 +184,12 @@ enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8, IN
 typedef struct {
     int64_t depth;
     int64_t count;
-    int64_t poff;
-    int32_t plen;
+    int64_t poff;      /* a tuple of more than SHORT_TUPLE items: where its items start in pool */
+    int32_t plen;      /* a tuple's length */
     int32_t flags;
+    int32_t items[3];  /* a tuple of up to SHORT_TUPLE items keeps them here */
 } Rec;
+enum { SHORT_TUPLE = 3 };
 
 typedef struct {
     int32_t *stack; Py_ssize_t sp, scap;
@@ -300,7 +302,6 @@ t_new(Track *t, int64_t depth, int64_t count)
         r->depth = depth;
         r->count = count;
         r->flags = 0;
-        r->poff = 0;
         r->plen = 0;
     }
     return (int32_t)t->nrec++;
@@ -371,19 +372,23 @@ t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
     if (r < 0)
         return -1;
     if (is_tuple && n) {
-        if (grow_from((void **)&t->pool, &t->poolcap, t->npool + n, sizeof(int32_t), t->pool0) < 0)
-            return t->oom = 1, -1;
-        if (n <= 4) {
+        Rec *rec = &t->rec[r];
+        if (n <= SHORT_TUPLE) {
             Py_ssize_t i;
             for (i = 0; i < n; i++)
-                t->pool[t->npool + i] = items[i];
+                rec->items[i] = items[i];
         }
-        else
-            memcpy(t->pool + t->npool, items, (size_t)n * sizeof(int32_t));
-        t->rec[r].poff = t->npool;
-        t->rec[r].plen = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
-        t->npool += n;
-        t->rec[r].flags |= R_TUPLE;
+        else {
+            Py_ssize_t keep = n < 16 ? n : 16;  /* t_call looks at the first 16 only */
+            if (grow_from((void **)&t->pool, &t->poolcap, t->npool + keep, sizeof(int32_t), t->pool0) < 0)
+                return t->oom = 1, -1;
+            rec = &t->rec[r];
+            memcpy(t->pool + t->npool, items, (size_t)keep * sizeof(int32_t));
+            rec->poff = t->npool;
+            t->npool += keep;
+        }
+        rec->plen = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        rec->flags |= R_TUPLE;
     }
     if (t_insert(t, r, items, n) < 0)
         return -1;
@@ -426,10 +431,11 @@ t_call(Track *t, const int32_t *args, Py_ssize_t n)
             d = t->rec[a].depth;
         if (t->rec[a].flags & R_TUPLE) {
             Py_ssize_t len = t->rec[a].plen, shown = len < 16 ? len : 16;
+            const int32_t *its = len <= SHORT_TUPLE ? t->rec[a].items : t->pool + t->rec[a].poff;
             if (t_consume(t, a) < 0)  /* the tuple itself, when reused: at most its length */
                 return -1;
             for (j = 0; j < shown; j++) {
-                int32_t item = t->pool[t->rec[a].poff + j];
+                int32_t item = its[j];
                 if (t_consume(t, item) < 0)
                     return -1;
                 if (item)
@@ -631,9 +637,11 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
             return -1;
         if (a[0] && (t->rec[a[0]].flags & R_TUPLE)) {  /* (dict state, slot state) or numpy's tuple */
             Py_ssize_t j, len = t->rec[a[0]].plen;
-            for (j = 0; j < len && j < 16; j++)
-                if (t_consume(t, t->pool[t->rec[a[0]].poff + j]) < 0)
+            for (j = 0; j < len && j < 16; j++) {
+                int32_t item = len <= SHORT_TUPLE ? t->rec[a[0]].items[j] : t->pool[t->rec[a[0]].poff + j];
+                if (t_consume(t, item) < 0)
                     return -1;
+            }
         }
         return t_insert(t, t->stack[t->sp - 1], a, 1);
     case 0x93:
