@@ -63,8 +63,8 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
         raise
     except MemoryError:
         raise DecodeError("out of memory while scanning (the scanner keeps one stream in memory)") from None
-    except RecursionError as exc:  # pragma: no cover - the walk and passes are iterative
-        raise DecodeError(f"scanner error: {exc}") from None
+    except Exception as exc:  # pragma: no cover - a scanner bug must still not leak a foreign type
+        raise DecodeError(f"scanner error: {type(exc).__name__}: {exc}") from exc
 
 
 def _scan(data_or_path: Source, allow: Iterable[AllowEntry]) -> ScanReport:
