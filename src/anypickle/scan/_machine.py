@@ -631,7 +631,17 @@ def _py2_str(value: bytes, at: int, op: int):
         raise _Fail(at, opname(op), "Python 2 string is not ASCII (the loader decodes it as ASCII)") from None
 
 
+_TEXT_INT_MAX = 4400  # characters parsed exactly; CPython 3.11+ refuses more than 4300 digits itself
+
+
 def _text_int(raw: bytes, at: int, op: int):
+    if len(raw) > _TEXT_INT_MAX:
+        # Parsing a decimal string is quadratic in CPython (3.10 has no digit limit): the walk must
+        # stay linear, so a long literal is only checked to be digits and kept as a BigInt.
+        body = raw.strip().lstrip(b"+-")
+        if not body.isdigit():
+            raise _Fail(at, opname(op), f"bad integer literal {raw[:40]!r}")
+        return BigInt(len(body))
     try:
         text = raw.decode("ascii")
         value = int(text, 0) if text.strip().lstrip("+-").startswith(("0x", "0o", "0b", "0X")) else int(text)
