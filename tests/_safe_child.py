@@ -29,6 +29,8 @@ import numpy.core.multiarray, numpy.core.numeric
 import anypickle, anypickle.safe, anypickle.scan, anypickle.scan._rules
 import pickle
 anypickle.safe.C_FIRST = mode == "c_first" and anypickle.safe.C_FIRST
+if mode == "no_extension":  # as installed without a C compiler: the pure-Python paths only
+    anypickle.safe._memo_check = anypickle.safe._plain_data = None
 
 def snapshot():
     dtypes = {}

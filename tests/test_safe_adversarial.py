@@ -1,7 +1,8 @@
 """The adversarial corpus (tests/adversarial.py) against safe loading, each stream loaded in a child
 with RLIMIT_AS and a timeout (tests/_safe_child.py): no crash, no hang, no import, no change to
 numpy's or uuid's shared objects, and each stream refused (naming the limit, for resource bombs) or,
-for the benign controls, loaded. Both paths: C-first (the default) and static-first."""
+for the benign controls, loaded. Every path: C-first (the default), static-first, and without the C
+extension (the limits then come from anypickle._tracking)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from adversarial import build_cases
 CASES = build_cases()
 
 
-@pytest.fixture(scope="module", params=["c_first", "static_first"])
+@pytest.fixture(scope="module", params=["c_first", "static_first", "no_extension"])
 def outcomes(request, tmp_path_factory):
     return run_streams({name: case.data for name, case in CASES.items()},
                        tmp_path_factory.mktemp(request.param), mode=request.param)

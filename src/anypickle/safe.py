@@ -35,6 +35,7 @@ from ._allowlist import (
 )
 from ._limits import DEFAULT_LIMITS, Limits, check_limits
 from ._numpy_guard import NumpyGuard
+from ._tracking import track
 from .errors import AnyPickleError, DecodeError, UnsafePickleError, UsageError
 
 __all__ = ["DEFAULT_ALLOW", "DEFAULT_LIMITS", "Limits", "safe_loads"]
@@ -283,7 +284,7 @@ def safe_loads(
             pass  # through to the static pass below, which names what is wrong (UnsafePickleError)
     raw = _as_bytes(data)
     allowlist = build_allowlist(allow)
-    verdict = _memo_check(raw, *c_args) if _memo_check is not None else None
+    verdict = _memo_check(raw, *c_args) if _memo_check is not None else track(raw, lim)
     if type(verdict) is tuple and len(verdict) == 4:
         raise _limit_error(verdict, lim)
     # verdict: None (sound), False (sound, but holds integers too long for the unchecked path), or
