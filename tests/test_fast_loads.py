@@ -124,7 +124,7 @@ def _inputs():
     yield _envelope(b"}K\x01s.")  # sound walk, plain opcodes, pickle.loads fails
     yield _envelope(b"\x80\x04cnosuchmodule\nthing\n.")  # a module the receiver lacks
     yield anypickle.dumps(lambda: 1)  # marshal envelope: not the fast path's header
-    yield anypickle.dumps({"a": 1}, key=b"k")  # signed
+    yield anypickle.dumps({"a": 1}, key=b"k" * 32)  # signed
     yield pickle.dumps({"a": 1})  # a plain pickle, no envelope
     yield b""
     yield b"APKL"

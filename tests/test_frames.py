@@ -110,12 +110,12 @@ def test_a_buffer_that_is_not_bytes_like_is_a_usage_error():
 
 def test_signature_covers_the_buffers():
     """With a key, a flipped byte in a buffer fails the HMAC; intact buffers load."""
-    header, buffers = anypickle.dumps({"x": np.arange(100)}, buffers=True, key=b"secret")
-    assert anypickle.loads(header, buffers=buffers, key=b"secret")["x"].sum() == 4950
+    header, buffers = anypickle.dumps({"x": np.arange(100)}, buffers=True, key=b"secret-key-of-32-bytes-0123456")
+    assert anypickle.loads(header, buffers=buffers, key=b"secret-key-of-32-bytes-0123456")["x"].sum() == 4950
     tampered = _writable(buffers)
     tampered[0][8] ^= 1
     with pytest.raises(SignatureError):
-        anypickle.loads(header, buffers=tampered, key=b"secret")
+        anypickle.loads(header, buffers=tampered, key=b"secret-key-of-32-bytes-0123456")
 
 
 def test_dump_to_a_file_refuses_buffers(tmp_path):

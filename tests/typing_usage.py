@@ -45,7 +45,7 @@ def round_trips() -> None:
     data = anypickle.dumps(lambda x: x + 1)
     assert_type(data, bytes)
     assert_type(anypickle.dumps({"a": 1}, backend="cloudpickle", by_value=["helpers", sys], portable=False), bytes)
-    assert_type(anypickle.dumps(add_one, backend=Backend.DILL, key=b"secret", key_id="k1"), bytes)
+    assert_type(anypickle.dumps(add_one, backend=Backend.DILL, key=b"secret-key-of-32-bytes-0123456", key_id="k1"), bytes)
     header, buffers = anypickle.dumps(bytearray(1 << 20), buffers=True)
     assert_type(header, bytes)
     assert_type(buffers, list[memoryview])
@@ -100,7 +100,7 @@ def pool() -> None:
 
 def errors(data: bytes) -> None:
     try:
-        anypickle.loads(data, key=b"secret", safe=True)
+        anypickle.loads(data, key=b"secret-key-of-32-bytes-0123456", safe=True)
     except InterpreterMismatchError as exc:
         assert_type(exc.written_by, str)
         assert_type(exc.running, str)

@@ -12,6 +12,7 @@ from ._api import dump, dumps, load, loads
 from ._backend import Backend
 from ._check import CheckResult, check
 from ._explain import Explanation, explain
+from ._limits import Limits
 from ._needs import Finding, Need
 from .errors import (
     AnyPickleError,
@@ -37,6 +38,7 @@ __all__ = [
     "Explanation",
     "Finding",
     "InterpreterMismatchError",
+    "Limits",
     "Need",
     "ProcessPoolExecutor",
     "SignatureError",

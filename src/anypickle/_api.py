@@ -20,6 +20,7 @@ from ._backend import Backend, parse_backend
 from ._modules import ModuleNames, ModulePolicy
 from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate
 from .backends import get as get_backend
+from ._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
 
 __all__ = ["dump", "dumps", "load", "loads"]
@@ -136,8 +137,8 @@ class _Frame:
     __slots__ = ("chunks", "flags", "key", "key_id", "buffer_callback", "lines")
 
     def __init__(self, key: bytes | None, key_id: str | None) -> None:
-        if key is not None and not isinstance(key, (bytes, bytearray)):
-            raise UsageError(f"key must be bytes, not {type(key).__qualname__}")
+        if key is not None:
+            env.check_key(key)
         self.chunks: list[Any] = []
         self.key = key
         self.key_id = key_id
@@ -368,6 +369,7 @@ def loads(
     allow: Iterable[str] = (),
     buffers: Iterable[Any] | None = None,
     context: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
 ) -> Any:
     """Load an object from an anypickle envelope, or from a plain pickle/cloudpickle/dill/joblib stream.
 
@@ -379,8 +381,10 @@ def loads(
     ``buffers`` are the out-of-band buffers of ``dumps(obj, buffers=True)``, in order; arrays are
     rebuilt on top of them without a copy, and are writable when the buffers are. ``context`` gives
     the objects a payload written with ``dumps(..., context=...)`` refers to by name.
+    ``limits`` (:class:`anypickle.Limits`, with ``safe=True``) changes the resource limits of safe
+    loading: nesting depth, copies, digits, array sizes (see docs/security.md).
     """
-    if type(data) is bytes and key is None and buffers is None and context is None and not allow:
+    if type(data) is bytes and key is None and buffers is None and context is None and not allow and limits is None:
         # Plain data, the common case: one C call checks the header (and, with safe, that the
         # payload can only build builtin containers and scalars) and loads; _MISS for all else.
         try:
@@ -391,6 +395,10 @@ def loads(
             return obj
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UsageError(f"loads() takes bytes, not {type(data).__qualname__}; use load() for files")
+    if limits is not None:
+        if not safe:
+            raise UsageError("limits= applies to safe=True loading only (plain loading runs the pickle's code)")
+        check_limits(limits)
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
@@ -403,7 +411,7 @@ def loads(
     else:
         header = None
     if header is None:
-        return _load_foreign(view, safe=safe, allow=allow, buffers=buffers)
+        return _load_foreign(view, safe=safe, allow=allow, buffers=buffers, limits=limits)
     if header.flags & env.BUFFERS:
         if buffers is None:
             raise DecodeError("this payload was written with out-of-band buffers: pass them to loads(..., buffers=...)")
@@ -417,7 +425,7 @@ def loads(
             raise UnsafePickleError(
                 f"refused: this payload was written by {header.backend.label} with code inside by design; "
                 "safe=True loads only data")
-        return _safe_loads(payload, allow)
+        return _safe_loads(payload, allow, limits)
     env.check_interpreter(header)
     if header.source is not None:
         _lines.register(header.source)
@@ -504,11 +512,11 @@ except ImportError:  # pragma: no cover - built optionally (setup.py); CI assert
     _load_pickle_envelope = _load_pickle_envelope_py
 
 
-def _safe_loads(payload: bytes | memoryview, allow: Iterable[str]) -> Any:
+def _safe_loads(payload: bytes | memoryview, allow: Iterable[str], limits: Limits | None = None) -> Any:
     global _safe_loads_impl
     if _safe_loads_impl is None:  # imported on first use: the scanner is not needed otherwise
         from .safe import safe_loads as _safe_loads_impl
-    return _safe_loads_impl(payload, allow=allow)
+    return _safe_loads_impl(payload, allow=allow, limits=limits)
 
 
 _safe_loads_impl: Any = None
@@ -537,7 +545,10 @@ def _decode_error_for(exc: Exception, writer: str) -> DecodeError:
 _PICKLE_FIRST_BYTES = frozenset(b"(]})cIJKLMFGNSTUVXBC\x80\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x93\x94\x95\x96dlto")
 
 
-def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str], buffers: list[Any] | None = None) -> Any:
+def _load_foreign(
+    view: memoryview, *, safe: bool, allow: Iterable[str], buffers: list[Any] | None = None,
+    limits: Limits | None = None,
+) -> Any:
     """A plain pickle stream (pickle, cloudpickle, dill, joblib) with no envelope."""
     if len(view) == 0:
         raise DecodeError("empty input: not an anypickle envelope nor a pickle stream")
@@ -546,7 +557,7 @@ def _load_foreign(view: memoryview, *, safe: bool, allow: Iterable[str], buffers
         raise DecodeError(
             f"not an anypickle envelope nor a pickle stream (starts with byte {first:#04x})")
     if safe:
-        return _safe_loads(view, allow)
+        return _safe_loads(view, allow, limits)
     try:
         raw = view.obj if isinstance(view.obj, bytes) else None
         haystack = raw if raw is not None else view.tobytes()

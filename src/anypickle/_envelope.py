@@ -279,15 +279,47 @@ def sign(key: bytes, header: bytes, *payload: bytes | memoryview) -> bytes:
     return mac.digest()
 
 
+MIN_KEY_BYTES = 16
+"""The shortest HMAC key accepted, on both sides: an empty or short key (an unset environment
+variable, a password) is one an attacker can guess, and a signature made with it proves nothing."""
+
+
+def check_key(key: object, what: str = "key") -> bytes:
+    """``key`` as bytes, or :class:`UsageError` when it is not bytes or shorter than MIN_KEY_BYTES."""
+    if not isinstance(key, (bytes, bytearray)):
+        raise UsageError(f"{what} must be bytes, not {type(key).__qualname__}")
+    if len(key) < MIN_KEY_BYTES:
+        raise UsageError(
+            f"{what} is {len(key)} bytes; HMAC keys must be at least {MIN_KEY_BYTES} random bytes "
+            "(an empty or short key is one an attacker can guess): use os.urandom(32)")
+    return bytes(key)
+
+
+def check_keys(key: object) -> None:
+    """Refuse a ``loads(key=...)`` argument before anything is parsed: bytes, or a mapping of str key
+    ids to bytes, every key at least MIN_KEY_BYTES long."""
+    if isinstance(key, Mapping):
+        if not key:
+            raise UsageError("key mapping is empty: give at least one key id and key")
+        for key_id, value in key.items():
+            if not isinstance(key_id, str):
+                raise UsageError(f"key ids must be str, not {type(key_id).__qualname__} ({key_id!r})")
+            check_key(value, f"key {key_id!r}")
+        return
+    if isinstance(key, (bytes, bytearray)):
+        check_key(key)
+        return
+    raise UsageError(f"key must be bytes or a mapping of key id to bytes, not {type(key).__qualname__}")
+
+
 def resolve_key(key: Key, key_id: str | None) -> bytes:
     """The key to check a payload with: ``key`` itself, or the entry for ``key_id`` in a mapping."""
+    check_keys(key)
     if isinstance(key, (bytes, bytearray)):
         return bytes(key)
-    if isinstance(key, Mapping):
-        if key_id is None or key_id not in key:
-            raise SignatureError(f"payload signed with key id {key_id!r}, which is not among the keys given ({sorted(key)})")
-        return bytes(key[key_id])
-    raise UsageError(f"key must be bytes or a mapping of key id to bytes, not {type(key).__qualname__}")
+    if key_id is None or key_id not in key:
+        raise SignatureError(f"payload signed with key id {key_id!r}, which is not among the keys given ({sorted(key)})")
+    return bytes(key[key_id])
 
 
 def verify(key: Key, data: memoryview, buffers: Sequence[object] = ()) -> Header:
@@ -295,6 +327,7 @@ def verify(key: Key, data: memoryview, buffers: Sequence[object] = ()) -> Header
 
     A BUFFERS payload's tag also covers its out-of-band ``buffers``, in order.
     """
+    check_keys(key)
     try:
         header = parse(data)
     except DecodeError as exc:

@@ -27,6 +27,14 @@
 
 enum { HIGHEST_PROTOCOL = 5 };
 
+#ifndef Py_ALWAYS_INLINE  /* CPython 3.10 */
+#  if defined(__GNUC__) || defined(__clang__)
+#    define Py_ALWAYS_INLINE __attribute__((always_inline))
+#  else
+#    define Py_ALWAYS_INLINE
+#  endif
+#endif
+
 /* Argument kinds, indexed by opcode byte. */
 enum {
     A_BAD = 0,   /* not an opcode */
@@ -144,6 +152,316 @@ crc32(const unsigned char *p, size_t n)
     return c ^ 0xFFFFFFFFu;
 }
 
+
+/* ---- Resource tracking: nesting depth and copies made by constructors -------------------------
+ *
+ * Alongside the parse, the walk keeps an abstract stack, mark stack and memo of *records*. Record 0
+ * stands for every scalar and global (no depth, no items); each container-making opcode (EMPTY_*,
+ * TUPLE*, LIST, DICT, FROZENSET, REDUCE, NEWOBJ*, OBJ, INST) and each literal longer than
+ * BIG_LITERAL bytes gets its own record with:
+ *  - depth: nesting depth as far as seen (1 + the deepest item put into it);
+ *  - count: items it holds (bytes, for a literal), which is what a constructor copying it copies;
+ *  - flags: EMBEDDED once it is inside another record, USED once a call or BUILD consumed it.
+ * The memo holds record numbers, so a value fetched with GET is the same record, not a stale copy.
+ *
+ * Depth is sound under aliasing: when a record that is already EMBEDDED gets deeper (a GET-ed list
+ * appended to after it was put inside another), its ancestors' depths are stale by at most the
+ * increase, so the increase is added to a stream-wide `slack`; every depth is checked as
+ * depth + slack <= max_depth. (By induction: true depth <= recorded depth + slack, for every record.)
+ * Pickler-written streams grow a container only before it is embedded, except around reference
+ * cycles, so slack stays 0 on ordinary data.
+ *
+ * Copies: REDUCE/NEWOBJ/OBJ/INST/BUILD may copy their arguments' items (list(L), set(L), bytes(b),
+ * deque(L), obj.__dict__.update(state)). The first call to consume a record is free (its items were
+ * paid for by the input bytes that made them); each further consumption of the same record (through
+ * the memo) adds its count to `copied`, checked against max_copy. That bounds the quadratic
+ * amplification "build L once, call list(GET L) a million times".
+ */
+enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8, INLINE = 48 };
+/* Record 1 stands for every short str or bytes literal: the one kind of dict key or set element
+ * whose hash is randomized per process (PYTHONHASHSEED), so no stream can make them collide. */
+
+typedef struct {
+    int64_t depth;
+    int64_t count;
+    int64_t poff;      /* a tuple of more than SHORT_TUPLE items: where its items start in pool */
+    int32_t plen;      /* a tuple's length */
+    int32_t flags;
+    int32_t items[3];  /* a tuple of up to SHORT_TUPLE items keeps them here */
+} Rec;
+enum { SHORT_TUPLE = 3 };
+
+typedef struct {
+    int32_t *stack; Py_ssize_t sp, scap;
+    Py_ssize_t *marks; Py_ssize_t nm, mcap;
+    int32_t *memo; Py_ssize_t nmemo, memocap;
+    Rec *rec;
+    Py_ssize_t nrec, rcap;
+    int32_t *pool; Py_ssize_t npool, poolcap;
+    int64_t slack, copied;
+    int64_t max_depth, max_copy, max_hashed, hashed;
+    Py_ssize_t max_int_bytes;
+    int bigint;           /* an integer literal longer than max_int_bytes was seen */
+    int broken;           /* the stack went wrong: the real unpickler fails there, tracking stops */
+    const char *limit;    /* the limit exceeded, or NULL */
+    int64_t limit_value;  /* what it measured */
+    int oom;
+    /* First blocks inline: small streams (the common case on the fast path) allocate nothing. */
+    int32_t stack0[INLINE]; Py_ssize_t marks0[INLINE]; int32_t memo0[INLINE];
+    Rec rec0[INLINE]; int32_t pool0[INLINE];
+} Track;
+
+/* Grow an array that starts in inline storage (inline_buf, INLINE entries). */
+static int
+grow_from(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t size, void *inline_buf)
+{
+    Py_ssize_t ncap;
+    void *p;
+    if (need <= *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 64;
+    while (ncap < need)
+        ncap *= 2;
+    if (*arr == inline_buf) {
+        p = PyMem_Malloc((size_t)ncap * size);
+        if (p != NULL)
+            memcpy(p, inline_buf, (size_t)*cap * size);
+    }
+    else
+        p = PyMem_Realloc(*arr, (size_t)ncap * size);
+    if (p == NULL)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+#define grow(arr, cap, need, size) grow_from((void **)(arr), (cap), (need), (size), NULL)
+
+/* Grown arrays are kept between walks (up to CACHE_MAX bytes each) and handed to the next walk:
+ * reallocating a large stream's arrays on every call cost a third of the tracking. The GIL is held
+ * for the whole walk and the walk calls no Python code, so one cache per array is enough. */
+enum { CACHE_MAX = 1 << 22 };
+typedef struct { void *p; Py_ssize_t cap; } Cached;
+static Cached cache_stack, cache_marks, cache_memo, cache_rec, cache_pool;
+
+static void
+cache_take(Cached *c, void **arr, Py_ssize_t *cap)
+{
+    if (c->p != NULL && c->cap > *cap) {
+        *arr = c->p;
+        *cap = c->cap;
+        c->p = NULL;
+        c->cap = 0;
+    }
+}
+
+static void
+cache_give(Cached *c, void *p, Py_ssize_t cap, size_t size, void *inline_buf)
+{
+    if (p == inline_buf)
+        return;
+    if ((size_t)cap * size <= CACHE_MAX && cap > c->cap) {
+        PyMem_Free(c->p);
+        c->p = p;
+        c->cap = cap;
+    }
+    else
+        PyMem_Free(p);
+}
+
+static void
+track_free(Track *t)
+{
+    cache_give(&cache_stack, t->stack, t->scap, sizeof(int32_t), t->stack0);
+    cache_give(&cache_marks, t->marks, t->mcap, sizeof(Py_ssize_t), t->marks0);
+    cache_give(&cache_memo, t->memo, t->memocap, sizeof(int32_t), t->memo0);
+    cache_give(&cache_rec, t->rec, t->rcap, sizeof(Rec), t->rec0);
+    cache_give(&cache_pool, t->pool, t->poolcap, sizeof(int32_t), t->pool0);
+}
+
+static Py_ALWAYS_INLINE inline int
+t_push(Track *t, int32_t r)
+{
+    if (t->sp >= t->scap && grow_from((void **)&t->stack, &t->scap, t->sp + 1, sizeof(int32_t), t->stack0) < 0)
+        return t->oom = 1, -1;
+    t->stack[t->sp++] = r;
+    return 0;
+}
+
+static Py_ALWAYS_INLINE inline int32_t
+t_new(Track *t, int64_t depth, int64_t count)
+{
+    if (t->nrec >= INT32_MAX)
+        return t->oom = 1, -1;
+    if (t->nrec >= t->rcap
+        && grow_from((void **)&t->rec, &t->rcap, t->nrec + 1, sizeof(Rec), t->rec0) < 0)
+        return t->oom = 1, -1;
+    {
+        Rec *r = &t->rec[t->nrec];
+        r->depth = depth;
+        r->count = count;
+        r->flags = 0;
+        r->plen = 0;
+    }
+    return (int32_t)t->nrec++;
+}
+
+static Py_ALWAYS_INLINE inline int
+t_check_depth(Track *t, int64_t depth)
+{
+    if (t->max_depth >= 0 && depth + t->slack > t->max_depth) {
+        t->limit = "max_depth";
+        t->limit_value = depth + t->slack;
+        return -1;
+    }
+    return 0;
+}
+
+/* Put items into target (APPEND(S), SETITEM(S), ADDITEMS, BUILD). */
+static Py_ALWAYS_INLINE inline int
+t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n)
+{
+    int64_t d = 0;
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        int32_t r = items[i];
+        if (r) {
+            t->rec[r].flags |= R_EMBEDDED;
+            if (t->rec[r].depth > d)
+                d = t->rec[r].depth;
+        }
+    }
+    if (target == 0)
+        return 0;  /* into a scalar or global: the real load fails, the static pass refuses it */
+    t->rec[target].count += n;
+    if (d + 1 > t->rec[target].depth) {
+        if (t->rec[target].flags & R_EMBEDDED)
+            t->slack += d + 1 - t->rec[target].depth;
+        t->rec[target].depth = d + 1;
+        return t_check_depth(t, d + 1);
+    }
+    return t->slack ? t_check_depth(t, t->rec[target].depth) : 0;
+}
+
+/* Keys of dicts and elements of sets whose hash is not randomized (ints, tuples, floats, objects):
+ * a stream can pick them to collide, and a dict of n colliding keys costs n**2 / 2 comparisons.
+ * Counted only when max_hashed is set (Limits.max_hashed_keys; off by default). */
+static int
+t_hashed(Track *t, const int32_t *items, Py_ssize_t n, Py_ssize_t step)
+{
+    Py_ssize_t i;
+    if (t->max_hashed < 0)
+        return 0;
+    for (i = 0; i < n; i += step)
+        if (!(t->rec[items[i]].flags & R_STR))
+            t->hashed++;
+    if (t->hashed > t->max_hashed) {
+        t->limit = "max_hashed_keys";
+        t->limit_value = t->hashed;
+        return -1;
+    }
+    return 0;
+}
+
+/* A new container made of items (TUPLE*, LIST, DICT, FROZENSET); tuples keep their items. */
+static Py_ALWAYS_INLINE inline int
+t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
+{
+    int32_t r = t_new(t, 1, 0);
+    if (r < 0)
+        return -1;
+    if (is_tuple && n) {
+        Rec *rec = &t->rec[r];
+        if (n <= SHORT_TUPLE) {
+            Py_ssize_t i;
+            for (i = 0; i < n; i++)
+                rec->items[i] = items[i];
+        }
+        else {
+            Py_ssize_t keep = n < 16 ? n : 16;  /* t_call looks at the first 16 only */
+            if (grow_from((void **)&t->pool, &t->poolcap, t->npool + keep, sizeof(int32_t), t->pool0) < 0)
+                return t->oom = 1, -1;
+            rec = &t->rec[r];
+            memcpy(t->pool + t->npool, items, (size_t)keep * sizeof(int32_t));
+            rec->poff = t->npool;
+            t->npool += keep;
+        }
+        rec->plen = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        rec->flags |= R_TUPLE;
+    }
+    if (t_insert(t, r, items, n) < 0)
+        return -1;
+    return t_push(t, r);
+}
+
+/* What consuming record r (a call argument or BUILD state) may copy. */
+static Py_ALWAYS_INLINE inline int
+t_consume(Track *t, int32_t r)
+{
+    if (r == 0 || t->rec[r].count == 0)
+        return 0;
+    if (!(t->rec[r].flags & R_USED)) {
+        t->rec[r].flags |= R_USED;
+        return 0;
+    }
+    t->copied += t->rec[r].count;
+    if (t->max_copy >= 0 && t->copied > t->max_copy) {
+        t->limit = "max_copy";
+        t->limit_value = t->copied;
+        return -1;
+    }
+    return 0;
+}
+
+/* A call (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST) on the argument records args[0..n). An argument
+ * that is a tuple record is looked into (REDUCE's argument tuple), first items only. */
+static int
+t_call(Track *t, const int32_t *args, Py_ssize_t n)
+{
+    int64_t d = 0, count = 0;
+    Py_ssize_t i, j;
+    int32_t r;
+    for (i = 0; i < n; i++) {
+        int32_t a = args[i];
+        if (!a)
+            continue;
+        t->rec[a].flags |= R_EMBEDDED;
+        if (t->rec[a].depth > d)
+            d = t->rec[a].depth;
+        if (t->rec[a].flags & R_TUPLE) {
+            Py_ssize_t len = t->rec[a].plen, shown = len < 16 ? len : 16;
+            const int32_t *its = len <= SHORT_TUPLE ? t->rec[a].items : t->pool + t->rec[a].poff;
+            if (t_consume(t, a) < 0)  /* the tuple itself, when reused: at most its length */
+                return -1;
+            for (j = 0; j < shown; j++) {
+                int32_t item = its[j];
+                if (t_consume(t, item) < 0)
+                    return -1;
+                if (item)
+                    count += t->rec[item].count;
+            }
+        }
+        else {
+            if (t_consume(t, a) < 0)
+                return -1;
+            count += t->rec[a].count;
+        }
+    }
+    if (t->max_hashed >= 0) {  /* set(L), frozenset(L), dict(pairs) hash what they copy */
+        t->hashed += count;
+        if (t->hashed > t->max_hashed) {
+            t->limit = "max_hashed_keys";
+            t->limit_value = t->hashed;
+            return -1;
+        }
+    }
+    r = t_new(t, d + 1, count);
+    if (r < 0 || t_check_depth(t, d + 1) < 0)
+        return -1;
+    return t_push(t, r);
+}
+
 /* A refusal: (position, message). */
 static PyObject *
 refuse(Py_ssize_t pos, const char *format, ...)
@@ -160,19 +478,218 @@ refuse(Py_ssize_t pos, const char *format, ...)
     return result;
 }
 
-/* None when the stream is sound, (position, message) for its first problem. With stop_at_active,
+/* Pop the items above the last MARK; NULL (with *n = -1) when there is no mark. The items stay
+ * readable at the returned pointer until the next push. */
+static int32_t *
+t_pop_mark(Track *t, Py_ssize_t *n)
+{
+    Py_ssize_t mark;
+    if (t->nm == 0) {
+        *n = -1;
+        return NULL;
+    }
+    mark = t->marks[--t->nm];
+    *n = t->sp - mark;
+    t->sp = mark;
+    return t->stack + mark;
+}
+
+/* The stack effect of one opcode on the records (see Track). k: the byte length of a literal
+ * argument; idx: a GET's memo index. Returns 0, or -1 with t->limit, t->oom or *why set. */
+static int
+t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
+{
+    int32_t *items, r, a[2];
+    Py_ssize_t n;
+
+    switch (op) {
+    case 'B': case 'X': case 'T': case 0x8d: case 0x8e: case 0x96: case 'S': case 'V':
+        if (k > BIG_LITERAL) {
+            r = t_new(t, 0, k);
+            if (r < 0)
+                return -1;
+            if (op != 0x96)
+                t->rec[r].flags |= R_STR;
+            return t_push(t, r);
+        }
+        return t_push(t, op == 0x96 ? 0 : 1);
+    case 'U': case 'C': case 0x8c:
+        return t_push(t, 1);
+    case 0x8a: case 0x8b:
+        if (t->max_int_bytes >= 0 && k > t->max_int_bytes)
+            t->bigint = 1;
+        return t_push(t, 0);
+    case 'I': case 'L':
+        /* decimal digits: about 2.41 per byte of a binary integer */
+        if (t->max_int_bytes >= 0 && k * 100 > (Py_ssize_t)t->max_int_bytes * 241)
+            t->bigint = 1;
+        return t_push(t, 0);
+    case 'F': case 'J': case 'K': case 'M': case 'G': case 'N': case 0x88: case 0x89:
+    case 'c': case 'P': case 0x82: case 0x83: case 0x84: case 0x97:
+        return t_push(t, 0);
+    case '(':
+        if (grow_from((void **)&t->marks, &t->mcap, t->nm + 1, sizeof(Py_ssize_t), t->marks0) < 0)
+            return t->oom = 1, -1;
+        t->marks[t->nm++] = t->sp;
+        return 0;
+    case ')':
+        return t_container(t, NULL, 0, 1);
+    case ']': case '}': case 0x8f:
+        return t_container(t, NULL, 0, 0);
+    case 't': case 'l': case 'd': case 0x91:
+        items = t_pop_mark(t, &n);
+        if (n < 0)
+            goto nomark;
+        if ((op == 'd' || op == 0x91) && t_hashed(t, items, n, op == 'd' ? 2 : 1) < 0)
+            return -1;
+        return t_container(t, items, n, op == 't');
+    case 0x85: case 0x86: case 0x87:
+        n = op - 0x85 + 1;
+        if (t->sp < n)
+            goto underflow;
+        t->sp -= n;
+        return t_container(t, t->stack + t->sp, n, 1);
+    case 'a': case 's':
+        n = op == 'a' ? 1 : 2;
+        if (t->sp < n + 1)
+            goto underflow;
+        t->sp -= n;
+        if (op == 's' && t_hashed(t, t->stack + t->sp, 1, 1) < 0)
+            return -1;
+        return t_insert(t, t->stack[t->sp - 1], t->stack + t->sp, n);
+    case 'e': case 'u': case 0x90:
+        items = t_pop_mark(t, &n);
+        if (n < 0)
+            goto nomark;
+        if (t->sp < 1)
+            goto underflow;
+        if (op != 'e' && t_hashed(t, items, n, op == 'u' ? 2 : 1) < 0)
+            return -1;
+        return t_insert(t, t->stack[t->sp - 1], items, n);
+    case '0':
+        if (t->nm > 0 && t->marks[t->nm - 1] == t->sp)
+            t->nm--;
+        else if (t->sp > 0)
+            t->sp--;
+        else
+            goto underflow;
+        return 0;
+    case '1':
+        items = t_pop_mark(t, &n);
+        return n < 0 ? (*why = "POP_MARK without a MARK", -1) : 0;
+    case '2':
+        if (t->sp < 1)
+            goto underflow;
+        return t_push(t, t->stack[t->sp - 1]);
+    case 'p': case 'q': case 'r': case 0x94:
+        if (t->sp < 1)
+            goto underflow;
+        if (grow_from((void **)&t->memo, &t->memocap, t->nmemo + 1, sizeof(int32_t), t->memo0) < 0)
+            return t->oom = 1, -1;
+        t->memo[t->nmemo++] = t->stack[t->sp - 1];
+        return 0;
+    case 'g': case 'h': case 'j':
+        if (idx >= (uint64_t)t->nmemo) {
+            *why = "memo index was never stored";
+            return -1;
+        }
+        return t_push(t, t->memo[idx]);
+    case 'R': case 0x81:
+        if (t->sp < 2)
+            goto underflow;
+        a[0] = t->stack[t->sp - 1];
+        t->sp -= 2;
+        return t_call(t, a, 1);
+    case 0x92:
+        if (t->sp < 3)
+            goto underflow;
+        a[0] = t->stack[t->sp - 2];
+        a[1] = t->stack[t->sp - 1];
+        t->sp -= 3;
+        return t_call(t, a, 2);
+    case 'o': case 'i':
+        items = t_pop_mark(t, &n);
+        if (n < 0)
+            goto nomark;
+        if (op == 'o') {
+            if (n < 1)
+                goto underflow;
+            items++;
+            n--;
+        }
+        {
+            /* copy out: t_call pushes, which may move the stack */
+            int32_t small[16], *copy = n <= 16 ? small : PyMem_Malloc((size_t)n * sizeof(int32_t));
+            int res;
+            if (copy == NULL)
+                return t->oom = 1, -1;
+            memcpy(copy, items, (size_t)n * sizeof(int32_t));
+            res = t_call(t, copy, n);
+            if (copy != small)
+                PyMem_Free(copy);
+            return res;
+        }
+    case 'b':
+        if (t->sp < 2)
+            goto underflow;
+        a[0] = t->stack[--t->sp];
+        if (t_consume(t, a[0]) < 0)
+            return -1;
+        if (a[0] && (t->rec[a[0]].flags & R_TUPLE)) {  /* (dict state, slot state) or numpy's tuple */
+            Py_ssize_t j, len = t->rec[a[0]].plen;
+            for (j = 0; j < len && j < 16; j++) {
+                int32_t item = len <= SHORT_TUPLE ? t->rec[a[0]].items[j] : t->pool[t->rec[a[0]].poff + j];
+                if (t_consume(t, item) < 0)
+                    return -1;
+            }
+        }
+        return t_insert(t, t->stack[t->sp - 1], a, 1);
+    case 0x93:
+        if (t->sp < 2)
+            goto underflow;
+        t->sp -= 2;
+        return t_push(t, 0);
+    case 'Q':
+        if (t->sp < 1)
+            goto underflow;
+        t->stack[t->sp - 1] = 0;
+        return 0;
+    case '.':
+        if (t->sp < 1)
+            goto underflow;
+        return 0;
+    default:  /* PROTO, FRAME, READONLY_BUFFER */
+        return 0;
+    }
+underflow:
+    *why = "stack underflow";
+    return -1;
+nomark:
+    *why = "no MARK on the stack";
+    return -1;
+}
+
+/* None when the stream is sound, (position, message) for its first problem, and
+ * (position, message, limit name, measured) when a limit of t is exceeded. With stop_at_active,
  * False as soon as an active opcode is seen (its verdict is then "not plain data" either way). */
 static PyObject *
-walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
+walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, Track *t)
 {
     Py_ssize_t pos = 0;
     Py_ssize_t frame_end = -1;  /* end of the current FRAME, -1 outside frames */
     Py_ssize_t memo_count = 0;  /* memo entries made so far: the only index a PUT may use */
 
+    /* Plain data (stop_at_active: no call, no BUILD) copies nothing, and cannot nest deeper than it
+     * has bytes: a short plain stream needs no tracking (the fast path for small payloads). */
+    if (stop_at_active && t->max_hashed < 0 && (t->max_depth < 0 || n <= t->max_depth))
+        t->broken = 1;
+
     for (;;) {
-        Py_ssize_t at = pos, limit, avail;
+        Py_ssize_t at = pos, limit, avail, k = 0;
+        uint64_t idx = 0;
         unsigned char op;
         int kind;
+        const char *why = NULL;
 
         if (frame_end >= 0 && pos == frame_end)
             frame_end = -1;  /* the frame was read to its end: back to reading the stream */
@@ -195,11 +712,25 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
         case A_STOP:
             if (pos != n)
                 return refuse(pos, "%zd bytes after STOP", n - pos);
-            Py_RETURN_NONE;
+            break;
         case A_FIX:
             if (avail < FIXSIZE[op])
                 goto truncated;
+            if (op == 'h' || op == 'j') {
+                idx = op == 'h' ? data[pos] : le(data + pos, 4);
+                pos += FIXSIZE[op];
+                /* inline tracking of the most frequent opcodes (one dispatch, not two) */
+                if (!t->broken && t->sp < t->scap && idx < (uint64_t)t->nmemo) {
+                    t->stack[t->sp++] = t->memo[idx];
+                    continue;
+                }
+                break;
+            }
             pos += FIXSIZE[op];
+            if (!t->broken && t->sp < t->scap) {  /* ints, floats, EXT: a scalar */
+                t->stack[t->sp++] = 0;
+                continue;
+            }
             break;
         case A_PROTO:
             if (avail < 1)
@@ -209,48 +740,70 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
             pos += 1;
             break;
         case A_CNT1: {
-            Py_ssize_t k;
             if (avail < 1)
                 goto truncated;
             k = data[pos];
             if (avail - 1 < k)
                 goto truncated;
             pos += 1 + k;
+            if (op != 0x8a && !t->broken && t->sp < t->scap) {  /* short str or bytes */
+                t->stack[t->sp++] = 1;
+                continue;
+            }
             break;
         }
         case A_CNT4U:
         case A_CNT4S:
         case A_CNT8: {
             int width = kind == A_CNT8 ? 8 : 4;
-            uint64_t k;
+            uint64_t kk;
             if (avail < width)
                 goto truncated;
-            k = le(data + pos, width);
-            if (kind == A_CNT4S && (k & 0x80000000u))
+            kk = le(data + pos, width);
+            if (kind == A_CNT4S && (kk & 0x80000000u))
                 return refuse(at, "negative byte count for opcode 0x%02x", (int)op);
-            if ((uint64_t)(avail - width) < k)
+            if ((uint64_t)(avail - width) < kk)
                 goto truncated;
-            pos += width + (Py_ssize_t)k;
+            k = (Py_ssize_t)kk;
+            pos += width + k;
             break;
         }
         case A_LINE:
         case A_LINE2: {
             int lines = kind == A_LINE2 ? 2 : 1;
+            Py_ssize_t first = pos;
             while (lines--) {
                 const unsigned char *nl = memchr(data + pos, '\n', (size_t)(limit - pos));
                 if (nl == NULL)
                     goto truncated;
                 pos = (Py_ssize_t)(nl - data) + 1;
             }
+            k = pos - first - 1;
+            if (op == 'g') {
+                const unsigned char *p = data + first, *nl = data + pos - 1;
+                if (nl == p)
+                    return refuse(at, "empty GET index");
+                for (; p < nl; p++) {
+                    if (*p < '0' || *p > '9')
+                        return refuse(at, "GET index is not plain decimal digits");
+                    idx = idx * 10 + (uint64_t)(*p - '0');
+                    if (idx > (uint64_t)memo_count)
+                        break;
+                }
+            }
             break;
         }
         case A_MEMOIZE:
             memo_count++;
+            if (!t->broken && t->sp > 0 && t->nmemo < t->memocap) {
+                t->memo[t->nmemo++] = t->stack[t->sp - 1];
+                continue;
+            }
             break;
         case A_PUT1:
         case A_PUT4:
         case A_PUTNL: {
-            uint64_t idx = 0;
+            uint64_t pidx = 0;
             if (kind == A_PUTNL) {
                 const unsigned char *p = data + pos;
                 const unsigned char *nl = memchr(p, '\n', (size_t)avail);
@@ -261,8 +814,8 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
                 for (; p < nl; p++) {
                     if (*p < '0' || *p > '9')
                         return refuse(at, "PUT index is not plain decimal digits");
-                    idx = idx * 10 + (uint64_t)(*p - '0');
-                    if (idx > (uint64_t)memo_count)
+                    pidx = pidx * 10 + (uint64_t)(*p - '0');
+                    if (pidx > (uint64_t)memo_count)
                         break;  /* already too large: stop before it can overflow */
                 }
                 pos = (Py_ssize_t)(nl - data) + 1;
@@ -271,36 +824,49 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
                 int width = kind == A_PUT1 ? 1 : 4;
                 if (avail < width)
                     goto truncated;
-                idx = le(data + pos, width);
+                pidx = le(data + pos, width);
                 pos += width;
             }
-            if (idx > (uint64_t)memo_count)
+            if (pidx > (uint64_t)memo_count)
                 return refuse(at, "memo index %llu skips ahead of the next free index %zd "
                               "(the C unpickler would allocate a memo array that large)",
-                              (unsigned long long)idx, memo_count);
-            if (idx < (uint64_t)memo_count)
+                              (unsigned long long)pidx, memo_count);
+            if (pidx < (uint64_t)memo_count)
                 return refuse(at, "memo index %llu overwritten (memo confusion)",
-                              (unsigned long long)idx);
+                              (unsigned long long)pidx);
             memo_count++;
             break;
         }
         case A_FRAME: {
-            uint64_t k;
+            uint64_t kk;
             if (frame_end >= 0)
                 return refuse(at, "FRAME inside a frame");
             if (avail < 8)
                 goto truncated;
-            k = le(data + pos, 8);
+            kk = le(data + pos, 8);
             pos += 8;
-            if ((uint64_t)(n - pos) < k)
+            if ((uint64_t)(n - pos) < kk)
                 return refuse(at, "frame of %llu bytes runs past the end of the stream",
-                              (unsigned long long)k);
-            frame_end = pos + (Py_ssize_t)k;
+                              (unsigned long long)kk);
+            frame_end = pos + (Py_ssize_t)kk;
             break;
         }
         default:
             return refuse(at, "byte 0x%02x is not a pickle opcode", (int)op);
         }
+        if (!t->broken && t_step(t, op, k, idx, &why) < 0) {
+            if (t->oom)
+                return PyErr_NoMemory();
+            if (t->limit != NULL)
+                return Py_BuildValue("(nssL)", at, "resource limit exceeded",
+                                     t->limit, (long long)t->limit_value);
+            /* A stack the real unpickler would fail on at this opcode (underflow, no MARK, a GET of
+             * an index never stored): nothing after it runs, so tracking stops here; the parse goes
+             * on, and the static pass names the problem. */
+            t->broken = 1;
+        }
+        if (op == '.')
+            Py_RETURN_NONE;
         continue;
     truncated:
         if (frame_end >= 0)
@@ -309,34 +875,112 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active)
     }
 }
 
+/* Default limits (anypickle.safe.Limits mirrors them). */
+enum { DEFAULT_MAX_DEPTH = 1000 };
+#define DEFAULT_MAX_COPY (50LL * 1000 * 1000)
+#define DEFAULT_MAX_INT_BYTES 1786  /* 4300 decimal digits */
+
+static void
+track_init(Track *t, long long max_depth, long long max_copy, Py_ssize_t max_int_bytes, long long max_hashed)
+{
+    /* Only the header fields are cleared: the inline blocks are written before they are read. */
+    memset(t, 0, offsetof(Track, stack0));
+    t->stack = t->stack0; t->scap = INLINE;
+    t->marks = t->marks0; t->mcap = INLINE;
+    t->memo = t->memo0; t->memocap = INLINE;
+    t->rec = t->rec0;
+    t->rcap = INLINE;
+    t->pool = t->pool0; t->poolcap = INLINE;
+    cache_take(&cache_stack, (void **)&t->stack, &t->scap);
+    cache_take(&cache_marks, (void **)&t->marks, &t->mcap);
+    cache_take(&cache_memo, (void **)&t->memo, &t->memocap);
+    cache_take(&cache_rec, (void **)&t->rec, &t->rcap);
+    cache_take(&cache_pool, (void **)&t->pool, &t->poolcap);
+    t->max_depth = max_depth;
+    t->max_copy = max_copy;
+    t->max_int_bytes = max_int_bytes;
+    t->max_hashed = max_hashed;
+}
+
+/* Records 0 (scalars and globals) and 1 (short str and bytes literals). */
+static int
+track_start(Track *t)
+{
+    if (t_new(t, 0, 0) < 0 || t_new(t, 0, 0) < 0) {
+        track_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->rec[1].flags = R_STR;
+    return 0;
+}
+
 /* walk() over any bytes-like object; *active tells whether an importing/calling opcode was seen. */
 static PyObject *
-walk_buffer(PyObject *arg, int *active, int stop_at_active)
+walk_buffer(PyObject *arg, int *active, int stop_at_active, Track *t)
 {
     Py_buffer view;
     PyObject *result;
 
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    result = walk((const unsigned char *)view.buf, view.len, active, stop_at_active);
+    result = walk((const unsigned char *)view.buf, view.len, active, stop_at_active, t);
     PyBuffer_Release(&view);
+    /* record 0: scalars and globals */
+    return result;
+}
+
+static int
+parse_limits(PyObject *const *args, Py_ssize_t nargs, Track *t, const char *name)
+{
+    long long max_depth = DEFAULT_MAX_DEPTH, max_copy = DEFAULT_MAX_COPY, max_hashed = -1;
+    Py_ssize_t max_int_bytes = DEFAULT_MAX_INT_BYTES;
+    if (nargs < 1 || nargs > 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, max_hashed_keys=-1)", name);
+        return -1;
+    }
+    if (nargs > 4 && (max_hashed = PyLong_AsLongLong(args[4])) == -1 && PyErr_Occurred())
+        return -1;
+    if (nargs > 1 && (max_depth = PyLong_AsLongLong(args[1])) == -1 && PyErr_Occurred())
+        return -1;
+    if (nargs > 2 && (max_copy = PyLong_AsLongLong(args[2])) == -1 && PyErr_Occurred())
+        return -1;
+    if (nargs > 3 && (max_int_bytes = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred())
+        return -1;
+    track_init(t, max_depth, max_copy, max_int_bytes, max_hashed);
+    return 0;
+}
+
+static PyObject *
+memo_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int active = 0;
+    Track t;
+    PyObject *result;
+
+    if (parse_limits(args, nargs, &t, "memo_check") < 0 || track_start(&t) < 0)
+        return NULL;
+    result = walk_buffer(args[0], &active, 0, &t);
+    if (result == Py_None && t.bigint) {
+        Py_DECREF(result);
+        result = Py_NewRef(Py_False);
+    }
+    track_free(&t);
     return result;
 }
 
 static PyObject *
-memo_check(PyObject *module, PyObject *arg)
+plain_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     int active = 0;
+    Track t;
+    PyObject *result;
 
-    return walk_buffer(arg, &active, 0);
-}
-
-static PyObject *
-plain_data(PyObject *module, PyObject *arg)
-{
-    int active = 0;
-    PyObject *result = walk_buffer(arg, &active, 1);
-
+    if (parse_limits(args, nargs, &t, "plain_data") < 0 || track_start(&t) < 0)
+        return NULL;
+    result = walk_buffer(args[0], &active, 1, &t);
+    track_free(&t);
     if (result == NULL)
         return NULL;
     if (result != Py_None)
@@ -380,7 +1024,13 @@ load_envelope(PyObject *data, int safe)
     }
     if (safe) {
         int active = 0;
-        PyObject *verdict = walk(buf + ENVELOPE_SIZE, n - ENVELOPE_SIZE, &active, 1);
+        Track t;
+        PyObject *verdict;
+        track_init(&t, DEFAULT_MAX_DEPTH, DEFAULT_MAX_COPY, DEFAULT_MAX_INT_BYTES, -1);
+        if (track_start(&t) < 0)
+            return NULL;
+        verdict = walk(buf + ENVELOPE_SIZE, n - ENVELOPE_SIZE, &active, 1, &t);
+        track_free(&t);
         if (verdict == NULL)
             return NULL;
         int sound = verdict == Py_None;
@@ -594,20 +1244,23 @@ static PyTypeObject FastLoadsType = {
 };
 
 PyDoc_STRVAR(plain_data_doc,
-"plain_data(data, /)\n--\n\n"
+"plain_data(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, max_hashed_keys=-1, /)\n--\n\n"
 "True when memo_check(data) passes and the stream has no opcode that imports, calls or builds\n"
 "anything (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*, PERSID, BINPERSID, REDUCE, BUILD, NEWOBJ*,\n"
 "out-of-band buffers): then only builtin containers and scalars can come out of it.");
 
 PyDoc_STRVAR(memo_check_doc,
-"memo_check(data, /)\n--\n\n"
+"memo_check(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, max_hashed_keys=-1, /)\n--\n\n"
 "Walk a pickle stream's opcodes without executing anything. Return None when every memo index is\n"
 "the next free one, no opcode straddles a frame's end and the stream ends with its first STOP;\n"
-"otherwise (position, message) for the first problem.");
+"False when it is sound but holds an integer literal longer than max_int_bytes; (position,\n"
+"message) for the first problem; (position, message, limit name, measured) when the nesting\n"
+"depth, the items copied by constructor calls, or the dict keys and set elements whose hash is\n"
+"not randomized exceed max_depth, max_copy or max_hashed_keys (-1: no limit).");
 
 static PyMethodDef methods[] = {
-    {"memo_check", memo_check, METH_O, memo_check_doc},
-    {"plain_data", plain_data, METH_O, plain_data_doc},
+    {"memo_check", (PyCFunction)(void (*)(void))memo_check, METH_FASTCALL, memo_check_doc},
+    {"plain_data", (PyCFunction)(void (*)(void))plain_data, METH_FASTCALL, plain_data_doc},
     {"load_pickle_envelope", (PyCFunction)(void (*)(void))load_pickle_envelope, METH_FASTCALL,
      load_pickle_envelope_doc},
     {NULL, NULL, 0, NULL},

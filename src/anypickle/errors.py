@@ -83,14 +83,17 @@ class UnsafePickleError(DecodeError):
     """A safe load refused the stream before executing anything.
 
     ``global_name`` names the refused global (``"os.system"``) when there is one and ``position`` the
-    byte offset of the opcode that would have imported or executed it.
+    byte offset of the opcode that would have imported or executed it. ``limit`` names the
+    :class:`~anypickle.Limits` field a refused stream exceeds (``"max_depth"``), when that is why.
     """
 
     def __init__(
-        self, message: str, *, global_name: str | None = None, position: int | None = None
+        self, message: str, *, global_name: str | None = None, position: int | None = None,
+        limit: str | None = None,
     ) -> None:
         self.global_name = global_name
         self.position = position
+        self.limit = limit
         super().__init__(message)
 
 

@@ -11,10 +11,11 @@ import os
 from typing import Iterable, Union
 
 from .._allowlist import AllowEntry, Allowlist, build_allowlist, format_global
+from .._limits import DEFAULT_LIMITS, Limits
 from .._backend import Backend
 from .._envelope import is_envelope
 from .._envelope import parse as parse_envelope
-from ..errors import DecodeError, UsageError
+from ..errors import AnyPickleError, DecodeError, UsageError
 from ._container import iter_pickle_members, is_zip
 from ._machine import simulate
 from ._report import Finding, ScanReport
@@ -26,7 +27,8 @@ Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
 
 def scan_bytes(
-    data: bytes, allow: Allowlist, *, member: str | None = None, offset: int = 0
+    data: bytes, allow: Allowlist, *, member: str | None = None, offset: int = 0,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[list[tuple[str, str]], list[Finding]]:
     """Globals ``(raw, mapped)`` and findings for one pickle stream (no container handling).
 
@@ -38,10 +40,10 @@ def scan_bytes(
         if glob.pair is None:
             continue
         names.append((format_global(*glob.raw), format_global(*glob.pair)))  # type: ignore[arg-type]
-    findings = run_passes(trace, allow)
+    findings = run_passes(trace, allow, limits)
     if member is not None or offset:
         findings = [
-            Finding(f.severity, f.opcode, f.position + offset, f.message, f.global_name, member)
+            Finding(f.severity, f.opcode, f.position + offset, f.message, f.global_name, member, f.limit)
             for f in findings
         ]
     return names, findings
@@ -51,8 +53,21 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
     """Scan a pickle stream (bytes) or a file (``str``/``PathLike``) without executing it.
 
     ``allow`` adds exact ``"module.qualname"`` globals to the default allowlist, as in
-    ``loads(..., safe=True, allow=...)``.
+    ``loads(..., safe=True, allow=...)``. Raises only :class:`~anypickle.errors.AnyPickleError`
+    (a file that cannot be read is a :class:`~anypickle.errors.UsageError`); anything wrong with the
+    content is a finding.
     """
+    try:
+        return _scan(data_or_path, allow)
+    except AnyPickleError:
+        raise
+    except MemoryError:
+        raise DecodeError("out of memory while scanning (the scanner keeps one stream in memory)") from None
+    except Exception as exc:  # pragma: no cover - a scanner bug must still not leak a foreign type
+        raise DecodeError(f"scanner error: {type(exc).__name__}: {exc}") from exc
+
+
+def _scan(data_or_path: Source, allow: Iterable[AllowEntry]) -> ScanReport:
     allowlist = build_allowlist(allow)
     if isinstance(data_or_path, (str, os.PathLike)):
         source = os.fspath(data_or_path)
@@ -63,6 +78,8 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
             raise UsageError(f"no such file: {source}") from exc
         except IsADirectoryError as exc:
             raise UsageError(f"is a directory, not a pickle file: {source}") from exc
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc}") from exc
     elif isinstance(data_or_path, (bytes, bytearray, memoryview)):
         source = "<bytes>"
         data = bytes(data_or_path)
@@ -73,9 +90,9 @@ def scan(data_or_path: Source, *, allow: Iterable[AllowEntry] = ()) -> ScanRepor
     report = ScanReport(source)
     if is_zip(data):
         found_any = False
-        for member, content, problem in iter_pickle_members(data):
+        for member, content, problem, unsafe in iter_pickle_members(data):
             if problem is not None:
-                report.findings.append(Finding("unsafe", "ZIP", 0, problem, member=member))
+                report.findings.append(Finding("unsafe" if unsafe else "warning", "ZIP", 0, problem, member=member))
                 continue
             found_any = True
             report.members.append(member)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .._allowlist import map_python2
 
-__all__ = ["Broken", "Glob", "Kind", "Made", "Trace", "simulate"]
+__all__ = ["BigInt", "Box", "Broken", "Glob", "Kind", "Made", "Trace", "simulate"]
 
 
 class Kind:
@@ -33,17 +33,33 @@ class Kind:
         return f"<{self.name}>"
 
 
-LIST = Kind("list")
-DICT = Kind("dict")
-SET = Kind("set")
+class Box(Kind):
+    """A list, dict or set the stream creates: one per container, so memo references share it and
+    ``n`` counts the items put into it (numpy object arrays and NEWOBJ_EX keywords are checked on it)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, name: str, n: int = 0) -> None:
+        self.name = name
+        self.n = n
+
+
+class BigInt(Kind):
+    """An integer literal too long to keep: ``digits`` is (an upper bound on) its decimal digits."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.name = "int"
+        self.digits = digits
+
+
 FROZENSET = Kind("frozenset")
 BYTEARRAY = Kind("bytearray")
 BUFFER = Kind("buffer")
 LONG_STR = Kind("str")
 LONG_BYTES = Kind("bytes")
-LONG_INT = Kind("int")
 PERSISTENT = Kind("persistent object")
-MUTABLE = frozenset({id(LIST), id(DICT), id(SET)})
 
 # Literals longer than this are kept as a Kind: no copy of an 8 MB array buffer, and no module
 # name is that long.
@@ -292,9 +308,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
             elif op == EMPTY_TUPLE:
                 stack.append(())
             elif op == EMPTY_DICT:
-                stack.append(DICT)
+                stack.append(Box("dict"))
             elif op == EMPTY_LIST:
-                stack.append(LIST)
+                stack.append(Box("list"))
             elif op == APPENDS or op == SETITEMS:
                 items = pop_mark(at, op)
                 if op == SETITEMS and len(items) % 2:
@@ -302,7 +318,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 if not stack:
                     raise underflow(at, op)
                 target = stack[-1]
-                if not (type(target) is Kind and id(target) in MUTABLE):
+                if type(target) is Box:
+                    target.n += len(items) // 2 if op == SETITEMS else len(items)
+                else:
                     trace.mutations.append((at, opname(op), target))
             elif op == APPEND or op == SETITEM:
                 k = 1 if op == APPEND else 2
@@ -310,7 +328,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                     raise underflow(at, op)
                 del stack[-k:]
                 target = stack[-1]
-                if not (type(target) is Kind and id(target) in MUTABLE):
+                if type(target) is Box:
+                    target.n += 1
+                else:
                     trace.mutations.append((at, opname(op), target))
             elif op == NONE:
                 stack.append(None)
@@ -356,12 +376,13 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 memo_get(at, op, _u32(data, pos)[0])
                 pos += 4
             elif op == LIST_OP:
-                pop_mark(at, op)
-                stack.append(LIST)
+                items = pop_mark(at, op)  # pop_mark rebinds stack: append afterwards
+                stack.append(Box("list", len(items)))
             elif op == DICT_OP:
-                if len(pop_mark(at, op)) % 2:
+                items = pop_mark(at, op)
+                if len(items) % 2:
                     raise _Fail(at, "DICT", "odd number of items for DICT")
-                stack.append(DICT)
+                stack.append(Box("dict", len(items) // 2))
             elif op == POP:
                 if stack:
                     stack.pop()
@@ -531,7 +552,9 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 if not stack:
                     raise underflow(at, op)
                 target = stack[-1]
-                if not (type(target) is Kind and id(target) in MUTABLE):
+                if type(target) is Box:
+                    target.n += len(items)
+                else:
                     trace.mutations.append((at, opname(op), target))
             elif op == BINUNICODE8:
                 w = 8
@@ -564,7 +587,7 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                 cls = stack.pop()
                 add_call(at, op, cls, args, kwargs)
             elif op == EMPTY_SET:
-                stack.append(SET)
+                stack.append(Box("set"))
             elif op == FROZENSET_OP:
                 pop_mark(at, op)
                 stack.append(FROZENSET)
@@ -576,7 +599,7 @@ def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
                     raise _Fail(at, opname(op), "negative byte count")
                 need(pos + w, k, op)
                 chunk = data[pos + w : pos + w + k]
-                stack.append(int.from_bytes(chunk, "little", signed=True) if k <= 64 else LONG_INT)
+                stack.append(int.from_bytes(chunk, "little", signed=True) if k <= 64 else BigInt(k * 241 // 100 + 1))
                 pos += w + k
             elif op == EXT1 or op == EXT2 or op == EXT4:
                 w = {EXT1: 1, EXT2: 2, EXT4: 4}[op]
@@ -608,10 +631,20 @@ def _py2_str(value: bytes, at: int, op: int):
         raise _Fail(at, opname(op), "Python 2 string is not ASCII (the loader decodes it as ASCII)") from None
 
 
+_TEXT_INT_MAX = 4400  # characters parsed exactly; CPython 3.11+ refuses more than 4300 digits itself
+
+
 def _text_int(raw: bytes, at: int, op: int):
+    if len(raw) > _TEXT_INT_MAX:
+        # Parsing a decimal string is quadratic in CPython (3.10 has no digit limit): the walk must
+        # stay linear, so a long literal is only checked to be digits and kept as a BigInt.
+        body = raw.strip().lstrip(b"+-")
+        if not body.isdigit():
+            raise _Fail(at, opname(op), f"bad integer literal {raw[:40]!r}")
+        return BigInt(len(body))
     try:
         text = raw.decode("ascii")
         value = int(text, 0) if text.strip().lstrip("+-").startswith(("0x", "0o", "0b", "0X")) else int(text)
     except (UnicodeDecodeError, ValueError):
         raise _Fail(at, opname(op), f"bad integer literal {raw[:40]!r}") from None
-    return value if value.bit_length() <= 512 else LONG_INT
+    return value if value.bit_length() <= 512 else BigInt(len(raw))

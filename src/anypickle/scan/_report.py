@@ -14,7 +14,8 @@ Severity = Literal["info", "warning", "unsafe"]
 class Finding:
     """One observation: its severity, the opcode and byte position it is about, and a message.
 
-    ``member`` names the zip member for container files; ``global_name`` the global concerned.
+    ``member`` names the zip member for container files; ``global_name`` the global concerned;
+    ``limit`` the :class:`~anypickle.Limits` field exceeded, when that is the finding.
     """
 
     severity: Severity
@@ -23,6 +24,7 @@ class Finding:
     message: str
     global_name: str | None = None
     member: str | None = None
+    limit: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -33,6 +35,7 @@ class Finding:
             "message": self.message,
             "global_name": self.global_name,
             "member": self.member,
+            "limit": self.limit,
         }
 
     def __str__(self) -> str:
