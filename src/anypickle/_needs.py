@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import enum
 import functools
+import io
 import pickle
 import sys
 import types
 import typing
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from . import _reducers
 from ._modules import ModulePolicy
 
 __all__ = ["Finding", "Need", "NeedFound", "ProbePickler", "classify", "find_needs", "locate"]
@@ -66,6 +69,40 @@ _UNSHIPPABLE_TYPES: dict[type, str] = {
     types.TracebackType: "format it (traceback.format_tb) and ship the text",
 }
 _LOCK_TYPES = (type(__import__("_thread").allocate_lock()), type(__import__("_thread").RLock()))
+# Open files: a by-value pickler reopens them by name on the receiver (dill), in their mode; for a
+# mode that writes, that truncates the very file ("w") or writes where the sender also writes.
+_FILE_TYPES = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedReader, io.FileIO)
+_FILE_ADVICE = ("ship the file's path (and what was written so far, if needed) and reopen it on the receiver, "
+                "in append mode to keep its content")
+
+
+def _unshippable(obj: object, t: type) -> tuple[str, str] | None:
+    """(reason, advice) when nothing can ship ``obj`` faithfully, else None."""
+    advice = _UNSHIPPABLE_TYPES.get(t)
+    if advice is not None:
+        return f"a {t.__name__} object is live execution state: {advice}", advice
+    if t in _FILE_TYPES:
+        mode = getattr(obj, "mode", "")
+        if isinstance(mode, str) and any(c in mode for c in "wax+") and obj not in (
+                sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            name = getattr(obj, "name", "?")
+            return (f"file {name!r} is open for writing (mode {mode!r}): reopening it on the receiver would "
+                    "truncate it or write where the sender writes", _FILE_ADVICE)
+    return None
+
+
+def unshippable_advice(obj: object) -> str | None:
+    """The advice for an object nothing can ship faithfully, or None."""
+    from ._reducers import Unfaithful, reduce_gap
+
+    found = _unshippable(obj, type(obj))
+    if found is not None:
+        return found[1]
+    try:
+        reduce_gap(obj, lambda o: False)
+    except Unfaithful as exc:
+        return exc.advice
+    return None
 
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class statement or type()
@@ -84,6 +121,8 @@ class Finding:
     path: str
     type_name: str
     reason: str
+    advice: str | None = None
+    """What to do instead, for :attr:`Need.UNSHIPPABLE` findings."""
 
     def to_dict(self) -> dict[str, str]:
         """A JSON-ready dict of this finding."""
@@ -201,8 +240,10 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
     if t is typing.TypeVar and policy.goes_by_value(obj.__module__):
         need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
-    if t in _UNSHIPPABLE_TYPES:
-        return Need.UNSHIPPABLE, f"a {t.__name__} object is live execution state: {_UNSHIPPABLE_TYPES[t]}"
+    if t in _UNSHIPPABLE_TYPES or t in _FILE_TYPES:
+        found = _unshippable(obj, t)
+        if found is not None:
+            return Need.UNSHIPPABLE, found[0]
     if t in _LOCK_TYPES:
         return Need.LOCK, f"{t.__name__} objects are refused by pickle; anypickle rebuilds them"
     return None
@@ -241,30 +282,70 @@ class ProbePickler(pickle.Pickler):
             # self: a pickler <-> bound method cycle would keep each pickler and its memo alive
             # until the garbage collector runs (measured: 1.4x slower dumps of 10k strings). Shadowing
             # the method with an instance attribute is the point, hence the type: ignore.
-            self.reducer_override = _cached_reducer_override(self._cache, policy)  # type: ignore[method-assign, assignment]
+            self.reducer_override = _cached_reducer_override(self._cache, policy, self)  # type: ignore[method-assign, assignment]
 
     def reducer_override(self, obj: object) -> Any:
-        return _probe_reduce(obj, self._policy, self._cache)
+        return _probe_reduce(obj, self._policy, self._cache, self)
 
 
-def _probe_reduce(obj: object, policy: ModulePolicy, cache: set[type] | None) -> Any:
+def _probe_reduce(obj: object, policy: ModulePolicy, cache: set[type] | None, pickler: Any) -> Any:
     t = type(obj)
     if cache is not None and t in cache:
         return NotImplemented
     found = classify(obj, policy)
     if found is not None:
         raise NeedFound(found[0], obj, found[1])
+    if has_gap(t):
+        return gap_reduce(obj, pickler)
     if cache is not None and _cacheable_instance_type(t, policy):
         cache.add(t)
     return NotImplemented
 
 
-def _cached_reducer_override(cache: set[type], policy: ModulePolicy) -> Callable[[object], Any]:
+def gap_reduce(obj: Any, pickler: Any) -> Any:
+    """:func:`_reducers.reduce_gap` (or the ndarray-subclass reduction) inside ``pickler``, or NotImplemented.
+
+    An object nothing can ship faithfully raises :class:`NeedFound` with :attr:`Need.UNSHIPPABLE`.
+    """
+    if type(obj) not in _reducers.GAP_TYPES:
+        rv = _reducers.array_subclass_reduce(obj)
+        return NotImplemented if rv is None else rv
+    try:
+        rv = _reducers.reduce_gap(obj, lambda o: memo_has(pickler, o))
+    except _reducers.Unfaithful as exc:
+        raise NeedFound(Need.UNSHIPPABLE, obj, exc.reason) from None
+    return NotImplemented if rv is None else rv
+
+
+def has_gap(t: type) -> bool:
+    """True for the types :func:`gap_reduce` handles (each instance is looked at; never cache the type)."""
+    return t in _reducers.GAP_TYPES or bool(t.__flags__ & _HEAPTYPE and _reducers.is_array_subclass(t))
+
+
+def refuse_unshippable(obj: object) -> None:
+    """Raise :class:`NeedFound` (:attr:`Need.UNSHIPPABLE`) for an object nothing can ship faithfully."""
+    t = type(obj)
+    if t in _UNSHIPPABLE_TYPES or t in _FILE_TYPES:
+        found = _unshippable(obj, t)
+        if found is not None:
+            raise NeedFound(Need.UNSHIPPABLE, obj, found[0])
+
+
+def memo_has(pickler: Any, obj: object) -> bool:
+    """True when ``pickler`` already wrote ``obj`` (the C pickler's memo is a proxy: copied, O(memo))."""
+    memo = pickler.memo
+    if not isinstance(memo, dict):
+        memo = memo.copy()
+    return id(obj) in memo
+
+
+def _cached_reducer_override(cache: set[type], policy: ModulePolicy, pickler: Any) -> Callable[[object], Any]:
     def reducer_override(obj: object) -> Any:
         if type(obj) in cache:
             return NotImplemented
-        return _probe_reduce(obj, policy, cache)
+        return _probe_reduce(obj, policy, cache, pickler_ref())
 
+    pickler_ref = weakref.ref(pickler)
     return reducer_override
 
 
@@ -272,7 +353,9 @@ def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
     # Types whose verdict depends on the instance (a TypeVar's module, a cell the by-value pickler
     # must see) are never cached: one from an installed module must not wave through a __main__ one.
     if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType,
-                                    typing.TypeVar, _LRU_WRAPPER):
+                                    typing.TypeVar, _LRU_WRAPPER) or t in _FILE_TYPES or t in _reducers.GAP_TYPES:
+        return False
+    if _reducers.is_array_subclass(t):
         return False
     # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
     if issubclass(t, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]

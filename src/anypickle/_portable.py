@@ -25,7 +25,19 @@ from typing import Any, Iterable
 
 from . import _recompile, _reducers, _source
 from ._modules import ModuleNames, ModulePolicy
-from ._needs import _LOCK_TYPES, _method_need, _patched_attributes, exception_needs_own_reducer
+from ._needs import (
+    _FILE_TYPES,
+    _LOCK_TYPES,
+    _UNSHIPPABLE_TYPES,
+    NeedFound,
+    _method_need,
+    _patched_attributes,
+    exception_needs_own_reducer,
+    gap_reduce,
+    has_gap,
+    refuse_unshippable,
+    unshippable_advice,
+)
 from ._source import NoSource
 from .backends._marshal import _used_submodules
 from .errors import DecodeError, EncodeError
@@ -186,6 +198,16 @@ class PortablePickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:  # noqa: C901 - one dispatch on the object's type
         t = type(obj)
+        if has_gap(t):  # dict views, descriptors of C types, weak proxies, ndarray subclasses' attributes
+            try:
+                return gap_reduce(obj, self)
+            except NeedFound as exc:
+                raise _Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
+        if t in _FILE_TYPES or t in _UNSHIPPABLE_TYPES:
+            try:
+                refuse_unshippable(obj)
+            except NeedFound as exc:
+                raise _Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
         if t is types.FunctionType:
             return self._function_reduce(obj)
         if isinstance(obj, type):
@@ -508,7 +530,11 @@ def dump_portable(obj: Any, file: Any, policy: ModulePolicy) -> None:
         raise _encode_error(obj, exc.obj, exc.reason, policy, exc.hint) from None
     except RecursionError:
         raise EncodeError("portable mode cannot serialize this object: it nests too deeply", type_name=type(obj).__qualname__) from None
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
+        from ._api import is_refusal
+
+        if not is_refusal(exc, (pickle.PicklingError, TypeError, AttributeError, ValueError)):
+            raise  # the object's own __reduce__ failed, or a bug: as in the other modes, it goes through
         raise _encode_error(obj, None, f"{type(exc).__name__}: {exc}", policy, None) from exc
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 import threading
 import types
+import weakref
 from typing import Any
-
-from cloudpickle import cloudpickle as _cp
 
 __all__: list[str] = []
 
@@ -33,6 +33,8 @@ def set_function_state(func: types.FunctionType, state: tuple[Any, Any, Any]) ->
         for cell, value in zip(func.__closure__ or (), cell_values):
             if value is not EmptyCell:
                 cell.cell_contents = value
+    from cloudpickle import cloudpickle as _cp  # imported here: the probe imports this module, not cloudpickle
+
     _cp._function_setstate(func, (dict_state, slotstate))
 
 
@@ -148,3 +150,122 @@ def make_memoryview(data: bytes, fmt: str, shape: tuple, readonly: bool) -> memo
         # fmt is whatever struct format the sender's view had; typeshed's overloads take literal formats only.
         view = view.cast(fmt, shape)  # type: ignore[call-overload]
     return view
+
+
+# --- objects every backend gets silently wrong ------------------------------------------------------
+# pickle, cloudpickle and dill each rebuild these as something else (a value instead of a descriptor,
+# a detached copy instead of a view). Every pickler of anypickle (the probe, auto's cloudpickle and
+# dill, portable mode) asks :func:`reduce_gap` first.
+
+
+def class_attribute(cls: type, name: str) -> Any:
+    """``cls.__dict__[name]``: the raw attribute, where ``getattr`` would run the descriptor."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    raise AttributeError(f"type object {cls.__qualname__!r} has no attribute {name!r}")
+
+
+def dict_view(mapping: dict, kind: str) -> Any:
+    """``mapping.keys()``, ``.values()`` or ``.items()``: a live view of the (shared) dict."""
+    if kind not in ("keys", "values", "items"):
+        raise ValueError(f"unknown dict view {kind!r}")
+    return getattr(dict, kind)(mapping)
+
+
+def weak_proxy(referent: Any) -> Any:
+    """A ``weakref.proxy`` to ``referent``, which the rest of the payload keeps alive."""
+    return weakref.proxy(referent)
+
+
+def set_array_state(array: Any, state: tuple[Any, dict[str, Any]]) -> None:
+    """An ndarray subclass's own state (``ndarray.__setstate__``), then its instance attributes."""
+    array_state, attributes = state
+    if array_state is not None:
+        array.__setstate__(array_state)
+    array.__dict__.update(attributes)
+
+
+_DESCRIPTOR_TYPES = (types.GetSetDescriptorType, types.MemberDescriptorType, types.MethodDescriptorType,
+                     types.WrapperDescriptorType, types.ClassMethodDescriptorType)
+_DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
+_PROXY_TYPES = (weakref.ProxyType, weakref.CallableProxyType)
+GAP_TYPES = frozenset(_DESCRIPTOR_TYPES) | frozenset(_DICT_VIEWS) | frozenset(_PROXY_TYPES)
+"""Types :func:`reduce_gap` may handle: never cached as "plain" by the picklers."""
+
+
+class Unfaithful(Exception):
+    """Raised by :func:`reduce_gap` for an object no serializer can ship faithfully (with advice)."""
+
+    def __init__(self, obj: object, reason: str, advice: str) -> None:
+        super().__init__(reason)
+        self.obj = obj
+        self.reason = reason
+        self.advice = advice
+
+
+def reduce_gap(obj: Any, memo_has: Any) -> Any:
+    """The reduction of an object the serializers get silently wrong, or None to let them proceed.
+
+    ``memo_has(o)`` tells whether ``o`` was already written to this payload (for weak proxies).
+    Raises :class:`Unfaithful` where nothing can be faithful.
+    """
+    t = type(obj)
+    if t in _DICT_VIEWS:
+        import gc
+
+        mapping = [r for r in gc.get_referents(obj) if isinstance(r, dict)]
+        if len(mapping) != 1 or type(mapping[0]) is not dict:
+            return None
+        return dict_view, (mapping[0], _DICT_VIEWS[t])
+    if t in _PROXY_TYPES:
+        try:
+            referent = obj.__repr__.__self__  # a bound method of the referent, not of the proxy
+        except ReferenceError:
+            raise Unfaithful(obj, "a weakref.proxy whose referent no longer exists",
+                             "drop the dead proxy; ship the objects themselves") from None
+        if type(referent) in _PROXY_TYPES or isinstance(referent, weakref.ref):
+            referent = None
+        if referent is None or not memo_has(referent):
+            raise Unfaithful(
+                obj, "a weakref.proxy to an object this payload does not hold: on the receiver nothing would "
+                     "keep its referent alive, so it would arrive dead (pickle would silently ship the referent "
+                     "itself in its place)",
+                "ship the referent itself, before the proxy (e.g. the parent before the children that hold "
+                "weak proxies to it), or rebuild the proxy on the receiver")
+        return weak_proxy, (referent,)
+    if t in _DESCRIPTOR_TYPES:
+        owner = getattr(obj, "__objclass__", None)
+        name = getattr(obj, "__name__", None)
+        if not isinstance(owner, type) or not isinstance(name, str) or owner.__dict__.get(name) is not obj:
+            return None
+        try:
+            if getattr(owner, name) is obj:
+                return None  # pickle's getattr(owner, name) finds the descriptor itself
+        except AttributeError:
+            pass
+        return class_attribute, (owner, name)
+    return None
+
+
+def array_subclass_reduce(obj: Any) -> Any:
+    """An ndarray subclass instance with instance attributes: numpy's reduction, plus the attributes.
+
+    ``ndarray.__reduce_ex__`` keeps the subclass but not its ``__dict__`` (cloudpickle and pickle then
+    return the class default of ``a.color``); None when there are none or the subclass reduces itself.
+    """
+    t = type(obj)
+    attributes = getattr(obj, "__dict__", None)
+    if not attributes:
+        return None
+    ndarray = sys.modules["numpy"].ndarray
+    if t.__reduce_ex__ is not ndarray.__reduce_ex__ or t.__reduce__ is not ndarray.__reduce__:
+        return None
+    rv = obj.__reduce_ex__(4)  # (numpy's _reconstruct, args, state): protocol 5 would drop the subclass state too
+    return rv[0], rv[1], (rv[2] if len(rv) > 2 else None, dict(attributes)), None, None, set_array_state
+
+
+def is_array_subclass(t: type) -> bool:
+    """True for a strict subclass of numpy's ndarray (numpy imported already)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and t is not numpy.ndarray and issubclass(t, getattr(numpy, "ndarray", ()))

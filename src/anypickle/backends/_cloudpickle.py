@@ -14,12 +14,16 @@ from .. import _reducers
 from .._backend import Backend
 from .._modules import ModulePolicy
 from .._needs import (
+    _FILE_TYPES,
     _LOCK_TYPES,
     _LRU_WRAPPER,
     _definition_need,
     _patched_attributes,
     _plain_instance_types,
     exception_needs_own_reducer,
+    gap_reduce,
+    has_gap,
+    refuse_unshippable,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +61,10 @@ class AnyPickler(cloudpickle.Pickler):
             return _reducers.reduce_memoryview(obj)
         if t in _passthrough_types or t in self._plain:
             return NotImplemented
+        if has_gap(t):  # objects every serializer gets silently wrong (dict views, descriptors...)
+            return gap_reduce(obj, self)
+        if t in _FILE_TYPES:
+            refuse_unshippable(obj)  # cloudpickle refuses a file open for writing; dill would truncate it
         if t is types.FunctionType:
             if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
                 return NotImplemented  # (a __main__ function always goes by value: no need to ask)
@@ -83,7 +91,7 @@ class AnyPickler(cloudpickle.Pickler):
             return _cp._make_typevar, _cp._decompose_typevar(obj)
         if t in _LOCK_TYPES:
             return _reducers.reduce_lock(obj)
-        if t is not typing.TypeVar:  # every other type handled above returned already
+        if t is not typing.TypeVar and t not in _FILE_TYPES:  # every other type handled above returned already
             _passthrough_types.add(t)
         return NotImplemented
 

@@ -9,11 +9,28 @@ import dill
 
 from .._backend import Backend
 from .._modules import ModulePolicy
+from .._needs import _FILE_TYPES, _UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
 
 if TYPE_CHECKING:
     from . import Writer
 
 PROTOCOL = 5
+
+
+class _AutoDillPickler(dill.Pickler):  # type: ignore[misc]  # dill ships no type hints
+    """dill for auto: refuses what nothing can ship faithfully, and ships what dill gets wrong.
+
+    dill reopens a file open for writing in its mode on the receiver (``"w"`` truncates it), ships a
+    dict view as a view of a detached copy, and a descriptor of ``type`` as its value.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        if t in _FILE_TYPES or t in _UNSHIPPABLE_TYPES:
+            refuse_unshippable(obj)
+        elif has_gap(t):
+            return gap_reduce(obj, self)
+        return NotImplemented
 
 
 class DillBackend:
@@ -32,7 +49,8 @@ class DillBackend:
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
         buffer_callback: Any = None,
     ) -> None:
-        pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        cls = _AutoDillPickler if auto else dill.Pickler
+        pickler = cls(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
         if persistent_id is not None:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)

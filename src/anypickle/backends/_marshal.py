@@ -29,11 +29,18 @@ if TYPE_CHECKING:
     from . import Writer
 
 _FORMAT = "anypickle-marshal-1"
-_VERSION = 4  # marshal format of Python >= 3.4; the code object format itself is per-version
+# marshal format 2: no back-references. Formats 3 and 4 mark an object as shared whenever its reference
+# count exceeds one, a fact about the sender's heap (interned strings held elsewhere), so equal functions
+# got different bytes, and a function loaded back re-dumped differently. Format 2 writes equal bytes for
+# equal functions (sets are written sorted), at ~20% more bytes. Every format loads (old payloads too);
+# the code object format itself is per-version.
+_VERSION = 2
 
 
 class CannotMarshal(TypeError):
     """The object is not a function marshal can carry whole."""
+
+    anypickle_refusal = True  # a documented refusal: auto moves on to cloudpickle
 
 
 class MarshalBackend:
