@@ -507,3 +507,80 @@ def locate(obj: object, predicate: Callable[[object], bool], policy: ModulePolic
         except Exception:  # noqa: BLE001 - predicates probe arbitrary objects
             continue
     return None
+
+
+# --- modules a function imports when it runs --------------------------------------------------------
+
+_IMPORT_NAME = __import__("opcode").opmap["IMPORT_NAME"]
+
+
+@functools.lru_cache(maxsize=2048)
+def code_imports(code: types.CodeType) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
+    """The ``(name, level, fromlist)`` of every import statement in ``code`` and its nested code."""
+    found: list[tuple[str, int, tuple[str, ...]]] = []
+    if _IMPORT_NAME in code.co_code[::2]:
+        import dis
+
+        consts: list[Any] = []
+        for ins in dis.get_instructions(code):
+            # IMPORT_NAME follows LOAD_CONST level, LOAD_CONST fromlist
+            if ins.opname == "LOAD_CONST":
+                consts.append(ins.argval)
+            elif ins.opname == "IMPORT_NAME":
+                level = consts[-2] if len(consts) >= 2 and isinstance(consts[-2], int) else 0
+                fromlist = consts[-1] if consts and isinstance(consts[-1], tuple) else ()
+                found.append((ins.argval, level, tuple(fromlist)))
+            elif ins.opname not in ("EXTENDED_ARG", "CACHE", "NOP"):
+                consts.clear()
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(code_imports(const))
+    return tuple(found)
+
+
+def imported_by_value(func: types.FunctionType, policy: ModulePolicy) -> list[tuple[str, types.ModuleType]]:
+    """The by-value modules ``func``'s body imports when it runs (``from .kernels import f``, ``import helper``).
+
+    The receiver lacks them, so a by-value function must bring them: ``(name, module)`` pairs, parents
+    first. Relative imports resolve against the function's package, as they would when it runs.
+    """
+    imports = code_imports(func.__code__)
+    if not imports:
+        return []
+    import importlib
+    import importlib.util
+
+    g = func.__globals__
+    package = g.get("__package__")
+    if package is None:
+        spec = g.get("__spec__")
+        package = getattr(spec, "parent", None)
+    if package is None and isinstance(g.get("__name__"), str):
+        package = g["__name__"] if "__path__" in g else g["__name__"].rpartition(".")[0]
+    names: dict[str, None] = {}
+    for name, level, fromlist in imports:
+        try:
+            base = importlib.util.resolve_name("." * level + name, package) if level else name
+        except (ImportError, ValueError):
+            continue
+        parts = base.split(".")
+        for i in range(1, len(parts) + 1):
+            names[".".join(parts[:i])] = None
+        for item in fromlist:
+            if item != "*":
+                names[f"{base}.{item}"] = None  # a submodule, when it is one (checked below)
+    found = []
+    for name in names:
+        if name in _MAIN_NAMES or not policy.goes_by_value(name):
+            continue
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                if importlib.util.find_spec(name) is None:
+                    continue
+                module = importlib.import_module(name)  # the body would import it too, when it runs
+            except (ImportError, ValueError):  # a guarded optional import the sender lacks as well
+                continue
+        if isinstance(module, types.ModuleType):
+            found.append((name, module))
+    return found

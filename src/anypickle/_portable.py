@@ -35,6 +35,7 @@ from ._needs import (
     exception_needs_own_reducer,
     gap_reduce,
     has_gap,
+    imported_by_value,
     refuse_unshippable,
     unshippable_advice,
 )
@@ -74,6 +75,9 @@ class _ModuleRef:
         self.module = module
 
     def __reduce__(self) -> tuple:
+        package = vars(self.module).get("__package__")
+        if isinstance(package, str) and package:  # relative imports in its code resolve against it
+            return _rebuild_module, (self.module.__name__, package)
         return _rebuild_module, (self.module.__name__,)
 
 
@@ -157,7 +161,7 @@ class PortablePickler(pickle.Pickler):
 
     def _global(self, value: Any) -> Any:
         """``value`` as rebuilt code refers to it: a by-value module by a :class:`_ModuleRef`, else itself."""
-        if type(value) is not types.ModuleType or not self._policy.goes_by_value(value.__name__):
+        if type(value) is not types.ModuleType or not self._policy.module_by_value(value):
             return value
         ref = self._module_refs.get(id(value))
         if ref is None:
@@ -166,7 +170,7 @@ class PortablePickler(pickle.Pickler):
         return ref
 
     def _namespace_by_value(self, ref: object) -> bool:
-        return not isinstance(ref, types.ModuleType) or self._policy.goes_by_value(ref.__name__)
+        return not isinstance(ref, types.ModuleType) or self._policy.module_by_value(ref)
 
     def _globals_for(self, names: Iterable[str], attr_names: Iterable[str], globals_dict: dict) -> tuple[dict, list]:
         """The globals among ``names``, and for by-value modules among them, their attributes in ``attr_names``."""
@@ -180,7 +184,7 @@ class PortablePickler(pickle.Pickler):
             if id(module) in seen:
                 continue
             seen.add(id(module))
-            if not self._policy.goes_by_value(module.__name__):
+            if not self._policy.module_by_value(module):
                 # Code that reads ``xml.dom.minidom`` through the global ``xml`` needs the receiver to have
                 # imported the submodules too; unpickling each one imports it (and binds it on its parent).
                 for sub in _used_submodules(module.__name__, frozenset(names)):
@@ -261,7 +265,7 @@ class PortablePickler(pickle.Pickler):
         return True
 
     def _module_reduce(self, module: types.ModuleType) -> tuple:
-        if not self._policy.goes_by_value(module.__name__):
+        if not self._policy.module_by_value(module):
             return importlib.import_module, (module.__name__,)
         if module.__name__ in _MAIN_NAMES:
             # The sender's whole script namespace is not what a payload means to carry: code rebuilt from
@@ -317,6 +321,9 @@ class PortablePickler(pickle.Pickler):
             "annotations": func.__annotations__ or None,
             "dict": dict(vars(func)) or None,
         }
+        modules = imported_by_value(func, self._policy)
+        if modules:  # local modules its body imports when it runs: registered on the receiver before it runs
+            state["modules"] = modules
         type_params = getattr(func, "__type_params__", ())
         if type_params:  # 3.12+: def f[T](); the receiver, being 3.12+ to compile it, can take them
             state["type_params"] = type_params
@@ -416,10 +423,12 @@ def _make_union(args: tuple) -> Any:
     return functools.reduce(lambda a, b: a | b, args)
 
 
-def _rebuild_module(name: str) -> types.ModuleType:
+def _rebuild_module(name: str, package: str | None = None) -> types.ModuleType:
     """A fresh module standing in for a sender module the receiver lacks (``__main__``, a helper)."""
     module = types.ModuleType(name)
     module.__dict__["__builtins__"] = builtins
+    if package is not None:
+        module.__dict__["__package__"] = package
     return module
 
 
@@ -447,6 +456,8 @@ def _rebuild_function(record: dict, namespace: Any, cells: dict) -> types.Functi
 
 
 def _set_function_state(func: types.FunctionType, state: dict) -> None:
+    if state.get("modules"):
+        _reducers.install_modules(state["modules"])
     func.__globals__.update(state["globals"])
     for module, attrs in state["module_attrs"]:
         vars(module).update(attrs)

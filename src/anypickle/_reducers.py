@@ -21,14 +21,17 @@ class EmptyCell:
     """Stands for a closure cell that has no value yet (a name assigned later in the enclosing scope)."""
 
 
-def set_function_state(func: types.FunctionType, state: tuple[Any, Any, Any]) -> None:
+def set_function_state(func: types.FunctionType, state: tuple[Any, ...]) -> None:
     """Fill the closure cells of ``func`` in place, then apply cloudpickle's function state.
 
     The cells themselves arrive as pickled objects (memoized, so two functions that shared a cell
     share it again); only their values travel here, after every function involved exists, which
-    keeps recursive closures from recursing at load time.
+    keeps recursive closures from recursing at load time. A fourth item lists the local modules the
+    function imports when it runs, shipped by value: see :func:`install_modules`.
     """
-    dict_state, slotstate, cell_values = state
+    dict_state, slotstate, cell_values = state[:3]
+    if len(state) > 3:
+        install_modules(state[3])
     if cell_values is not None:
         for cell, value in zip(func.__closure__ or (), cell_values):
             if value is not EmptyCell:
@@ -36,6 +39,20 @@ def set_function_state(func: types.FunctionType, state: tuple[Any, Any, Any]) ->
     from cloudpickle import cloudpickle as _cp  # imported here: the probe imports this module, not cloudpickle
 
     _cp._function_setstate(func, (dict_state, slotstate))
+
+
+def install_modules(modules: Any) -> None:
+    """Register by-value modules in ``sys.modules`` (parents first) so that an import finds them.
+
+    A function shipped by value that runs ``from .kernels import f`` or ``import helper`` imports a
+    module of the sender the receiver lacks; it arrives with the function. A module the receiver
+    already has under that name is kept (the receiver's own wins).
+    """
+    for name, module in modules:
+        module = sys.modules.setdefault(name, module)
+        parent, _, child = name.rpartition(".")
+        if parent and parent in sys.modules and not hasattr(sys.modules[parent], child):
+            setattr(sys.modules[parent], child, module)
 
 
 def make_lock(locked: bool) -> Any:

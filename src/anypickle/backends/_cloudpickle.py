@@ -23,6 +23,7 @@ from .._needs import (
     exception_needs_own_reducer,
     gap_reduce,
     has_gap,
+    imported_by_value,
     refuse_unshippable,
 )
 
@@ -103,17 +104,22 @@ class AnyPickler(cloudpickle.Pickler):
         for name, empty in (("__defaults__", None), ("__kwdefaults__", None), ("__annotations__", {})):
             if slotstate[name] == empty:
                 del slotstate[name]
-        if func.__closure__ is None:  # no cells to share: cloudpickle's own reconstruction
+        # Local modules its body imports when it runs (from .kernels import f): the receiver lacks
+        # them, so they travel by value and are registered under their names before it can run.
+        modules = imported_by_value(func, self._policy)
+        if func.__closure__ is None and not modules:  # no cells to share: cloudpickle's own reconstruction
             return (_cp._make_function, self._function_getnewargs(func), (state, slotstate),
                     None, None, _cp._function_setstate)
         code, base_globals, _, _, _ = self._function_getnewargs(func)
-        slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
         cells = func.__closure__
-        values = tuple(_cell_value(c) for c in cells)
+        values = None
+        if cells is not None:
+            slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
+            values = tuple(_cell_value(c) for c in cells)
         return (
             _cp._make_function,
             (code, base_globals, None, None, cells),
-            (state, slotstate, values),
+            (state, slotstate, values) if not modules else (state, slotstate, values, modules),
             None,
             None,
             _reducers.set_function_state,
@@ -138,7 +144,7 @@ class AnyPickler(cloudpickle.Pickler):
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
         name = module.__name__
-        if name in ("__main__", "__mp_main__") or not self._policy.goes_by_value(name):
+        if name in ("__main__", "__mp_main__") or not self._policy.module_by_value(module):
             return _cp.subimport, (name,)
         state = dict(vars(module))
         state.pop("__builtins__", None)

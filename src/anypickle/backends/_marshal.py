@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._backend import Backend
 from .._modules import ModulePolicy
-from .._needs import _code_globals, _definition_need
+from .._needs import _code_globals, _definition_need, imported_by_value
 
 if TYPE_CHECKING:
     from . import Writer
@@ -72,8 +72,8 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
         if v is func:
             return ("s",)
         if isinstance(v, types.ModuleType):
-            if policy.goes_by_value(v.__name__):
-                raise CannotMarshal(f"{name}: {where} is local module {v.__name__!r}")
+            if policy.module_by_value(v):
+                raise CannotMarshal(f"{name}: {where} is module {v.__name__!r}, which must travel by value")
             # A receiver that imports ``xml`` has not imported ``xml.dom.minidom``: name the
             # submodules the code reaches through attributes too, as cloudpickle does.
             if not hasattr(v, "__path__"):  # not a package: no submodules (skips a scan of sys.modules)
@@ -89,6 +89,9 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
             raise CannotMarshal(f"{name}: {where} is a {type(v).__qualname__}, which marshal cannot carry")
         return ("v", v)
 
+    imported = imported_by_value(func, policy)
+    if imported:
+        raise CannotMarshal(f"{name}: its body imports module {imported[-1][0]!r}, which must travel by value")
     code_names = frozenset(_code_globals(func.__code__))
     closure = None
     if func.__closure__ is not None:
