@@ -10,6 +10,7 @@ Classes without source (made by ``type()``) are rebuilt from their ``__dict__`` 
 
 from __future__ import annotations
 
+import abc
 import builtins
 import collections
 import enum
@@ -184,6 +185,9 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
         "module": cls.__module__,
         "extras": _extras(cls, (record["filename"], record["lineno"], record["end_lineno"])),
     }
+    registered = virtual_subclasses(cls)
+    if registered:
+        state["registered"] = registered
     from ._portable import _rebuild_class_from_source, _set_class_state
 
     args = (record, namespace, cells, found, module_attrs, expr_locals)
@@ -192,8 +196,26 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
 
 def attribute_state(cls: type) -> dict:
     """The state of a class rebuilt by its owner's class statement: only what changed since."""
-    return {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
-            "module": cls.__module__, "extras": _extras(cls)}
+    state: dict[str, Any] = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
+                             "module": cls.__module__, "extras": _extras(cls)}
+    registered = virtual_subclasses(cls)
+    if registered:
+        state["registered"] = registered
+    return state
+
+
+def virtual_subclasses(cls: type) -> list[type]:
+    """The classes ``cls.register(...)`` made virtual subclasses of an ABC (the class statement does not)."""
+    if not isinstance(cls, abc.ABCMeta):
+        return []
+    try:
+        import _abc  # type: ignore[import-not-found]  # CPython's C implementation of abc, no stubs
+
+        refs = _abc._get_dump(cls)[0]
+    except (ImportError, AttributeError, TypeError):  # the pure-Python _py_abc
+        refs = getattr(cls, "_abc_registry", ())
+    found = [r() for r in refs]
+    return sorted((c for c in found if isinstance(c, type)), key=lambda c: (c.__module__, c.__qualname__))
 
 
 def _namedtuple_reduce(cls: type) -> Any:
@@ -291,6 +313,8 @@ def set_state(cls: type, state: dict) -> None:
             same = False
         if not same:
             setattr(cls, name, new)
+    for subclass in state.get("registered", ()):
+        cls.register(subclass)  # type: ignore[attr-defined]  # an ABCMeta class: virtual_subclasses checked
 
 
 def namedtuple_class(name: str, fields: tuple, defaults: tuple) -> type:

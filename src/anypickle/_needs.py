@@ -81,6 +81,13 @@ def _unshippable(obj: object, t: type) -> tuple[str, str] | None:
     advice = _UNSHIPPABLE_TYPES.get(t)
     if advice is not None:
         return f"a {t.__name__} object is live execution state: {advice}", advice
+    if t in _reducers._PROXY_TYPES:
+        try:
+            obj.__repr__  # noqa: B018 - looked up on the referent
+        except ReferenceError:
+            return ("a weakref.proxy whose referent no longer exists",
+                    "drop the dead proxy; ship the objects themselves")
+        return None
     if t in _FILE_TYPES:
         mode = getattr(obj, "mode", "")
         if isinstance(mode, str) and any(c in mode for c in "wax+") and obj not in (
@@ -113,6 +120,9 @@ _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class state
 _plain_instance_types: set[type] = set()
 
 
+_FUNCTION_TYPE_NAMES = frozenset({"function", "method", "_lru_cache_wrapper", "builtin_function_or_method"})
+
+
 @dataclass(frozen=True)
 class Finding:
     """One need found in an object graph: which need, where (``path``), on what type, and why."""
@@ -123,6 +133,12 @@ class Finding:
     reason: str
     advice: str | None = None
     """What to do instead, for :attr:`Need.UNSHIPPABLE` findings."""
+
+    @property
+    def key(self) -> str:
+        """The need and what it was found on, as the catalogue's evidence is keyed: ``"main/function"``."""
+        on = "function" if self.type_name in _FUNCTION_TYPE_NAMES else "other"
+        return f"{self.need.value}/{on}"
 
     def to_dict(self) -> dict[str, str]:
         """A JSON-ready dict of this finding."""
@@ -218,6 +234,9 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
     t = type(obj)
     if t is types.FunctionType:
         return _definition_need(obj, policy)
+    if t in _reducers._PROXY_TYPES:  # before any isinstance(), which a dead proxy answers with ReferenceError
+        refusal = _unshippable(obj, t)
+        return None if refusal is None else (Need.UNSHIPPABLE, refusal[0])
     if isinstance(obj, type):
         found = _definition_need(obj, policy)
         if found is None:
@@ -231,6 +250,9 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         return _method_need(obj)  # type: ignore[arg-type]
     if t is _LRU_WRAPPER:
         return _definition_need(obj, policy)
+    if t is types.ModuleType and obj.__name__ not in _MAIN_NAMES and policy.module_by_value(obj):  # type: ignore[attr-defined]
+        return Need.LOCAL_MODULE, (
+            f"module {obj.__name__!r} cannot be imported by its name on the receiver, so it travels by value")  # type: ignore[attr-defined]
     # A class is hashable, but mypy checks type[X] against lru_cache's Hashable with the unbound
     # object.__hash__ and refuses it (python/mypy#20409), hence the ignore.
     if isinstance(obj, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
@@ -241,9 +263,9 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
     if t in _UNSHIPPABLE_TYPES or t in _FILE_TYPES:
-        found = _unshippable(obj, t)
-        if found is not None:
-            return Need.UNSHIPPABLE, found[0]
+        refusal = _unshippable(obj, t)
+        if refusal is not None:
+            return Need.UNSHIPPABLE, refusal[0]
     if t in _LOCK_TYPES:
         return Need.LOCK, f"{t.__name__} objects are refused by pickle; anypickle rebuilds them"
     return None
@@ -366,7 +388,7 @@ def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
 # --- the slow walk, with paths -------------------------------------------------------------------
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, bytearray, range, slice, type(Ellipsis))
-_MAX_OBJECTS = 200_000
+_ATOMIC_TYPES = frozenset(_ATOMIC)
 
 
 def _code_globals(code: types.CodeType) -> Iterator[str]:
@@ -379,20 +401,27 @@ def _code_globals(code: types.CodeType) -> Iterator[str]:
 def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[object, str]]:
     """The objects ``obj`` refers to that a by-value serializer would ship, with their paths."""
     t = type(obj)
+    # Atomic items (numbers, strings) are skipped here, before their path is formatted: plain data is
+    # most of a large graph, and the walk stays linear with a small constant.
+    atomic = _ATOMIC_TYPES  # exact types: isinstance() would run a weak proxy's referent lookup
     if t is dict or isinstance(obj, dict):
         for k, v in list(obj.items()):
-            yield k, f"{path}<key {k!r}>"
-            yield v, f"{path}[{k!r}]"
+            if type(k) not in atomic:
+                yield k, f"{path}<key {k!r}>"
+            if type(v) not in atomic:
+                yield v, f"{path}[{k!r}]"
         if t is dict:
             return
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            yield v, f"{path}[{i}]"
+            if type(v) not in atomic:
+                yield v, f"{path}[{i}]"
         if t in (list, tuple):
             return
     elif isinstance(obj, (set, frozenset)):
         for i, v in enumerate(obj):
-            yield v, f"{path}{{item {i}}}"
+            if type(v) not in atomic:
+                yield v, f"{path}{{item {i}}}"
         if t in (set, frozenset):
             return
     if t is types.FunctionType:
@@ -463,11 +492,19 @@ def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[objec
 
 
 def _walk(obj: object, root: str, policy: ModulePolicy) -> Iterator[tuple[object, str]]:
-    """Depth-first over the object graph, each object once, yielding (object, path)."""
+    """Depth-first over the whole object graph, each object once, yielding (object, path).
+
+    Linear in the size of the graph, with no cap: a need after the first N objects is still found.
+    """
     seen: set[int] = set()
     stack: list[tuple[object, str]] = [(obj, root)]
-    while stack and len(seen) < _MAX_OBJECTS:
+    while stack:
         o, path = stack.pop()
+        if type(o) in _reducers._PROXY_TYPES:  # a weak proxy is a leaf: its referent is not shipped through it
+            if id(o) not in seen:
+                seen.add(id(o))
+                yield o, path
+            continue
         if isinstance(o, _ATOMIC) or id(o) in seen:
             continue
         seen.add(id(o))
@@ -486,7 +523,8 @@ def find_needs(obj: object, policy: ModulePolicy, root: str = "obj") -> list[Fin
     for o, path in _walk(obj, root, policy):
         found = classify(o, policy)
         if found is not None:
-            findings.append(Finding(found[0], path, type(o).__qualname__, found[1]))
+            advice = unshippable_advice(o) if found[0] is Need.UNSHIPPABLE else None
+            findings.append(Finding(found[0], path, type(o).__qualname__, found[1], advice))
         if type(o) is types.FunctionType and o.__closure__ and found is not None:
             for cell in o.__closure__:
                 other = cell_owner.setdefault(id(cell), path)

@@ -231,10 +231,13 @@ class PortablePickler(pickle.Pickler):
             return _reducers.reduce_lock(obj)
         if t is memoryview:
             return _reducers.reduce_memoryview(obj)
-        if t is staticmethod or t is classmethod:
+        if t is staticmethod or t is classmethod or t is property:
+            owned = _owner_attribute(obj)
+            if owned is not None:  # taken from a class: the very object the rebuilt class holds
+                return owned
+            if t is property:
+                return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
             return t, (obj.__func__,)
-        if t is property:
-            return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
         if t is types.UnionType:  # int | None: not picklable on 3.10-3.13
             return _make_union, (obj.__args__,)
         if t is functools._lru_cache_wrapper:
@@ -377,6 +380,26 @@ class PortablePickler(pickle.Pickler):
         from ._classes import class_reduce
 
         return class_reduce(self, cls)
+
+
+def _owner_attribute(obj: Any) -> tuple | None:
+    """``(class_attribute, (owner, name))`` for a property/staticmethod/classmethod a class holds.
+
+    The owner is found by the qualname of the function inside (``C.p``); shipping the wrapper as an
+    attribute of the class keeps its identity with ``vars(C)[name]`` on the receiver.
+    """
+    func = obj.fget if isinstance(obj, property) else getattr(obj, "__func__", None)
+    qualname, module = getattr(func, "__qualname__", None), getattr(func, "__module__", None)
+    if not isinstance(qualname, str) or "." not in qualname or "<locals>" in qualname or module is None:
+        return None
+    try:
+        owner = _lookup(module, qualname.rpartition(".")[0])
+    except (KeyError, AttributeError):
+        return None
+    if not isinstance(owner, type):
+        return None
+    name = next((k for k, v in vars(owner).items() if v is obj), None)
+    return None if name is None else (_reducers.class_attribute, (owner, name))
 
 
 def _cell_reduce(cell: types.CellType) -> tuple:

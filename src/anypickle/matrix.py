@@ -251,7 +251,8 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
         "columns": backends,
         "modes": mode_list,
         "skipped_modes": skipped,
-        "cases": [{"name": c.name, "group": c.group, "note": c.note} for c in cases],
+        "cases": [{"name": c.name, "group": c.group, "note": c.note, "needs": sent[c.name].get("needs")}
+                  for c in cases],
         "cells": cells,
     }
 

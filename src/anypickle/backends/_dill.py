@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 PROTOCOL = 5
 
 
-class _AutoDillPickler(dill.Pickler):  # type: ignore[misc]  # dill ships no type hints
+class _AutoDillPickler(dill.Pickler):
     """dill for auto: refuses what nothing can ship faithfully, and ships what dill gets wrong.
 
     dill reopens a file open for writing in its mode on the receiver (``"w"`` truncates it), ships a
