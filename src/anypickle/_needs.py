@@ -81,13 +81,6 @@ def _unshippable(obj: object, t: type) -> tuple[str, str] | None:
     advice = _UNSHIPPABLE_TYPES.get(t)
     if advice is not None:
         return f"a {t.__name__} object is live execution state: {advice}", advice
-    if t in _reducers._PROXY_TYPES:
-        try:
-            obj.__repr__  # noqa: B018 - looked up on the referent
-        except ReferenceError:
-            return ("a weakref.proxy whose referent no longer exists",
-                    "drop the dead proxy; ship the objects themselves")
-        return None
     if t in _FILE_TYPES:
         mode = getattr(obj, "mode", "")
         if isinstance(mode, str) and any(c in mode for c in "wax+") and obj not in (
@@ -235,8 +228,7 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
     if t is types.FunctionType:
         return _definition_need(obj, policy)
     if t in _reducers._PROXY_TYPES:  # before any isinstance(), which a dead proxy answers with ReferenceError
-        refusal = _unshippable(obj, t)
-        return None if refusal is None else (Need.UNSHIPPABLE, refusal[0])
+        return None  # _reducers.reduce_gap ships it (or refuses a lone live one)
     if isinstance(obj, type):
         found = _definition_need(obj, policy)
         if found is None:

@@ -195,6 +195,22 @@ def weak_proxy(referent: Any) -> Any:
     return weakref.proxy(referent)
 
 
+class _Gone:
+    """The referent of a dead weak proxy made on the receiver."""
+
+
+def _gone() -> None:
+    """The referent of a dead callable weak proxy made on the receiver."""
+
+
+def dead_weak_proxy(callable_: bool) -> Any:
+    """A ``weakref.proxy`` whose referent no longer exists (callable, like the sender's, or not)."""
+    referent: Any = types.FunctionType(_gone.__code__, {}) if callable_ else _Gone()
+    proxy = weakref.proxy(referent)
+    del referent  # the only reference: the proxy is dead from here on
+    return proxy
+
+
 def set_array_state(array: Any, state: tuple[Any, dict[str, Any]]) -> None:
     """An ndarray subclass's own state (``ndarray.__setstate__``), then its instance attributes."""
     array_state, attributes = state
@@ -238,9 +254,8 @@ def reduce_gap(obj: Any, memo_has: Any) -> Any:
     if t in _PROXY_TYPES:
         try:
             referent = obj.__repr__.__self__  # a bound method of the referent, not of the proxy
-        except ReferenceError:
-            raise Unfaithful(obj, "a weakref.proxy whose referent no longer exists",
-                             "drop the dead proxy; ship the objects themselves") from None
+        except ReferenceError:  # dead already: it arrives dead, as it is
+            return dead_weak_proxy, (t is weakref.CallableProxyType,)
         if type(referent) in _PROXY_TYPES or isinstance(referent, weakref.ref):
             referent = None
         if referent is None or not memo_has(referent):
