@@ -350,7 +350,7 @@ def _libraries() -> tuple[str, ...]:
 _PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # anypickle functions that call a pickler's dump(): an exception whose innermost Python frame is one
 # of them was raised by the C pickler itself (or by a C type's __reduce__), i.e. a refusal.
-_ENTRY_POINTS = frozenset({"_probe", "_dumps_default", "_dump_auto", "dump", "dump_portable"})
+_ENTRY_POINTS = frozenset({"_probe", "_dumps_default", "_dump_auto", "_dump_forced", "dump", "dump_portable"})
 
 
 def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) -> bool:
@@ -367,17 +367,27 @@ def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) 
         return True
     if not isinstance(exc, documented):
         return False
+    if isinstance(exc, RecursionError):
+        return True  # too deep for the pickler (or an object recursing in its own attribute lookup)
     tb = exc.__traceback__
     if tb is None:
         return True
-    while tb.tb_next is not None:
+    through_analysis = False  # did it pass through anypickle's own hooks (classifier, reducers)?
+    while True:
+        code = tb.tb_frame.f_code
+        filename = os.path.normcase(os.path.abspath(code.co_filename))
+        ours = filename.startswith(_PACKAGE_DIR)
+        if ours and code.co_name not in _ENTRY_POINTS:
+            through_analysis = True
+        if tb.tb_next is None:
+            break
         tb = tb.tb_next
-    code = tb.tb_frame.f_code
-    filename = os.path.normcase(os.path.abspath(code.co_filename))
-    if filename.startswith(_PACKAGE_DIR):
-        return code.co_name in _ENTRY_POINTS  # raised in C under our dump() call; else our own bug
+    if ours:
+        return not through_analysis  # raised in C right under our dump() call; else our own bug
     if filename.startswith(_libraries()):
-        return True
+        return True  # pickle, copyreg, cloudpickle or dill said no
+    if through_analysis:
+        return False  # raised by code anypickle's analysis called: a bug there, or the object's own error
     return isinstance(exc, (TypeError, pickle.PicklingError, RecursionError))
 
 

@@ -52,6 +52,9 @@ class Need(enum.Enum):
     """A closure whose cells another closure also uses: rebinding one must show in the other."""
     EXCEPTION_INIT = "exception-init"
     """An exception whose ``__init__`` takes other arguments than ``self.args``: pickle cannot rebuild it."""
+    LOCAL_IMPORT = "local-import"
+    """A by-value function whose body imports a local module when it runs (``from .kernels import f``):
+    the module must travel too, and be importable on the receiver (anypickle registers it there)."""
     LOCK = "lock"
     """A lock: pickle and cloudpickle refuse it; anypickle rebuilds it in the same state."""
     UNSHIPPABLE = "unshippable"
@@ -517,6 +520,12 @@ def find_needs(obj: object, policy: ModulePolicy, root: str = "obj") -> list[Fin
         if found is not None:
             advice = unshippable_advice(o) if found[0] is Need.UNSHIPPABLE else None
             findings.append(Finding(found[0], path, type(o).__qualname__, found[1], advice))
+        if type(o) is types.FunctionType and found is not None:
+            imported = imported_by_value(o, policy)
+            if imported:
+                findings.append(Finding(Need.LOCAL_IMPORT, path, "function", (
+                    f"its body imports {', '.join(repr(n) for n, _ in imported)} when it runs, which the receiver "
+                    "lacks: anypickle ships the module(s) by value and registers them there")))
         if type(o) is types.FunctionType and o.__closure__ and found is not None:
             for cell in o.__closure__:
                 other = cell_owner.setdefault(id(cell), path)
