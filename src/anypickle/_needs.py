@@ -254,6 +254,9 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         return Need.EXCEPTION_INIT, (
             f"{t.__qualname__}.__init__ takes other arguments than the exception's args, so "
             "pickle's cls(*args) would fail on the receiver; anypickle restores it without calling __init__")
+    if t is typing.NewType and policy.goes_by_value(obj.__module__):
+        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
+        return need, f"NewType {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
     if t is typing.TypeVar and policy.goes_by_value(obj.__module__):
         need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
@@ -370,7 +373,7 @@ def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
     # Types whose verdict depends on the instance (a TypeVar's module, a cell the by-value pickler
     # must see) are never cached: one from an installed module must not wave through a __main__ one.
     if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType,
-                                    typing.TypeVar, _LRU_WRAPPER) or t in _FILE_TYPES or t in _reducers.GAP_TYPES:
+                                    typing.TypeVar, typing.NewType, _LRU_WRAPPER) or t in _FILE_TYPES or t in _reducers.GAP_TYPES:
         return False
     if _reducers.is_array_subclass(t):
         return False

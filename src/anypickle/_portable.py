@@ -242,6 +242,8 @@ class PortablePickler(pickle.Pickler):
             return _make_union, (obj.__args__,)
         if t is functools._lru_cache_wrapper:
             return self._decorated_reduce(obj)
+        if t is typing.NewType and self._goes_by_value(obj):
+            return _reducers.make_newtype, (obj.__name__, obj.__supertype__, obj.__module__)
         if t is typing.TypeVar and self._typevar_by_value(obj):
             # TypeVar pickles by name (module.T), which the receiver lacks for a __main__ TypeVar or a
             # 3.12 type parameter (def f[T]), whose __module__ is 'typing'.

@@ -55,6 +55,21 @@ def install_modules(modules: Any) -> None:
             setattr(sys.modules[parent], child, module)
 
 
+def make_newtype(name: str, supertype: Any, module: str) -> Any:
+    """A ``typing.NewType`` defined where the receiver cannot import it (``__main__``, a local module)."""
+    import typing
+
+    make: Any = typing.NewType  # (mypy only accepts a literal name: this one comes from the payload)
+    new = make(name, supertype)
+    new.__module__ = module
+    return new
+
+
+def set_cell(cell: types.CellType, value: Any) -> None:
+    """Fill a closure cell met on its own (not as part of a function): its value travels as its state."""
+    cell.cell_contents = value
+
+
 def make_lock(locked: bool) -> Any:
     """A new ``threading.Lock``, acquired when the original was held."""
     lock = threading.Lock()

@@ -53,6 +53,7 @@ class AnyPickler(cloudpickle.Pickler):
         super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
         self._policy = policy
         self._plain = _plain_instance_types if policy.is_default else ()
+        self._function_cells: set[int] = set()  # closure cells of functions written: filled by their state
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
@@ -83,8 +84,16 @@ class AnyPickler(cloudpickle.Pickler):
             return self._class_reduce(obj)
         if t is types.CellType:
             # An empty cell, memoized by identity; set_function_state fills it once every function
-            # that uses it exists (see _dynamic_function_reduce).
-            return _cp._make_empty_cell, ()
+            # that uses it exists (see _dynamic_function_reduce). A cell met on its own, outside any
+            # function's closure, carries its value as its state (else it would arrive empty).
+            if id(obj) in self._function_cells:
+                return _cp._make_empty_cell, ()
+            value = _cell_value(obj)
+            if value is _reducers.EmptyCell:
+                return _cp._make_empty_cell, ()
+            return _cp._make_empty_cell, (), value, None, None, _reducers.set_cell
+        if t is typing.NewType and self._policy.goes_by_value(obj.__module__):
+            return _reducers.make_newtype, (obj.__name__, obj.__supertype__, obj.__module__)
         if t is types.ModuleType:
             return self._module_reduce(obj)
         if t is typing.TypeVar and self._policy.goes_by_value(obj.__module__):
@@ -92,7 +101,7 @@ class AnyPickler(cloudpickle.Pickler):
             return _cp._make_typevar, _cp._decompose_typevar(obj)
         if t in _LOCK_TYPES:
             return _reducers.reduce_lock(obj)
-        if t is not typing.TypeVar and t not in _FILE_TYPES:  # every other type handled above returned already
+        if t is not typing.TypeVar and t is not typing.NewType and t not in _FILE_TYPES:  # every other type handled above returned already
             _passthrough_types.add(t)
         return NotImplemented
 
@@ -114,6 +123,7 @@ class AnyPickler(cloudpickle.Pickler):
         cells = func.__closure__
         values = None
         if cells is not None:
+            self._function_cells.update(id(c) for c in cells)  # func keeps them alive for the whole dump
             slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
             values = tuple(_cell_value(c) for c in cells)
         return (
