@@ -190,7 +190,10 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
         state["registered"] = registered
     from ._portable import _rebuild_class_from_source, _set_class_state
 
-    args = (record, namespace, cells, found, module_attrs, expr_locals)
+    args: tuple = (record, namespace, cells, found, module_attrs, expr_locals)
+    quiet = tuple(b for b in cls.__mro__[1:-1] if "__init_subclass__" in vars(b) and pickler._goes_by_value(b))
+    if quiet:
+        args += (quiet,)
     return _rebuild_class_from_source, args, state, None, None, _set_class_state
 
 
@@ -256,7 +259,7 @@ def _dynamic_class_reduce(cls: type) -> Any:
     return _rebuild_dynamic_class, (type(cls), cls.__name__, cls.__bases__, construct), state, None, None, _set_class_state
 
 
-def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_locals: dict) -> type:
+def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_locals: dict, quiet: tuple = ()) -> type:
     body = _recompile.compile_class_body(record)
     closure = tuple(cells[n] if n in cells else types.CellType() for n in body.co_freevars)
     local_values = dict(expr_locals)
@@ -289,7 +292,10 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
             # What the 3.12 type-parameter scope adds; mypy only knows Generic subscripted with type variables.
             bases.append(typing.Generic[params])  # type: ignore[index]
     body_function = types.FunctionType(body, globals_dict, record["name"], None, closure or None)
-    cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)
+    from ._reducers import quiet_subclass_hooks
+
+    with quiet_subclass_hooks(quiet):  # by-value bases' __init_subclass__ ran on the sender: its effects travel
+        cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)
     for text in reversed(record["decorators"]):
         cls = value(text)(cls)
     return cls

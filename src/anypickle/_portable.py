@@ -518,7 +518,7 @@ def _rebuild_decorated(record: dict, namespace: Any, raw: Any, found: dict, modu
 
 
 def _rebuild_class_from_source(record: dict, namespace: Any, cells: dict, found: dict, module_attrs: list,
-                               expr_locals: dict) -> type:
+                               expr_locals: dict, quiet: tuple = ()) -> type:
     """Run a shipped ``class`` statement: bases, keywords and decorators from source, body with our cells."""
     from ._classes import rebuild_from_source
 
@@ -527,7 +527,7 @@ def _rebuild_class_from_source(record: dict, namespace: Any, cells: dict, found:
     for module, attrs in module_attrs:
         vars(module).update(attrs)
     try:
-        return rebuild_from_source(record, globals_dict, cells, expr_locals)
+        return rebuild_from_source(record, globals_dict, cells, expr_locals, quiet)
     except SyntaxError as exc:
         raise DecodeError(
             f"the source of class {record['qualname']!r} ({record['filename']}:{record['lineno']}) does not compile "

@@ -6,6 +6,7 @@ locks, patches on installed classes). Never rename or remove one: old payloads n
 
 from __future__ import annotations
 
+import collections
 import functools
 import importlib
 import sys
@@ -53,6 +54,36 @@ def install_modules(modules: Any) -> None:
         parent, _, child = name.rpartition(".")
         if parent and parent in sys.modules and not hasattr(sys.modules[parent], child):
             setattr(sys.modules[parent], child, module)
+
+
+def _no_subclass_hook(cls: type, **kwargs: Any) -> None:
+    """Stands for a by-value base's ``__init_subclass__`` while a shipped subclass is rebuilt."""
+
+
+class quiet_subclass_hooks:
+    """Within the block, ``__init_subclass__`` of ``bases`` (their own, in their ``__dict__``) does nothing.
+
+    A subclass shipped with its by-value base is rebuilt by creating the class again, which runs the
+    base's ``__init_subclass__`` again: a registry the base keeps (shipped as it was, with the subclass
+    already in it) would get it twice. The hook ran on the sender; its effects travel as state.
+    """
+
+    def __init__(self, bases: Any) -> None:
+        self.saved = [(b, b.__dict__["__init_subclass__"]) for b in bases if "__init_subclass__" in b.__dict__]
+
+    def __enter__(self) -> None:
+        for base, _ in self.saved:
+            base.__init_subclass__ = classmethod(_no_subclass_hook)  # type: ignore[method-assign, assignment]
+
+    def __exit__(self, *exc: object) -> None:
+        for base, hook in self.saved:
+            setattr(base, "__init_subclass__", hook)
+
+
+def make_class_quietly(make: Any, args: tuple, quiet: tuple) -> Any:
+    """``make(*args)`` (a class constructor) with the ``__init_subclass__`` of the ``quiet`` bases silenced."""
+    with quiet_subclass_hooks(quiet):
+        return make(*args)
 
 
 def make_newtype(name: str, supertype: Any, module: str) -> Any:
@@ -199,10 +230,11 @@ def class_attribute(cls: type, name: str) -> Any:
 
 
 def dict_view(mapping: dict, kind: str) -> Any:
-    """``mapping.keys()``, ``.values()`` or ``.items()``: a live view of the (shared) dict."""
-    if kind not in ("keys", "values", "items"):
+    """``mapping.keys()``, ``.values()`` or ``.items()``: a live view of the (shared) dict or OrderedDict."""
+    if kind not in ("keys", "values", "items") or not isinstance(mapping, dict):
         raise ValueError(f"unknown dict view {kind!r}")
-    return getattr(dict, kind)(mapping)
+    # dict's own methods (a subclass's override could return anything); OrderedDict's give odict views
+    return getattr(collections.OrderedDict if isinstance(mapping, collections.OrderedDict) else dict, kind)(mapping)
 
 
 def weak_proxy(referent: Any) -> Any:
@@ -236,7 +268,9 @@ def set_array_state(array: Any, state: tuple[Any, dict[str, Any]]) -> None:
 
 _DESCRIPTOR_TYPES = (types.GetSetDescriptorType, types.MemberDescriptorType, types.MethodDescriptorType,
                      types.WrapperDescriptorType, types.ClassMethodDescriptorType)
-_DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
+_DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items",
+               type(collections.OrderedDict().keys()): "keys", type(collections.OrderedDict().values()): "values",
+               type(collections.OrderedDict().items()): "items"}
 _PROXY_TYPES = (weakref.ProxyType, weakref.CallableProxyType)
 GAP_TYPES = frozenset(_DESCRIPTOR_TYPES) | frozenset(_DICT_VIEWS) | frozenset(_PROXY_TYPES)
 """Types :func:`reduce_gap` may handle: never cached as "plain" by the picklers."""
@@ -263,7 +297,7 @@ def reduce_gap(obj: Any, memo_has: Any) -> Any:
         import gc
 
         mapping = [r for r in gc.get_referents(obj) if isinstance(r, dict)]
-        if len(mapping) != 1 or type(mapping[0]) is not dict:
+        if len(mapping) != 1:
             return None
         return dict_view, (mapping[0], _DICT_VIEWS[t])
     if t in _PROXY_TYPES:

@@ -150,6 +150,12 @@ class AnyPickler(cloudpickle.Pickler):
             # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
             # (typing.NamedTuple's base refuses a __slots__ entry and makes its own.)
             rv[1][3]["__slots__"] = obj.__slots__  # type: ignore[attr-defined]  # in vars(obj): checked above
+        # Creating the class again runs __init_subclass__ of its bases; those shipped by value carry the
+        # hook's effects already (a registry holding this very class): silence them while it is made.
+        quiet = tuple(b for b in obj.__mro__[1:-1]
+                      if "__init_subclass__" in vars(b) and _definition_need(b, self._policy) is not None)
+        if quiet:
+            rv = (_reducers.make_class_quietly, (rv[0], rv[1], quiet)) + tuple(rv[2:])
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:

@@ -278,3 +278,146 @@ CASES = [
         note="portable mode used to ship the property as a copy (identity with the class's own lost)",
     ),
 ]
+
+# Kinds cloudpickle's and dill's documentation, changelogs and test suites name as handled; auto must
+# ship each intact to a fresh process.
+G_PEERS = "peers' kinds"
+
+CASES += [
+    Case(
+        "peers: typing.NewType defined in __main__", G_PEERS,
+        "import typing\nUserId = typing.NewType('UserId', int)\n",
+        "UserId",
+        """
+        def check(t):
+            return [t(7), t.__name__, t.__supertype__.__name__]
+        """,
+        exp(pickle=LOADS, marshal=DUMPS, cloudpickle=LOADS, dill=LOADS, auto=OK),
+        note="every raw backend writes a NewType by name; the receiver's __main__ lacks it",
+    ),
+    Case(
+        "peers: closure cell on its own", G_PEERS,
+        "import types\ncell = types.CellType([1, 2])\n",
+        "cell",
+        """
+        def check(c):
+            return [c.cell_contents]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+    ),
+    Case(
+        "peers: code object", G_PEERS,
+        "def area(r):\n    return 3 * r * r\ncode = area.__code__\n",
+        "code",
+        """
+        def check(code):
+            import types
+            return [code.co_name, code.co_varnames, types.FunctionType(code, {})(2)]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+        note="bytecode: refused by another Python version (portable refuses it everywhere)",
+        portable=CLEAR,
+    ),
+    Case(
+        "peers: mappingproxy of a class's namespace copy", G_PEERS,
+        "import types\nproxy = types.MappingProxyType({'a': 1, 'b': [2]})\n",
+        "proxy",
+        """
+        def check(p):
+            return [type(p).__name__, dict(p)]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+        portable=CLEAR,
+        note="portable refuses it clearly (pickle cannot write a mappingproxy)",
+    ),
+    Case(
+        "peers: OrderedDict views", G_PEERS,
+        "import collections\nod = collections.OrderedDict(a=1)\nviews = (od.keys(), od.items(), od)\n",
+        "views",
+        """
+        def check(v):
+            keys, items, od = v
+            od["b"] = 2
+            return [list(keys), len(items), type(keys).__name__]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=WRONG, dill=WRONG, auto=OK),
+        expect_same={"cloudpickle": WRONG, "dill": WRONG},
+        carries_code=False,
+        note="cloudpickle and dill rebuild views of a detached copy",
+    ),
+    Case(
+        "peers: __init_subclass__ registry", G_PEERS,
+        """
+        class Plugin:
+            registry = []
+            def __init_subclass__(cls, **kw):
+                super().__init_subclass__(**kw)
+                Plugin.registry.append(cls.__name__)
+        class CsvPlugin(Plugin):
+            def run(self):
+                return "csv"
+        """,
+        "CsvPlugin",
+        """
+        def check(cls):
+            return [cls().run(), cls.__mro__[1].__name__, list(cls.__mro__[1].registry)]
+        """,
+        exp(pickle=LOADS, marshal=DUMPS, cloudpickle=WRONG, dill=LOADS, auto=OK),
+        expect_same={"cloudpickle": WRONG},
+        note="rebuilding the class runs the base's __init_subclass__ again: cloudpickle registers it twice",
+    ),
+    Case(
+        "peers: logging.Logger by name", G_PEERS,
+        "import logging\nlog = logging.getLogger('anypickle.example')\n",
+        "log",
+        """
+        def check(log):
+            import logging
+            return [log.name, log is logging.getLogger("anypickle.example")]
+        """,
+        exp(pickle=OK, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+        carries_code=False,
+    ),
+    Case(
+        "peers: iterators part-way through", G_PEERS,
+        "import itertools\nits = [itertools.count(5), iter([1, 2, 3]), enumerate('abc'), iter({'a': 1, 'b': 2}.items())]\n"
+        "for it in its:\n    next(it)\n",
+        "its",
+        """
+        def check(its):
+            count, listed, enumerated, items = its
+            return [next(count), list(listed), list(enumerated), list(items)]
+        """,
+        exp(pickle=OK, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+        carries_code=False,
+    ),
+    Case(
+        "peers: io.BytesIO part-way through", G_PEERS,
+        "import io\nbuf = io.BytesIO(b'abcdef')\nbuf.read(2)\n",
+        "buf",
+        """
+        def check(b):
+            return [b.tell(), b.read().decode()]
+        """,
+        exp(pickle=OK, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+        carries_code=False,
+    ),
+    Case(
+        "peers: subscripted generic of a __main__ class", G_PEERS,
+        """
+        import typing
+        T = typing.TypeVar("T")
+        class Box(typing.Generic[T]):
+            def __init__(self, item: T):
+                self.item = item
+        alias = Box[int]
+        """,
+        "alias",
+        """
+        def check(a):
+            import typing
+            return [typing.get_origin(a).__name__, [t.__name__ for t in typing.get_args(a)], a(3).item]
+        """,
+        exp(pickle=LOADS, marshal=DUMPS, cloudpickle=OK, dill=LOADS, auto=OK),
+    ),
+]
