@@ -73,7 +73,7 @@ class quiet_subclass_hooks:
 
     def __enter__(self) -> None:
         for base, _ in self.saved:
-            base.__init_subclass__ = classmethod(_no_subclass_hook)  # type: ignore[method-assign, assignment]
+            setattr(base, "__init_subclass__", classmethod(_no_subclass_hook))
 
     def __exit__(self, *exc: object) -> None:
         for base, hook in self.saved:
