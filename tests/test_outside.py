@@ -291,3 +291,37 @@ def test_a_local_package_imported_inside_a_function_travels_with_it(tmp_path, po
     assert sent.backend == "pickle" if portable else "cloudpickle"
     got = receive(tmp_path, sent.payload, "[obj[0]([1, 2]), obj[1]([1])]")
     assert got == {"result": [31, 12]}
+
+
+# --- real libraries' objects (cheap, deterministic ones) ------------------------------------------
+
+_ATTRS_SCRIPT = """
+import attrs
+
+@attrs.define
+class Point:
+    x: int
+    y: int = attrs.field(factory=lambda: 5)
+    def norm(self):
+        return self.x + self.y
+
+@attrs.frozen
+class Frozen:
+    a: int
+    @property
+    def double(self):
+        return 2 * self.a
+
+obj = [Point(1), Frozen(3), Point]
+"""
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_attrs_classes_from_a_script_reach_a_fresh_interpreter(tmp_path, portable):
+    """attrs rewrites the class (slots, generated __init__ with a factory lambda): auto and portable ship it."""
+    pytest.importorskip("attrs", reason="attrs is not installed (pip install attrs, or the test extra)")
+    sent = send(tmp_path, _ATTRS_SCRIPT, portable=portable)
+    got = receive(tmp_path, sent.payload,
+                  "[obj[0].norm(), obj[1].double, obj[2](2).y, __import__('attrs').asdict(obj[0]), "
+                  "hasattr(obj[0], '__dict__')]")
+    assert got == {"result": [6, 6, 5, {"x": 1, "y": 5}, False]}
