@@ -93,8 +93,11 @@ def test_dumps(benchmark, case, backend):
     payload = _run(benchmark, case, backend, dumps, obj, "dumps")
     benchmark.extra_info["size"] = nbytes(payload)
     if backend.startswith("anypickle"):  # the envelope's payload, its 20-40 byte header excluded
-        header = payload[0] if isinstance(payload, tuple) else payload
-        benchmark.extra_info["payload_size"] = nbytes(payload) - env.parse(memoryview(header)).payload_offset
+        header = env.parse(memoryview(payload[0] if isinstance(payload, tuple) else payload))
+        # The source lines that travel for tracebacks (the header's SOURCE section) count as payload.
+        source = len(header.source or b"")
+        benchmark.extra_info["payload_size"] = nbytes(payload) - header.payload_offset + source
+        benchmark.extra_info["source_size"] = source
     assert nbytes(payload) > 0
 
 

@@ -59,3 +59,27 @@ def child_env(python: str | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = str(SRC)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+def package_at(requirement: str) -> str:
+    """A folder holding ``requirement`` (e.g. ``"cloudpickle==3.1.2"``), installed once into the receiver cache.
+
+    Put it first on a child's ``PYTHONPATH`` to run that child with another release of a backend than
+    this environment's. Raises ``LookupError`` with pip's message when the index cannot provide it.
+    """
+    from anypickle import _interpreters
+
+    target = os.path.join(_interpreters.cache_dir(), "packages", requirement.replace("==", "-"))
+    if not os.path.isdir(target):
+        staging = f"{target}.{os.getpid()}"
+        error = _interpreters._pip_target(sys.executable, staging, [requirement, "--no-deps"])
+        if error is not None:
+            raise LookupError(f"cannot install {requirement} from the package index: {error}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another run installed it first
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

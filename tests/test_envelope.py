@@ -91,8 +91,9 @@ def _claim_other_interpreter(data: bytes, major: int, minor: int, magic: bytes) 
     impl = header.interpreter.implementation.encode()
     start = 16
     rest_start = start + 1 + len(impl) + 2 + 4
-    head = data[:start] + bytes([len(impl)]) + impl + bytes([major, minor]) + magic
-    return head + struct.pack("<I", zlib.crc32(head)) + data[rest_start + 4:]
+    # the sections after the interpreter's (library version, source lines) stay as they are
+    head = data[:start] + bytes([len(impl)]) + impl + bytes([major, minor]) + magic + data[rest_start:header.header_length - 4]
+    return head + struct.pack("<I", zlib.crc32(head)) + data[header.header_length:]
 
 
 def test_bytecode_from_another_python_is_refused_before_unpickling(tmp_path):

@@ -14,7 +14,7 @@ from typing import (
 
 from . import _context
 from . import _envelope as env
-from . import _frames
+from . import _frames, _lines
 from ._frames import BufferCollector
 from ._backend import Backend, parse_backend
 from ._modules import ModuleNames, ModulePolicy
@@ -133,7 +133,7 @@ class _Frame:
     PickleBuffer) are joined once, straight into the final bytes object.
     """
 
-    __slots__ = ("chunks", "flags", "key", "key_id", "buffer_callback")
+    __slots__ = ("chunks", "flags", "key", "key_id", "buffer_callback", "lines")
 
     def __init__(self, key: bytes | None, key_id: str | None) -> None:
         if key is not None and not isinstance(key, (bytes, bytearray)):
@@ -143,6 +143,7 @@ class _Frame:
         self.key_id = key_id
         self.flags = 0
         self.buffer_callback: BufferCollector | None = None
+        self.lines: _lines.LineCollector | None = None
 
     def start(self, flags: int) -> _Sink:
         """Drop what a previous attempt wrote; return a file for this attempt."""
@@ -151,6 +152,10 @@ class _Frame:
         if self.buffer_callback is not None:
             flags |= env.BUFFERS
             self.buffer_callback.clear()
+        if flags & env.BYTECODE:  # code goes by value: note it, its source lines travel too
+            self.lines = _lines.LineCollector()
+        else:
+            self.lines = None
         self.flags = flags
         self.chunks = []
         return _Sink(self.chunks)
@@ -167,7 +172,9 @@ class _Frame:
         if backend is Backend.PICKLE and not self.flags:
             header = env.pickle_header(payload_length)
         else:
-            header = env.build_header(backend, self.flags, payload_length, self.key_id)
+            impl = get_backend(backend)
+            source = self.lines.encode() if self.lines is not None else b""
+            header = env.build_header(backend, self.flags, payload_length, self.key_id, impl.library_version, source)
         if self.key is not None:
             header += env.sign(bytes(self.key), header, *chunks, *extra)
         if len(chunks) == 1 and payload_length < 65536:
@@ -183,8 +190,9 @@ def _code_flags(backend: Backend) -> int:
 def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy, marker: Any = None) -> None:
     impl = get_backend(backend)
     try:
-        impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=False, persistent_id=marker,
-                  buffer_callback=frame.buffer_callback)
+        sink = frame.start(_code_flags(backend))
+        impl.dump(obj, sink, policy, auto=False, persistent_id=marker, buffer_callback=frame.buffer_callback,
+                  lines=frame.lines)
     except Exception as exc:
         if not is_refusal(exc, impl.dump_errors):
             raise  # the object's own __reduce__/__getstate__ failed (or an anypickle bug): let it through
@@ -306,8 +314,9 @@ def _dump_auto(
     for backend in candidates:
         impl = get_backend(backend)
         try:
-            impl.dump(obj, frame.start(_code_flags(backend)), policy, auto=True, persistent_id=marker,
-                      buffer_callback=frame.buffer_callback)
+            sink = frame.start(_code_flags(backend))
+            impl.dump(obj, sink, policy, auto=True, persistent_id=marker, buffer_callback=frame.buffer_callback,
+                      lines=frame.lines)
             # The failed attempts' tracebacks reference this frame, which references them: break
             # the cycle, or every fallback leaves garbage (and the object) for the collector.
             attempts.clear()
@@ -350,7 +359,8 @@ def _libraries() -> tuple[str, ...]:
 _PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # anypickle functions that call a pickler's dump(): an exception whose innermost Python frame is one
 # of them was raised by the C pickler itself (or by a C type's __reduce__), i.e. a refusal.
-_ENTRY_POINTS = frozenset({"_probe", "_dumps_default", "_dump_auto", "_dump_forced", "dump", "dump_portable"})
+# (``save`` is the line-noting dill pickler's pass-through: every object goes through it.)
+_ENTRY_POINTS = frozenset({"_probe", "_dumps_default", "_dump_auto", "_dump_forced", "dump", "dump_portable", "save"})
 
 
 def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) -> bool:
@@ -520,6 +530,8 @@ def loads(
                 "safe=True loads only data")
         return _safe_loads(payload, allow)
     env.check_interpreter(header)
+    if header.source is not None:
+        _lines.register(header.source)
     try:
         if header.flags & env.BUFFERS:
             return _frames.load(header.backend, payload, buffers)  # type: ignore[arg-type]
@@ -529,7 +541,51 @@ def loads(
     except AnyPickleError:
         raise
     except Exception as exc:
-        raise _decode_error(exc, header.backend.label) from exc
+        raise _decode_error(exc, header.backend.label, skew(header)) from exc
+
+
+def skew_of(data: bytes | bytearray | memoryview) -> str | None:
+    """:func:`skew` of an envelope given as bytes; None for anything that is not a readable envelope."""
+    view = memoryview(data)
+    if len(view) < 8 or not view[6] & env.LIBRARY or not env.is_envelope(view):
+        return None
+    try:
+        return skew(env.parse(view))
+    except AnyPickleError:
+        return None
+
+
+def note_skew(exc: BaseException, *payloads: bytes | bytearray | memoryview) -> str | None:
+    """When one of ``payloads`` was written by another cloudpickle/dill version, say so on ``exc``.
+
+    Called where a loaded object is first used (executor workers, :class:`anypickle.Wrapped`), only
+    after it raised: the note (Python 3.11+) names both versions. Returns the text, or None.
+    """
+    for payload in payloads:
+        text = skew_of(payload)
+        if text is not None and text not in str(exc):  # a DecodeError of loads already names it
+            text = f"anypickle: version skew: this code was {text}; install the same version on both sides"
+            if hasattr(exc, "add_note"):
+                exc.add_note(text)
+            return text
+    return None
+
+
+def skew(header: env.Header) -> str | None:
+    """``"written by cloudpickle 3.1.2, loaded with cloudpickle 3.1.3"`` when the versions differ, else None.
+
+    A payload records the version of the library that wrote it (cloudpickle, dill); another version
+    on the receiver loads it as usual, and this text goes into the error when loading or the first
+    use fails, so a skewed worker names the cause instead of failing cryptically.
+    """
+    theirs = header.library_version
+    if theirs is None:
+        return None
+    ours = get_backend(header.backend).library_version
+    if ours == theirs:
+        return None
+    label = header.backend.label
+    return f"written by {label} {theirs}, loaded with {label} {ours}"
 
 
 def _load_pickle_envelope_py(data: bytes, safe: bool) -> Any:
@@ -569,7 +625,14 @@ def _safe_loads(payload: bytes | memoryview, allow: Iterable[str]) -> Any:
 _safe_loads_impl: Any = None
 
 
-def _decode_error(exc: Exception, writer: str) -> DecodeError:
+def _decode_error(exc: Exception, writer: str, skewed: str | None = None) -> DecodeError:
+    error = _decode_error_for(exc, writer)
+    if skewed is not None:
+        error = DecodeError(f"{error} [version skew: {skewed}; install the same version on both sides]")
+    return error
+
+
+def _decode_error_for(exc: Exception, writer: str) -> DecodeError:
     if isinstance(exc, ModuleNotFoundError):
         return DecodeError(
             f"the {writer} payload refers to module {exc.name!r}, which is not importable here. If it is a "

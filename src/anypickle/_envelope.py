@@ -5,12 +5,14 @@ Layout (all integers little-endian)::
     0   4  magic  b"APKL"   ('A' is pickle's APPEND opcode, which no valid pickle starts with)
     4   1  format version (1)
     5   1  backend id (Backend enum value)
-    6   1  flags: BYTECODE=1, SIGNED=2, BUFFERS=4, PORTABLE=8, CONTEXT=16
+    6   1  flags: BYTECODE=1, SIGNED=2, BUFFERS=4, PORTABLE=8, CONTEXT=16, LIBRARY=32, SOURCE=64
              (CONTEXT: the payload holds persistent ids that name objects of the receiver's context)
     7   1  reserved, 0
     8   8  payload length
     [BYTECODE]  1 + n  implementation name (e.g. b"cpython"); 1 major; 1 minor; 4 importlib MAGIC_NUMBER
     [SIGNED]    1 + n  key id (utf-8, may be empty)
+    [LIBRARY]   1 + n  version of the library that wrote the payload (cloudpickle, dill), ascii
+    [SOURCE]    4 + n  source lines of the code shipped by value, for tracebacks (see anypickle._lines)
     ..  4  CRC-32 of every header byte before it
     [SIGNED]   32  HMAC-SHA256 over the header (CRC included) and the payload
     payload
@@ -43,10 +45,13 @@ SIGNED = 2
 BUFFERS = 4
 PORTABLE = 8
 CONTEXT = 16
-_KNOWN_FLAGS = BYTECODE | SIGNED | BUFFERS | PORTABLE | CONTEXT
+LIBRARY = 32
+SOURCE = 64
+_KNOWN_FLAGS = BYTECODE | SIGNED | BUFFERS | PORTABLE | CONTEXT | LIBRARY | SOURCE
 
 _FIXED = struct.Struct("<4sBBBBQ")
 _CRC = struct.Struct("<I")
+_SOURCE_LENGTH = struct.Struct("<I")
 TAG_SIZE = 32
 
 Key = Union[bytes, Mapping[str, bytes]]
@@ -93,6 +98,10 @@ class Header:
     tag: bytes | None
     header_length: int
     payload_offset: int
+    library_version: str | None = None
+    """The version of cloudpickle or dill that wrote the payload (None for other backends)."""
+    source: bytes | None = None
+    """The encoded source lines of the code inside (see :mod:`anypickle._lines`), or None."""
 
     @property
     def carries_code(self) -> bool:
@@ -100,10 +109,21 @@ class Header:
         return bool(self.flags & (BYTECODE | PORTABLE))
 
 
-def build_header(backend: Backend, flags: int, payload_length: int, key_id: str | None = None) -> bytes:
-    """The header bytes, CRC included, tag excluded (the caller appends the tag when signing)."""
+def build_header(
+    backend: Backend, flags: int, payload_length: int, key_id: str | None = None,
+    library_version: str | None = None, source: bytes = b"",
+) -> bytes:
+    """The header bytes, CRC included, tag excluded (the caller appends the tag when signing).
+
+    ``library_version`` (cloudpickle's or dill's ``__version__``) and ``source`` (encoded source
+    lines) each add their section and flag when given.
+    """
+    if library_version:
+        flags |= LIBRARY
+    if source:
+        flags |= SOURCE
     fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, backend, flags, 0, payload_length)
-    if not flags & (BYTECODE | SIGNED):  # the common case, paid on every small dumps: no list, no join
+    if not flags & (BYTECODE | SIGNED | LIBRARY | SOURCE):  # the common case, paid on every small dumps
         return fixed + _CRC.pack(zlib.crc32(fixed))
     parts = [fixed]
     if flags & BYTECODE:
@@ -113,6 +133,11 @@ def build_header(backend: Backend, flags: int, payload_length: int, key_id: str 
         if len(kid) > 255:
             raise UsageError("key_id must encode to at most 255 bytes")
         parts.append(bytes([len(kid)]) + kid)
+    if flags & LIBRARY:
+        version = library_version.encode("ascii")[:255]  # type: ignore[union-attr]  # LIBRARY: it is set
+        parts.append(bytes([len(version)]) + version)
+    if flags & SOURCE:
+        parts.append(_SOURCE_LENGTH.pack(len(source)) + source)
     head = b"".join(parts)
     return head + _CRC.pack(zlib.crc32(head))
 
@@ -177,6 +202,8 @@ def parse(data: memoryview) -> Header:
     pos = _FIXED.size
     interpreter = None
     key_id = None
+    library_version = None
+    source = None
     try:
         if flags & BYTECODE and data[pos:pos + len(_CURRENT_PACKED)] == _CURRENT_PACKED:
             interpreter = _CURRENT  # written by this interpreter (the common case): nothing to build
@@ -195,6 +222,17 @@ def parse(data: memoryview) -> Header:
             ln = data[pos]
             key_id = bytes(data[pos + 1:pos + 1 + ln]).decode("utf-8")
             pos += 1 + ln
+        if flags & LIBRARY:
+            ln = data[pos]
+            library_version = bytes(data[pos + 1:pos + 1 + ln]).decode("ascii")
+            pos += 1 + ln
+        if flags & SOURCE:
+            (ln,) = _SOURCE_LENGTH.unpack_from(data, pos)
+            pos += _SOURCE_LENGTH.size
+            if ln > n - pos:
+                raise IndexError
+            source = bytes(data[pos:pos + ln])
+            pos += ln
         (crc,) = _CRC.unpack_from(data, pos)
     except (IndexError, UnicodeDecodeError, struct.error):
         raise DecodeError("truncated or corrupted anypickle envelope header") from None
@@ -217,7 +255,7 @@ def parse(data: memoryview) -> Header:
     if n - pos != payload_length:
         what = "truncated" if n - pos < payload_length else "has trailing bytes"
         raise DecodeError(f"anypickle envelope {what}: header says {payload_length} payload bytes, found {n - pos}")
-    return Header(backend, flags, payload_length, interpreter, key_id, tag, header_length, pos)
+    return Header(backend, flags, payload_length, interpreter, key_id, tag, header_length, pos, library_version, source)
 
 
 def check_interpreter(header: Header) -> None:

@@ -18,6 +18,8 @@ import types
 from functools import lru_cache
 from typing import Any
 
+from . import _lines
+
 __all__ = [
     "FACTORY",
     "code_names",
@@ -149,6 +151,7 @@ def _frozen(value: Any) -> Any:
 def _compile_function(items: tuple) -> types.CodeType:
     # Cached: many closures of one def arrive with one record; code objects are immutable, so sharing is safe.
     record = dict(items)
+    _lines.add(record["filename"], record["lineno"], record["text"])  # for tracebacks on this receiver
     if record["kind"] == "lambda":
         value = _parse_expression(record["text"], record["filename"], record["lineno"])
         inner: ast.stmt = ast.Expr(value=value)
@@ -161,6 +164,7 @@ def _compile_function(items: tuple) -> types.CodeType:
 def compile_class_body(record: dict) -> types.CodeType:
     """Compile a class record into the code object of its body (decorators and bases are evaluated apart)."""
     stmt = _parse_statement(record)
+    _lines.add(record["filename"], record["lineno"], record["text"])
     assert isinstance(stmt, ast.ClassDef)
     stmt.decorator_list = []
     stmt.bases = []

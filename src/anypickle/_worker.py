@@ -17,7 +17,7 @@ import traceback
 from collections import OrderedDict
 from typing import Any
 
-from ._api import dumps, loads
+from ._api import dumps, loads, note_skew
 from .errors import EncodeError
 
 # parent -> worker
@@ -74,6 +74,7 @@ def main(conn: Any, running: Any, initializer: bytes | None) -> None:
             break
         kind = message[:1]
         head = message[:HEAD]
+        fn_payload = b""
         result = None
         running.value = TASK_ID.unpack_from(message, 1)[0]
         try:
@@ -94,6 +95,7 @@ def main(conn: Any, running: Any, initializer: bytes | None) -> None:
             del message
             reply = b"".join((RESULT, head[1:], dumps(result)))
         except BaseException as exc:  # noqa: BLE001 - every task failure goes back to its future
+            note_skew(exc, memoryview(message)[HEAD:] if kind == CALL else fn_payload)
             reply = b"".join((ERROR, head[1:], _dump_exception(exc)))
         result = None
         if not _send(conn, reply):

@@ -52,9 +52,45 @@ def _add_explain_parser(sub: Any) -> None:
     p.set_defaults(handler=_explain)
 
 
+def versions() -> dict[str, str]:
+    """What a bug report or a version-skew diagnosis needs first: anypickle's, its backends' and
+    Python's versions, and whether the C helper ``anypickle._opwalk`` is built."""
+    import platform
+
+    import cloudpickle
+    import dill
+
+    from . import __version__
+
+    try:
+        from . import _opwalk  # noqa: F401
+
+        opwalk = "built"
+    except ImportError as exc:
+        opwalk = f"NOT built ({exc}); safe loading falls back to its slower pure-Python pass"
+    return {
+        "anypickle": __version__,
+        "cloudpickle": cloudpickle.__version__,
+        "dill": dill.__version__,
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "_opwalk": opwalk,
+    }
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the versions of anypickle, cloudpickle, "
+                         "dill and Python, and whether the C helper is built, then exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print("\n".join(f"{name}: {value}" for name, value in versions().items()))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="anypickle", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_explain_parser(sub)
     from .bench import add_bench_parser

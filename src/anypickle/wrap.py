@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
-from ._api import dumps, loads
+from ._api import dumps, loads, note_skew
 
 __all__ = ["Wrapped", "wrap"]
 
@@ -110,7 +110,11 @@ class Wrapped(Generic[T]):
         return obj
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.unwrap()(*args, **kwargs)  # type: ignore[operator]
+        try:
+            return self.unwrap()(*args, **kwargs)  # type: ignore[operator]
+        except BaseException as exc:
+            note_skew(exc, self._bytes())
+            raise
 
     def __reduce__(self) -> tuple[Any, tuple[bytes, str]]:
         return _rebuild, (self._bytes(), self._name)

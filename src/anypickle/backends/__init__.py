@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .._backend import Backend
+from .._lines import LineCollector
 from .._modules import ModulePolicy
 
 __all__ = ["BackendImpl", "Writer", "get"]
@@ -25,15 +26,18 @@ class BackendImpl(Protocol):
     """True when payloads may hold bytecode: the envelope then records the interpreter."""
     dump_errors: tuple[type[BaseException], ...]
     """The exceptions that mean "this backend cannot serialize that object" (anything else propagates)."""
+    library_version: str | None
+    """The version of the third-party library behind the backend (recorded in envelopes), or None."""
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         """Write ``obj`` to ``file``; ``auto`` selects anypickle's enhanced settings over the raw library's.
 
         ``persistent_id``, when given, is installed as the pickler's hook of that name (receiver context).
         ``buffer_callback`` is pickle protocol 5's: large buffers go to it instead of into ``file``.
+        ``lines``, when given, is told every code object written by value (its source lines travel).
         """
 
     def loads(self, payload: memoryview) -> Any:

@@ -28,9 +28,12 @@ from .._needs import (
 )
 
 if TYPE_CHECKING:
+    from .._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5
+# Position of co_filename among types.CodeType's constructor arguments (3.8 to 3.14).
+_CO_FILENAME = 10
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # Types whose instances AnyPickler.reducer_override never handles itself (not a function, class,
 # cell, module, TypeVar, lock, memoryview...): a fact about the type alone, so it is cached across calls.
@@ -49,14 +52,20 @@ class AnyPickler(cloudpickle.Pickler):
       re-applied on the receiver.
     """
 
-    def __init__(self, file: Writer, policy: ModulePolicy, protocol: int = PROTOCOL, buffer_callback: Any = None) -> None:
+    def __init__(
+        self, file: Writer, policy: ModulePolicy, protocol: int = PROTOCOL, buffer_callback: Any = None,
+        lines: LineCollector | None = None,
+    ) -> None:
         super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
         self._policy = policy
         self._plain = _plain_instance_types if policy.is_default else ()
         self._function_cells: set[int] = set()  # closure cells of functions written: filled by their state
+        self._lines = lines
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
+        if t is types.CodeType:
+            return self._code_reduce(obj)
         if t is memoryview:
             # cloudpickle turns a memoryview into bytes: the receiver would get another type.
             # (Checked first: the probe pass may have cached memoryview as a plain type.)
@@ -113,6 +122,13 @@ class AnyPickler(cloudpickle.Pickler):
         for name, empty in (("__defaults__", None), ("__kwdefaults__", None), ("__annotations__", {})):
             if slotstate[name] == empty:
                 del slotstate[name]
+        # Nor the name, qualname and doc the receiver's FunctionType derives from the code itself
+        # (the same Python version: the envelope guarantees it). Asked of a real FunctionType, so the
+        # rule is the interpreter's own (3.11 takes __qualname__ from co_qualname, 3.10 from co_name).
+        fresh = _fresh_function(func.__code__)
+        for name in ("__name__", "__qualname__", "__doc__"):
+            if slotstate.get(name, fresh) == getattr(fresh, name):
+                del slotstate[name]
         # Local modules its body imports when it runs (from .kernels import f): the receiver lacks
         # them, so they travel by value and are registered under their names before it can run.
         modules = imported_by_value(func, self._policy)
@@ -134,6 +150,20 @@ class AnyPickler(cloudpickle.Pickler):
             None,
             _reducers.set_function_state,
         )
+
+    def _code_reduce(self, code: types.CodeType) -> Any:
+        """cloudpickle's reduction of a code object, with the code's own file name.
+
+        cloudpickle 3.1.3 writes ``"<dynamic-code>"`` instead (for byte-identical payloads wherever a
+        script lives): tracebacks on the receiver then name no file, and its lines cannot be found.
+        """
+        if self._lines is not None:
+            self._lines.add(code)
+        rv = _cp._code_reduce(code)
+        args = rv[1]
+        if args[_CO_FILENAME] != code.co_filename and args[_CO_FILENAME] == "<dynamic-code>":
+            rv = (rv[0], (*args[:_CO_FILENAME], code.co_filename, *args[_CO_FILENAME + 1:]), *rv[2:])
+        return rv
 
     def _class_reduce(self, obj: type) -> Any:
         if _definition_need(obj, self._policy) is None:
@@ -167,6 +197,13 @@ class AnyPickler(cloudpickle.Pickler):
         return _cp.dynamic_subimport, (name, state)
 
 
+def _fresh_function(code: types.CodeType) -> types.FunctionType:
+    """The function ``types.FunctionType`` makes of ``code`` with nothing else given (as cloudpickle's
+    ``_make_function`` does on the receiver)."""
+    cells = tuple(types.CellType() for _ in code.co_freevars) if code.co_freevars else None
+    return types.FunctionType(code, {}, None, None, cells)
+
+
 def _cell_value(cell: types.CellType) -> Any:
     try:
         return cell.cell_contents
@@ -179,15 +216,16 @@ class CloudpickleBackend:
 
     id = Backend.CLOUDPICKLE
     carries_code = True
+    library_version: str | None = cloudpickle.__version__
     dump_errors: tuple[type[BaseException], ...] = (
         pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         if auto:
-            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback)
+            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)
         else:
             pickler = cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         if persistent_id is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import types
 from typing import TYPE_CHECKING, Any
 
 import dill
@@ -12,6 +13,7 @@ from .._modules import ModulePolicy
 from .._needs import _FILE_TYPES, _UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
 
 if TYPE_CHECKING:
+    from .._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5
@@ -33,6 +35,21 @@ class _AutoDillPickler(dill.Pickler):
         return NotImplemented
 
 
+class _NotingPickler(dill.Pickler):
+    """dill's pickler, telling a :class:`LineCollector` each code object it writes (the stream is unchanged)."""
+
+    lines: LineCollector
+
+    def save(self, obj: Any, save_persistent_id: bool = True) -> None:
+        if type(obj) is types.CodeType:
+            self.lines.add(obj)
+        super().save(obj, save_persistent_id)
+
+
+class _AutoNotingPickler(_NotingPickler, _AutoDillPickler):
+    """Both: auto's dill, telling a :class:`LineCollector` each code object it writes."""
+
+
 class DillBackend:
     """dill with its defaults when forced; with ``recurse=True`` when auto falls back to it.
 
@@ -42,15 +59,21 @@ class DillBackend:
 
     id = Backend.DILL
     carries_code = True
+    library_version: str | None = dill.__version__
     dump_errors: tuple[type[BaseException], ...] = (
         pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
-        cls = _AutoDillPickler if auto else dill.Pickler
-        pickler = cls(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        if lines is None:
+            cls = _AutoDillPickler if auto else dill.Pickler
+            pickler = cls(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        else:
+            noting = _AutoNotingPickler if auto else _NotingPickler
+            pickler = noting(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+            pickler.lines = lines
         if persistent_id is not None:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)

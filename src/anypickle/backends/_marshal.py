@@ -26,6 +26,7 @@ from .._modules import ModulePolicy
 from .._needs import _code_globals, _definition_need, imported_by_value
 
 if TYPE_CHECKING:
+    from .._lines import LineCollector
     from . import Writer
 
 _FORMAT = "anypickle-marshal-1"
@@ -48,15 +49,18 @@ class MarshalBackend:
 
     id = Backend.MARSHAL
     carries_code = True
+    library_version: str | None = None
     dump_errors: tuple[type[BaseException], ...] = (CannotMarshal,)
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         if persistent_id is not None:
             raise CannotMarshal("marshal cannot write references to the receiver's context")
         file.write(marshal.dumps(encode_function(obj, policy), _VERSION))
+        if lines is not None:
+            lines.add(obj.__code__)
 
     def loads(self, payload: memoryview) -> Any:
         return decode_function(marshal.loads(payload))

@@ -9,6 +9,7 @@ from .._backend import Backend
 from .._modules import ModulePolicy
 
 if TYPE_CHECKING:
+    from .._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5  # out-of-band buffers and compact framing; readable by Python >= 3.8
@@ -23,12 +24,13 @@ class PickleBackend:
 
     id = Backend.PICKLE
     carries_code = False
+    library_version: str | None = None
     dump_errors: tuple[type[BaseException], ...] = (
         pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         if persistent_id is None:
             pickle.Pickler(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)

@@ -1,0 +1,313 @@
+"""Code shipped by value keeps its file name, line numbers and source lines in receivers' tracebacks.
+
+The sender is a real script; its folder is deleted before the receiver, a fresh interpreter in another
+folder, loads the payloads. Nothing on the receiver can read the sender's file: every source line a
+traceback shows there travelled in the envelope (see anypickle._lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cloudpickle
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import anypickle
+from anypickle import _envelope as env
+from anypickle import _lines
+from _interpreters import package_at
+
+SENDER = '''
+import json, sys
+import anypickle
+
+SCALE = 3
+
+
+class Account:
+    def withdraw(self, amount):
+        if amount > 10:
+            raise ValueError(f"refused: {amount}")
+        return amount
+
+
+def refuse(x):
+    y = x * SCALE
+    raise KeyError("no entry for %d" % y)
+
+
+def plain_refuse(x):
+    raise LookupError("plain %d" % x)
+
+
+def outer(n):
+    def inner(k):
+        return 1 // (k - n)
+
+    return inner
+
+
+def multiline(a):
+    return divmod(
+        a,
+        0,
+    )
+
+
+account = Account()
+out = sys.argv[1]
+payloads = {
+    "marshal": anypickle.dumps(refuse),
+    "marshal-nested": anypickle.dumps(outer(4)),
+    "cloudpickle+": anypickle.dumps(account.withdraw),
+    "cloudpickle+-multiline": anypickle.dumps([multiline]),
+    "dill": anypickle.dumps(plain_refuse, backend="dill"),  # raw dill ships no globals (recurse=False)
+    "portable": anypickle.dumps(refuse, portable=True),
+    "portable-method": anypickle.dumps(account.withdraw, portable=True),
+}
+backends = {}
+for name, data in payloads.items():
+    open(f"{out}/{name}.apk", "wb").write(data)
+    backends[name] = anypickle.Backend(data[5]).label
+import cloudpickle
+print(json.dumps({"file": __file__, "backends": backends, "cloudpickle": cloudpickle.__version__}))
+'''
+
+RECEIVER = '''
+import glob, json, os, sys, traceback
+import anypickle, cloudpickle
+
+calls = {
+    "marshal": lambda f: f(2),
+    "marshal-nested": lambda f: f(4),
+    "cloudpickle+": lambda f: f(11),
+    "cloudpickle+-multiline": lambda f: f[0](7),
+    "dill": lambda f: f(2),
+    "portable": lambda f: f(2),
+    "portable-method": lambda f: f(11),
+}
+out = {}
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.apk"))):
+    name = os.path.basename(path)[:-4]
+    obj = anypickle.loads(open(path, "rb").read())
+    try:
+        calls[name](obj)
+    except Exception:
+        out[name] = traceback.format_exc()
+    else:
+        out[name] = "did not raise"
+out["cloudpickle"] = cloudpickle.__version__
+print(json.dumps(out))
+'''
+
+SENDER_TEXT = textwrap.dedent(SENDER).lstrip("\n")
+
+
+def _line_of(text: str) -> int:
+    """The line number of ``text`` in the sender's file (the first line holding it)."""
+    return next(i for i, line in enumerate(SENDER_TEXT.splitlines(), 1) if text in line)
+
+
+# The line each traceback must show as the innermost frame.
+EXPECTED = {
+    "marshal": 'raise KeyError("no entry for %d" % y)',
+    "marshal-nested": "return 1 // (k - n)",
+    "cloudpickle+": 'raise ValueError(f"refused: {amount}")',
+    "cloudpickle+-multiline": "return divmod(",
+    "dill": 'raise LookupError("plain %d" % x)',
+    "portable": 'raise KeyError("no entry for %d" % y)',
+    "portable-method": 'raise ValueError(f"refused: {amount}")',
+}
+
+
+def _env() -> dict[str, str]:
+    env_vars = dict(os.environ)
+    env_vars["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env_vars
+
+
+# The run uses this environment's cloudpickle, and the other of the two releases that differ in what
+# they write as a code's file name (3.1.2 its real name, 3.1.3 "<dynamic-code>"), sender and receiver alike.
+OTHER_CLOUDPICKLE = "3.1.2" if cloudpickle.__version__ != "3.1.2" else "3.1.3"
+
+
+@pytest.fixture(scope="module", params=["installed", OTHER_CLOUDPICKLE])
+def shipped(request, tmp_path_factory):
+    """Run the sender script, delete its folder, then load and call every payload in a fresh receiver."""
+    env_vars = _env()
+    if request.param != "installed":
+        try:
+            env_vars["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [package_at(f"cloudpickle=={request.param}"), env_vars.get("PYTHONPATH")]))
+        except LookupError as exc:
+            pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("tracebacks")
+    sender, payloads, receiver = root / "sender", root / "payloads", root / "receiver"
+    for folder in (sender, payloads, receiver):
+        folder.mkdir()
+    (sender / "task_script.py").write_text(SENDER_TEXT)
+    proc = subprocess.run([sys.executable, "task_script.py", str(payloads)], cwd=sender, capture_output=True,
+                          text=True, timeout=120, env=env_vars)
+    assert proc.returncode == 0, proc.stderr
+    sent = json.loads(proc.stdout.splitlines()[-1])
+    shutil.rmtree(sender)
+    assert not Path(sent["file"]).exists()
+    proc = subprocess.run([sys.executable, "-c", RECEIVER, str(payloads)], cwd=receiver, capture_output=True,
+                          text=True, timeout=120, env=env_vars)
+    assert proc.returncode == 0, proc.stderr
+    return sent, json.loads(proc.stdout.splitlines()[-1]), payloads
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_receiver_traceback_shows_file_line_and_source(shipped, name):
+    """Every by-value route (marshal, cloudpickle+, dill, portable) shows the sender's file, line and text."""
+    sent, tracebacks, _ = shipped
+    text = EXPECTED[name]
+    lineno = _line_of(text)
+    tb = tracebacks[name]
+    assert f'File "{sent["file"]}", line {lineno}, in ' in tb, tb
+    assert text in tb, tb
+    assert "<dynamic-code>" not in tb
+
+
+def test_each_route_used_the_backend_it_names(shipped, request):
+    """The routes really are the backends the test names (auto could change its mind), with the cloudpickle named."""
+    sent, tracebacks, _ = shipped
+    wanted = cloudpickle.__version__ if "installed" in request.node.name else OTHER_CLOUDPICKLE
+    assert sent["cloudpickle"] == tracebacks["cloudpickle"] == wanted
+    assert sent["backends"] == {
+        "marshal": "marshal", "marshal-nested": "marshal", "cloudpickle+": "cloudpickle",
+        "cloudpickle+-multiline": "cloudpickle", "dill": "dill", "portable": "pickle", "portable-method": "pickle",
+    }
+
+
+def test_source_lines_travel_in_the_envelope_and_cost_little(shipped):
+    """Only the lines the code can report travel: for a three-line function, a few hundred bytes at most."""
+    sent, _, payloads = shipped
+    header = env.parse(memoryview((payloads / "marshal.apk").read_bytes()))
+    assert header.source is not None
+    files = _lines.decode(header.source)
+    assert list(files) == [sent["file"]]
+    first = _line_of("def refuse(x):")
+    # body and raise: not the def line (only the frame's prologue is on it), nor the rest of the file
+    assert set(files[sent["file"]]) == {first + 1, first + 2}
+    assert len(header.source) < 200
+
+
+def test_a_receiver_that_reships_the_code_passes_its_lines_on(tmp_path):
+    """A worker that received a function and ships it on (a sub-task) still sends the source lines."""
+    folder = tmp_path / "sender"
+    folder.mkdir()
+    (folder / "relay_script.py").write_text("def fail(x):\n    return 1 // x\n")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(folder)!r})
+        import anypickle, relay_script
+        relay_script.fail.__module__ = "__main__"  # as if defined in the script: ships by value
+        open(sys.argv[1], "wb").write(anypickle.dumps(relay_script.fail))
+    """)
+    first = tmp_path / "first.apk"
+    subprocess.run([sys.executable, "-c", script, str(first)], check=True, timeout=60, env=_env(), cwd=tmp_path)
+    shutil.rmtree(folder)
+    relay = textwrap.dedent("""
+        import sys, anypickle
+        f = anypickle.loads(open(sys.argv[1], "rb").read())
+        open(sys.argv[2], "wb").write(anypickle.dumps(f))
+    """)
+    second = tmp_path / "second.apk"
+    subprocess.run([sys.executable, "-c", relay, str(first), str(second)], check=True, timeout=60, env=_env())
+    final = textwrap.dedent("""
+        import sys, traceback, anypickle
+        f = anypickle.loads(open(sys.argv[1], "rb").read())
+        try:
+            f(0)
+        except ZeroDivisionError:
+            print(traceback.format_exc())
+    """)
+    out = subprocess.run([sys.executable, "-c", final, str(second)], capture_output=True, text=True, timeout=60,
+                         env=_env(), check=True).stdout
+    assert "relay_script.py\", line 2, in fail" in out and "return 1 // x" in out, out
+
+
+def test_cloudpickle_plus_keeps_the_file_name_cloudpickle_drops():
+    """cloudpickle 3.1.3 writes "<dynamic-code>" as every shipped code's file; anypickle's pickler keeps the name."""
+    def f():
+        return 1
+
+    f.__module__ = "__main__"
+    g = anypickle.loads(anypickle.dumps([f]))[0]
+    assert g.__code__.co_filename == f.__code__.co_filename == __file__
+    raw = cloudpickle.loads(cloudpickle.dumps(f))
+    assert raw.__code__.co_filename in (__file__, "<dynamic-code>")  # 3.1.2 keeps it, 3.1.3 does not
+
+
+def test_lines_of_two_payloads_from_one_file_are_merged():
+    """Two payloads bring lines of one file at different times: both stay visible to linecache."""
+    import linecache
+
+    name = "/nonexistent/anypickle-test-merge.py"
+    _lines.register(_lines.encode({name: {3: "first = 1\n"}}))
+    assert linecache.getline(name, 3) == "first = 1\n"
+    _lines.register(_lines.encode({name: {7: "second = 2\n"}}))
+    assert linecache.getline(name, 7) == "second = 2\n"
+    assert linecache.getline(name, 3) == "first = 1\n"
+
+
+def test_a_real_file_on_the_receiver_wins_over_received_lines(tmp_path):
+    """Like any lazily cached module source in Python: the receiver's own file is read when it exists."""
+    import linecache
+
+    path = tmp_path / "exists.py"
+    path.write_text("real = 1\n")
+    _lines.register(_lines.encode({str(path): {1: "received = 1\n"}}))
+    assert linecache.getline(str(path), 1) == "real = 1\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=30),
+                       st.dictionaries(st.integers(1, 10**6), st.text(max_size=80), max_size=5), max_size=4))
+def test_encoding_round_trips(files):
+    """encode/decode keep every file name, line number and text (surrogates included)."""
+    assert _lines.decode(_lines.encode(files)) == {k: v for k, v in files.items()} if files else True
+
+
+@given(st.binary(max_size=64))
+def test_a_malformed_block_never_fails_a_load(block):
+    """register() ignores a block it cannot read; the lines are a courtesy, never an error."""
+    _lines.register(block)
+
+
+def test_a_corrupted_source_section_length_is_a_decode_error():
+    """The section's length is checked: a lie about it is a clean DecodeError, not a crash."""
+    data = bytearray(anypickle.dumps(lambda: 1))
+    header = env.parse(memoryview(bytes(data)))
+    assert header.source is not None
+    at = header.header_length - 4 - len(header.source) - 4  # the u32 length before the lines
+    struct.pack_into("<I", data, at, 10**9)
+    with pytest.raises(anypickle.DecodeError):
+        anypickle.loads(bytes(data))
+
+
+def test_a_worker_receiving_the_same_function_in_every_task_keeps_one_copy(tmp_path):
+    """Registering is bounded: the same lines a thousand times are kept once; a real file keeps nothing."""
+    name = "/nonexistent/anypickle-test-bounded.py"
+    for _ in range(1000):
+        _lines.register(_lines.encode({name: {1: "x = 1\n"}}))
+    assert len(_lines._pending[name]) == 1
+    import linecache
+
+    path = tmp_path / "real.py"
+    path.write_text("real = 1\n")
+    linecache.getline(str(path), 1)  # linecache holds the real file now
+    for _ in range(10):
+        _lines.register(_lines.encode({str(path): {1: "received = 1\n"}}))
+    assert str(path) not in _lines._pending
