@@ -127,6 +127,21 @@ def test_weak_proxies_arrive_as_proxies_or_are_refused():
         assert "ship the referent itself" in str(info.value)
 
 
+def test_weak_refs_and_weak_sets_follow_the_same_rule():
+    """weakref.ref and WeakSet: shipped when the payload holds their referents first; a dead ref arrives
+    dead; alone they would arrive dead or empty (dill: a WeakSet whose len() counts dead references)."""
+    members = [_Node("a"), _Node("b")]
+    kept, ref, weak = anypickle.loads(anypickle.dumps((members, weakref.ref(members[0]), weakref.WeakSet(members))))
+    assert ref() is kept[0] and sorted(m.name for m in weak) == ["a", "b"]
+    gone = _Node("gone")
+    dead = weakref.ref(gone)
+    del gone
+    assert anypickle.loads(anypickle.dumps(dead))() is None
+    for obj in (weakref.ref(members[0]), weakref.WeakSet(members)):
+        with pytest.raises(EncodeError, match="does not hold"):
+            anypickle.dumps(obj)
+
+
 # --- 8, 9, 11. what the selection loop lets through ----------------------------------------------
 
 

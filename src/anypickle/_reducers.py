@@ -258,6 +258,14 @@ def dead_weak_proxy(callable_: bool) -> Any:
     return proxy
 
 
+def dead_weak_ref() -> Any:
+    """A ``weakref.ref`` whose referent no longer exists."""
+    referent = _Gone()
+    ref = weakref.ref(referent)
+    del referent
+    return ref
+
+
 def set_array_state(array: Any, state: tuple[Any, dict[str, Any]]) -> None:
     """An ndarray subclass's own state (``ndarray.__setstate__``), then its instance attributes."""
     array_state, attributes = state
@@ -272,8 +280,15 @@ _DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.ite
                type(collections.OrderedDict().keys()): "keys", type(collections.OrderedDict().values()): "values",
                type(collections.OrderedDict().items()): "items"}
 _PROXY_TYPES = (weakref.ProxyType, weakref.CallableProxyType)
-GAP_TYPES = frozenset(_DESCRIPTOR_TYPES) | frozenset(_DICT_VIEWS) | frozenset(_PROXY_TYPES)
+GAP_TYPES = (frozenset(_DESCRIPTOR_TYPES) | frozenset(_DICT_VIEWS) | frozenset(_PROXY_TYPES)
+             | {weakref.ReferenceType, weakref.WeakSet})
 """Types :func:`reduce_gap` may handle: never cached as "plain" by the picklers."""
+
+
+_LONE_WEAK = ("{what} an object this payload does not hold: on the receiver nothing would keep it "
+              "alive, so it would arrive dead")
+_LONE_WEAK_ADVICE = ("ship the referent itself, before the weak reference (e.g. the parent before the children "
+                     "that hold weak proxies to it), or rebuild the weak reference on the receiver")
 
 
 class Unfaithful(Exception):
@@ -309,12 +324,21 @@ def reduce_gap(obj: Any, memo_has: Any) -> Any:
             referent = None
         if referent is None or not memo_has(referent):
             raise Unfaithful(
-                obj, "a weakref.proxy to an object this payload does not hold: on the receiver nothing would "
-                     "keep its referent alive, so it would arrive dead (pickle would silently ship the referent "
-                     "itself in its place)",
-                "ship the referent itself, before the proxy (e.g. the parent before the children that hold "
-                "weak proxies to it), or rebuild the proxy on the receiver")
+                obj, _LONE_WEAK.format(what="a weakref.proxy to") + " (pickle would silently ship the referent "
+                     "itself in its place)", _LONE_WEAK_ADVICE)
         return weak_proxy, (referent,)
+    if t is weakref.ReferenceType:
+        referent = obj()
+        if referent is None:  # dead already: it arrives dead, as it is
+            return dead_weak_ref, ()
+        if not memo_has(referent):
+            raise Unfaithful(obj, _LONE_WEAK.format(what="a weakref.ref to"), _LONE_WEAK_ADVICE)
+        return weakref.ref, (referent,) if obj.__callback__ is None else (referent, obj.__callback__)
+    if t is weakref.WeakSet:
+        members = list(obj)
+        if not all(memo_has(m) for m in members):
+            raise Unfaithful(obj, _LONE_WEAK.format(what="a weakref.WeakSet holding"), _LONE_WEAK_ADVICE)
+        return weakref.WeakSet, (members,)
     if t in _DESCRIPTOR_TYPES:
         owner = getattr(obj, "__objclass__", None)
         name = getattr(obj, "__name__", None)

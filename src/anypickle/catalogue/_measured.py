@@ -122,6 +122,9 @@ NEEDS: dict[str, tuple[str, ...]] = {'class: ABC and concrete subclass': ('dynam
  "peers: mappingproxy of a class's namespace copy": (),
  'peers: subscripted generic of a __main__ class': ('main/function', 'main/other'),
  'peers: typing.NewType defined in __main__': ('main/other',),
+ 'weakref: WeakSet after its members': ('local-function/function', 'main/other'),
+ 'weakref: WeakSet whose members the payload does not hold': ('local-function/function',),
  'weakref: dead proxy': (),
  'weakref: lone callable proxy': (),
+ 'weakref: lone weakref.ref': (),
  'weakref: proxies to a parent the payload holds': ('main/function', 'main/other')}

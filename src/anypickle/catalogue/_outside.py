@@ -421,3 +421,46 @@ CASES += [
         exp(pickle=LOADS, marshal=DUMPS, cloudpickle=OK, dill=LOADS, auto=OK),
     ),
 ]
+
+CASES += [
+    Case(
+        "weakref: WeakSet whose members the payload does not hold", G,
+        "import weakref\nclass Member:\n    pass\nmembers = [Member(), Member()]\nweak = weakref.WeakSet(members)\n",
+        "weak",
+        """
+        def check(w):
+            import gc
+            gc.collect()
+            return [len(w), len(list(w))]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=WRONG, dill=WRONG, auto=CLEAR),
+        expect_same={"cloudpickle": WRONG, "dill": WRONG},
+        note="its members arrive with nothing holding them: cloudpickle gives an empty set, dill one whose "
+             "len() counts dead references",
+    ),
+    Case(
+        "weakref: WeakSet after its members", G,
+        "import weakref\nclass Member:\n    pass\nmembers = [Member(), Member()]\npair = (members, weakref.WeakSet(members))\n",
+        "pair",
+        """
+        def check(pair):
+            import gc
+            members, weak = pair
+            gc.collect()
+            return [len(weak), all(m in weak for m in members)]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=OK, dill=OK, auto=OK),
+    ),
+    Case(
+        "weakref: lone weakref.ref", G,
+        "import weakref\nclass Target:\n    pass\ntarget = Target()\nref = weakref.ref(target)\n",
+        "ref",
+        """
+        def check(r):
+            return [r() is not None]
+        """,
+        exp(pickle=DUMPS, marshal=DUMPS, cloudpickle=DUMPS, dill=WRONG, auto=CLEAR),
+        expect_same={"dill": WRONG},
+        note="dill ships it with its referent, which nothing holds on the receiver: it arrives dead",
+    ),
+]
