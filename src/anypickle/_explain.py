@@ -32,8 +32,8 @@ def _evidence() -> tuple[tuple[frozenset[str], str, dict[str, str]], ...]:
     rows = []
     for case in all_cases():
         needs = NEEDS.get(case.name)
-        if needs is None:
-            continue
+        if needs is None or case.expected("auto", "fresh") != "ok":
+            continue  # (where nothing can ship the object, the raw backends fail for that, not for its needs)
         outcomes = {b.label: case.expected(b.label, "fresh") for b in Backend}
         rows.append((frozenset(needs), case.name, outcomes))
     return tuple(rows)

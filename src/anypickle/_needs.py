@@ -422,6 +422,11 @@ def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[objec
                 yield v, f"{path}{{item {i}}}"
         if t in (set, frozenset):
             return
+    if t in _reducers.GAP_TYPES:  # shipped by anypickle's own reduction: only what that reduction ships
+        if t is weakref.WeakSet:
+            for i, v in enumerate(list(obj)):
+                yield v, f"{path}{{member {i}}}"
+        return
     if t is types.FunctionType:
         if _definition_need(obj, policy) is None:
             return  # travels by reference: its insides stay home
