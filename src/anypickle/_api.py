@@ -18,7 +18,7 @@ from . import _frames, _lines
 from ._frames import BufferCollector
 from ._backend import Backend, parse_backend
 from ._modules import ModuleNames, ModulePolicy
-from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate
+from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, unshippable_advice
 from .backends import get as get_backend
 from ._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
@@ -194,7 +194,9 @@ def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy
         sink = frame.start(_code_flags(backend))
         impl.dump(obj, sink, policy, auto=False, persistent_id=marker, buffer_callback=frame.buffer_callback,
                   lines=frame.lines)
-    except impl.dump_errors as exc:
+    except Exception as exc:
+        if not is_refusal(exc, impl.dump_errors):
+            raise  # the object's own __reduce__/__getstate__ failed (or an anypickle bug): let it through
         raise _encode_error(obj, policy, [(backend.label, exc)], forced=backend) from exc
 
 
@@ -284,6 +286,13 @@ def _dumps_default(obj: Any) -> bytes:
 def _dump_auto(
     obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None, probe_error: Exception | None = None,
 ) -> Backend:
+    """Try pickle (the probe), then marshal, cloudpickle and dill; return the backend that wrote ``frame``.
+
+    Only a backend's documented refusal (see :func:`is_refusal`) moves on to the next backend. Any
+    other exception propagates unchanged: one raised by the object's own ``__reduce__`` (as pickle,
+    cloudpickle and dill let it through), or a bug in anypickle's own analysis, which must never
+    silently change the backend.
+    """
     attempts: list[tuple[str, BaseException]] = []
     try:
         if probe_error is not None:  # the caller already ran the probe
@@ -294,8 +303,12 @@ def _dump_auto(
         if found.need is Need.UNSHIPPABLE:
             raise _encode_error(obj, policy, [("analysis", found)]) from None
         attempts.append(("pickle", found))
-    except get_backend(Backend.PICKLE).dump_errors as exc:
+    except Exception as exc:
+        if not is_refusal(exc, get_backend(Backend.PICKLE).dump_errors):
+            raise
         attempts.append(("pickle", exc))
+    finally:
+        probe_error = None
     candidates = [Backend.CLOUDPICKLE, Backend.DILL]
     if type(obj) is types.FunctionType and marker is None:
         candidates.insert(0, Backend.MARSHAL)
@@ -308,44 +321,109 @@ def _dump_auto(
             # The failed attempts' tracebacks reference this frame, which references them: break
             # the cycle, or every fallback leaves garbage (and the object) for the collector.
             attempts.clear()
-            probe_error = None
             return backend
-        except impl.dump_errors as exc:
+        except NeedFound as found:  # a by-value pickler met something nothing can ship faithfully
+            if found.need is Need.UNSHIPPABLE:
+                attempts.append((backend.label, found))
+                raise _encode_error(obj, policy, attempts, culprit=found.obj) from None
+            raise
+        except Exception as exc:
+            if not is_refusal(exc, impl.dump_errors):
+                attempts.clear()
+                raise
             attempts.append((backend.label, exc))
     raise _encode_error(obj, policy, attempts) from attempts[-1][1]
 
 
+# Where a refusal may come from: the serializers' own code (filled on first use: importing
+# cloudpickle and dill costs milliseconds that plain-data dumps never pay).
+_library_files: tuple[str, ...] = ()
+
+
+def _libraries() -> tuple[str, ...]:
+    global _library_files
+    if not _library_files:
+        import copyreg
+        import importlib.util
+
+        found = [os.path.normcase(m.__file__) for m in (pickle, copyreg) if m.__file__]
+        for name in ("cloudpickle", "dill", "_compat_pickle"):
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.submodule_search_locations:
+                found.extend(os.path.normcase(p) + os.sep for p in spec.submodule_search_locations)
+            elif spec is not None and spec.origin:
+                found.append(os.path.normcase(spec.origin))
+        _library_files = tuple(found)
+    return _library_files
+
+
+_PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# anypickle functions that call a pickler's dump(): an exception whose innermost Python frame is one
+# of them was raised by the C pickler itself (or by a C type's __reduce__), i.e. a refusal.
+# (``save`` is the line-noting dill pickler's pass-through: every object goes through it.)
+_ENTRY_POINTS = frozenset({"_probe", "_dumps_default", "_dump_auto", "_dump_forced", "dump", "dump_portable", "save"})
+
+
+def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) -> bool:
+    """True when ``exc`` is a serializer saying "I cannot ship this object", the only reason auto moves on.
+
+    That is: an exception of the backend's documented types (``documented``) raised by the pickler
+    itself or by a C type's reduction (``cannot pickle '_thread.lock' object``), by the serializer
+    libraries' own Python code (pickle, copyreg, cloudpickle, dill), or a ``TypeError`` /
+    ``PicklingError`` / ``RecursionError`` raised by the object's own code, the way objects refuse to
+    be pickled. Anything else (a ``ValueError`` from the object's ``__reduce__``, any exception from
+    anypickle's own analysis) is not a refusal and propagates to the caller unchanged.
+    """
+    if getattr(exc, "anypickle_refusal", False):  # the backends' own refusals (CannotMarshal)
+        return True
+    if not isinstance(exc, documented):
+        return False
+    if isinstance(exc, RecursionError):
+        return True  # too deep for the pickler (or an object recursing in its own attribute lookup)
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    through_analysis = False  # did it pass through anypickle's own hooks (classifier, reducers)?
+    while True:
+        code = tb.tb_frame.f_code
+        filename = os.path.normcase(os.path.abspath(code.co_filename))
+        ours = filename.startswith(_PACKAGE_DIR)
+        if ours and code.co_name not in _ENTRY_POINTS:
+            through_analysis = True
+        if tb.tb_next is None:
+            break
+        tb = tb.tb_next
+    if ours:
+        return not through_analysis  # raised in C right under our dump() call; else our own bug
+    if filename.startswith(_libraries()):
+        return True  # pickle, copyreg, cloudpickle or dill said no
+    if through_analysis:
+        return False  # raised by code anypickle's analysis called: a bug there, or the object's own error
+    return isinstance(exc, (TypeError, pickle.PicklingError, RecursionError))
+
+
+_NO_CULPRIT: Any = object()
 _CANNOT_PICKLE = re.compile(r"(?:cannot pickle|can't pickle) '?([\w.]+)'?")
 
 
 def _encode_error(
-    obj: Any, policy: ModulePolicy, attempts: Sequence[tuple[str, BaseException]], forced: Backend | None = None
+    obj: Any, policy: ModulePolicy, attempts: Sequence[tuple[str, BaseException]], forced: Backend | None = None,
+    culprit: Any = _NO_CULPRIT,
 ) -> EncodeError:
-    """An EncodeError naming the culprit's path, its type, what each backend said, and what to do."""
+    """An EncodeError naming the culprit's path, its type, what each backend said, and what to do.
+
+    Locating the culprit walks the object graph, which runs the objects' own code (``__dict__``,
+    ``__getattribute__``...): if that fails, the error still comes out, without the path.
+    """
     said = [
-        (name, f"by reference is not enough: {exc.reason}" if isinstance(exc, NeedFound)
-         else f"{type(exc).__name__}: {exc}".splitlines()[0])
+        (name, (f"by reference is not enough: {exc.reason}" if exc.need is not Need.UNSHIPPABLE else exc.reason)
+         if isinstance(exc, NeedFound) else f"{type(exc).__name__}: {exc}".splitlines()[0])
         for name, exc in attempts
     ]
-    located = None
-    unshippable = [f for f in find_needs(obj, policy) if f.need is Need.UNSHIPPABLE]
-    if unshippable:
-        located = (unshippable[0].path, unshippable[0].type_name)
-    else:
-        for _, exc in attempts:
-            m = _CANNOT_PICKLE.search(str(exc))
-            if m:
-                type_name = m.group(1).rpartition(".")[2]
-                # mypy cannot type a lambda with a default argument (python/mypy#15459).
-                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)  # type: ignore[misc]
-                if hit is not None:
-                    located = (hit[0], type(hit[1]).__qualname__)
-                    break
-    hint = None
-    if located is not None:
-        for t, advice in _UNSHIPPABLE_TYPES.items():
-            if t.__qualname__ == located[1] or t.__name__ == located[1]:
-                hint = advice
+    try:
+        located, hint = _locate_culprit(obj, policy, attempts, culprit)
+    except Exception:  # noqa: BLE001 - a hostile object (or RecursionError) must not replace the EncodeError
+        located, hint = None, None
     if forced is not None:
         message = f"backend {forced.label!r} cannot serialize this {type(obj).__qualname__} object"
         hint = hint or "use backend='auto', which picks a backend that can"
@@ -359,6 +437,39 @@ def _encode_error(
         attempts=said,
         hint=hint,
     )
+
+
+def _locate_culprit(
+    obj: Any, policy: ModulePolicy, attempts: Sequence[tuple[str, BaseException]], culprit: Any,
+) -> tuple[tuple[str, str] | None, str | None]:
+    """The culprit's (path, type name) and the advice for it, as far as the analysis can tell."""
+    located = None
+    hint = None
+    if culprit is not _NO_CULPRIT:
+        hit = locate(obj, lambda o: o is culprit, policy)
+        located = (hit[0] if hit else "obj (inside)", type(culprit).__qualname__)
+        hint = unshippable_advice(culprit)
+        return located, hint
+    unshippable = [f for f in find_needs(obj, policy) if f.need is Need.UNSHIPPABLE]
+    if unshippable:
+        located = (unshippable[0].path, unshippable[0].type_name)
+    else:
+        for _, exc in attempts:
+            m = _CANNOT_PICKLE.search(str(exc))
+            if m:
+                type_name = m.group(1).rpartition(".")[2]
+                # mypy cannot type a lambda with a default argument (python/mypy#15459).
+                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)  # type: ignore[misc]
+                if hit is not None:
+                    located = (hit[0], type(hit[1]).__qualname__)
+                    break
+    if unshippable:
+        hint = unshippable[0].advice
+    elif located is not None:
+        for t, advice in _UNSHIPPABLE_TYPES.items():
+            if t.__qualname__ == located[1] or t.__name__ == located[1]:
+                hint = advice
+    return located, hint
 
 
 def loads(

@@ -311,6 +311,7 @@ def _send(job: dict, emit) -> dict:
     except BaseException:
         return {"error": "case script failed:\n" + traceback.format_exc(limit=5)}
 
+    needs = _needs_of(obj)
     cells: dict = {}
     dumped: dict = {}
     for backend in job["backends"]:
@@ -348,7 +349,20 @@ def _send(job: dict, emit) -> dict:
             job["timeout"],
         )
         same[backend] = cell_from_isolated(run)
-    return {"expected": expected, "dumps": cells, "dumped": dumped, "same": same}
+    return {"expected": expected, "dumps": cells, "dumped": dumped, "same": same, "needs": needs}
+
+
+def _needs_of(obj: Any) -> "list | None":
+    """The kinds of need anypickle's analysis finds in ``obj`` (sorted), or None without the analysis."""
+    try:
+        from anypickle._modules import ModulePolicy
+        from anypickle._needs import find_needs
+    except ImportError:
+        return None
+    try:
+        return sorted({f.key for f in find_needs(obj, ModulePolicy())})
+    except Exception as exc:  # noqa: BLE001 - a hostile object: the cells still run
+        return [f"error: {type(exc).__name__}"]
 
 
 def _receive(job: dict, emit) -> dict:

@@ -10,6 +10,7 @@ Classes without source (made by ``type()``) are rebuilt from their ``__dict__`` 
 
 from __future__ import annotations
 
+import abc
 import builtins
 import collections
 import enum
@@ -184,16 +185,40 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
         "module": cls.__module__,
         "extras": _extras(cls, (record["filename"], record["lineno"], record["end_lineno"])),
     }
+    registered = virtual_subclasses(cls)
+    if registered:
+        state["registered"] = registered
     from ._portable import _rebuild_class_from_source, _set_class_state
 
-    args = (record, namespace, cells, found, module_attrs, expr_locals)
+    args: tuple = (record, namespace, cells, found, module_attrs, expr_locals)
+    quiet = tuple(b for b in cls.__mro__[1:-1] if "__init_subclass__" in vars(b) and pickler._goes_by_value(b))
+    if quiet:
+        args += (quiet,)
     return _rebuild_class_from_source, args, state, None, None, _set_class_state
 
 
 def attribute_state(cls: type) -> dict:
     """The state of a class rebuilt by its owner's class statement: only what changed since."""
-    return {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
-            "module": cls.__module__, "extras": _extras(cls)}
+    state: dict[str, Any] = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
+                             "module": cls.__module__, "extras": _extras(cls)}
+    registered = virtual_subclasses(cls)
+    if registered:
+        state["registered"] = registered
+    return state
+
+
+def virtual_subclasses(cls: type) -> list[type]:
+    """The classes ``cls.register(...)`` made virtual subclasses of an ABC (the class statement does not)."""
+    if not isinstance(cls, abc.ABCMeta):
+        return []
+    try:
+        import _abc  # type: ignore[import-not-found]  # CPython's C implementation of abc, no stubs
+
+        refs = _abc._get_dump(cls)[0]
+    except (ImportError, AttributeError, TypeError):  # the pure-Python _py_abc
+        refs = getattr(cls, "_abc_registry", ())
+    found = [r() for r in refs]
+    return sorted((c for c in found if isinstance(c, type)), key=lambda c: (c.__module__, c.__qualname__))
 
 
 def _namedtuple_reduce(cls: type) -> Any:
@@ -234,7 +259,7 @@ def _dynamic_class_reduce(cls: type) -> Any:
     return _rebuild_dynamic_class, (type(cls), cls.__name__, cls.__bases__, construct), state, None, None, _set_class_state
 
 
-def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_locals: dict) -> type:
+def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_locals: dict, quiet: tuple = ()) -> type:
     body = _recompile.compile_class_body(record)
     closure = tuple(cells[n] if n in cells else types.CellType() for n in body.co_freevars)
     local_values = dict(expr_locals)
@@ -267,7 +292,10 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
             # What the 3.12 type-parameter scope adds; mypy only knows Generic subscripted with type variables.
             bases.append(typing.Generic[params])  # type: ignore[index]
     body_function = types.FunctionType(body, globals_dict, record["name"], None, closure or None)
-    cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)
+    from ._reducers import quiet_subclass_hooks
+
+    with quiet_subclass_hooks(quiet):  # by-value bases' __init_subclass__ ran on the sender: its effects travel
+        cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)
     for text in reversed(record["decorators"]):
         cls = value(text)(cls)
     return cls
@@ -291,6 +319,8 @@ def set_state(cls: type, state: dict) -> None:
             same = False
         if not same:
             setattr(cls, name, new)
+    for subclass in state.get("registered", ()):
+        cls.register(subclass)  # type: ignore[attr-defined]  # an ABCMeta class: virtual_subclasses checked
 
 
 def namedtuple_class(name: str, fields: tuple, defaults: tuple) -> type:

@@ -2,26 +2,73 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._backend import Backend
 from ._modules import ModuleNames, ModulePolicy
-from ._needs import BY_VALUE_NEEDS, Finding, Need, find_needs
+from ._needs import Finding, find_needs
 from .backends import get as get_backend
 from .errors import EncodeError
 
 __all__ = ["BackendVerdict", "Explanation", "explain"]
 
-# What each raw backend gets wrong even when its dumps succeeds: the receiver then fails or runs
-# other code. Facts measured by the compatibility matrix (fresh-process mode); keep them in step.
-_BLIND_SPOTS: dict[Backend, frozenset[Need]] = {
-    Backend.PICKLE: BY_VALUE_NEEDS,
-    Backend.MARSHAL: frozenset(),  # refuses at dumps what it cannot carry
-    Backend.CLOUDPICKLE: frozenset({Need.LOCAL_MODULE, Need.SHARED_CELL, Need.PATCHED_CLASS}),
-    Backend.DILL: frozenset({Need.LOCAL_MODULE, Need.PATCHED_CLASS}),
-}
+_BROKE = ("wrong result", "loads fails")
+
+
+@functools.lru_cache(maxsize=1)
+def _evidence() -> tuple[tuple[frozenset[str], str, dict[str, str]], ...]:
+    """Per catalogue case: the needs measured in it, its name, and each raw backend's recorded outcome.
+
+    The outcomes are the catalogue's fresh-process expectations for this Python, which
+    tests/test_matrix.py asserts cell by cell against real fresh interpreters; the needs are
+    measured by scripts/update_case_needs.py (and checked against the matrix run by the same tests).
+    """
+    from .catalogue import all_cases
+    from .catalogue._measured import NEEDS
+
+    rows = []
+    for case in all_cases():
+        needs = NEEDS.get(case.name)
+        if needs is None or case.expected("auto", "fresh") != "ok":
+            continue  # (where nothing can ship the object, the raw backends fail for that, not for its needs)
+        outcomes = {b.label: case.expected(b.label, "fresh") for b in Backend}
+        rows.append((frozenset(needs), case.name, outcomes))
+    return tuple(rows)
+
+
+def recorded_verdict(backend: Backend, needs: frozenset[str]) -> tuple[bool, str]:
+    """Whether ``backend``, whose dumps succeeded, ships an object with these needs, per the catalogue.
+
+    The evidence is the catalogue's cases with exactly these needs (or, when none has them all, the
+    cases whose needs are a part of them, plus for each need none of those has, the cases that have
+    it): the backend ships when it ships every one of them intact to a fresh process. Without needs, everything goes by reference and only the object's kind matters.
+    """
+    if not needs:
+        return True, "dumps succeeds and nothing found needs more"
+    unshippable = sorted(n for n in needs if n.startswith("unshippable/"))
+    if unshippable:
+        return False, "dumps succeeds, but nothing can ship this faithfully (see needs: unshippable)"
+    rows = _evidence()
+    relevant = [r for r in rows if r[0] == needs]
+    if not relevant:
+        relevant = [r for r in rows if r[0] and r[0] <= needs]
+        covered = frozenset().union(*(r[0] for r in relevant))
+        # every need of the object must be backed by some case: else take the cases that have it
+        relevant += [r for r in rows if (r[0] & (needs - covered)) and r not in relevant]
+    if not relevant:
+        return False, (f"dumps succeeds, but no catalogue case has needs like these ({', '.join(sorted(needs))}): "
+                       "untested, so not vouched for")
+    broke = [r for r in relevant if r[2][backend.label] in _BROKE]
+    if not broke:
+        return True, (f"dumps succeeds; in a fresh process it ships all {len(relevant)} catalogue case(s) "
+                      f"with these needs intact")
+    shown = sorted(set().union(*(r[0] for r in broke)))
+    examples = "; ".join(f"{name!r}: {outcomes[backend.label]}" for _, name, outcomes in broke[:2])
+    return False, (f"dumps succeeds, but in a fresh process it breaks on {len(broke)} of {len(relevant)} catalogue "
+                   f"case(s) with these needs ({', '.join(shown)}), e.g. {examples}")
 
 
 @dataclass(frozen=True)
@@ -98,18 +145,15 @@ def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames =
         size = len(data)
     except EncodeError as exc:
         picked, error = None, str(exc)
-    kinds = {f.need for f in needs}
+    keys = frozenset(f.key for f in needs)
     verdicts = []
     for backend in Backend:
         impl = get_backend(backend)
         try:
             impl.dump(obj, io.BytesIO(), policy, auto=False)
-        except impl.dump_errors as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the raw library raises, its dumps fails
             verdicts.append(BackendVerdict(backend, False, f"dumps fails: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             continue
-        blind = sorted(n.value for n in kinds & _BLIND_SPOTS[backend])
-        if blind:
-            verdicts.append(BackendVerdict(backend, False, f"dumps succeeds, but the receiver breaks on: {', '.join(blind)}"))
-        else:
-            verdicts.append(BackendVerdict(backend, True, "dumps succeeds and nothing found needs more"))
+        ships, reason = recorded_verdict(backend, keys)
+        verdicts.append(BackendVerdict(backend, ships, reason))
     return Explanation(picked, needs, tuple(verdicts), error, size)

@@ -131,6 +131,20 @@ class ModulePolicy:
                     return False
         return not is_installed_module(module_name)
 
+    def module_by_value(self, module: object) -> bool:
+        """True when the module *object* must travel by value (its name cannot bring it back).
+
+        That is a module of a by-value name, and also one the receiver cannot import by its name even
+        though the name is installed: ``types.ModuleType("json.extra")`` (not what ``sys.modules``
+        holds under its name), or one registered there by hand with neither spec nor file.
+        """
+        name = getattr(module, "__name__", None)
+        if not isinstance(name, str) or self.goes_by_value(name):
+            return True
+        if sys.modules.get(name) is not module:
+            return True
+        return getattr(module, "__spec__", None) is None and getattr(module, "__file__", None) is None
+
 
 def _names(modules: ModuleNames) -> Iterable[str]:
     for m in modules:

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import enum
 import functools
+import io
 import pickle
 import sys
 import types
 import typing
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from . import _reducers
 from ._modules import ModulePolicy
 
 __all__ = ["Finding", "Need", "NeedFound", "ProbePickler", "classify", "find_needs", "locate"]
@@ -49,6 +52,9 @@ class Need(enum.Enum):
     """A closure whose cells another closure also uses: rebinding one must show in the other."""
     EXCEPTION_INIT = "exception-init"
     """An exception whose ``__init__`` takes other arguments than ``self.args``: pickle cannot rebuild it."""
+    LOCAL_IMPORT = "local-import"
+    """A by-value function whose body imports a local module when it runs (``from .kernels import f``):
+    the module must travel too, and be importable on the receiver (anypickle registers it there)."""
     LOCK = "lock"
     """A lock: pickle and cloudpickle refuse it; anypickle rebuilds it in the same state."""
     UNSHIPPABLE = "unshippable"
@@ -66,6 +72,40 @@ _UNSHIPPABLE_TYPES: dict[type, str] = {
     types.TracebackType: "format it (traceback.format_tb) and ship the text",
 }
 _LOCK_TYPES = (type(__import__("_thread").allocate_lock()), type(__import__("_thread").RLock()))
+# Open files: a by-value pickler reopens them by name on the receiver (dill), in their mode; for a
+# mode that writes, that truncates the very file ("w") or writes where the sender also writes.
+_FILE_TYPES = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedReader, io.FileIO)
+_FILE_ADVICE = ("ship the file's path (and what was written so far, if needed) and reopen it on the receiver, "
+                "in append mode to keep its content")
+
+
+def _unshippable(obj: object, t: type) -> tuple[str, str] | None:
+    """(reason, advice) when nothing can ship ``obj`` faithfully, else None."""
+    advice = _UNSHIPPABLE_TYPES.get(t)
+    if advice is not None:
+        return f"a {t.__name__} object is live execution state: {advice}", advice
+    if t in _FILE_TYPES:
+        mode = getattr(obj, "mode", "")
+        if isinstance(mode, str) and any(c in mode for c in "wax+") and obj not in (
+                sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            name = getattr(obj, "name", "?")
+            return (f"file {name!r} is open for writing (mode {mode!r}): reopening it on the receiver would "
+                    "truncate it or write where the sender writes", _FILE_ADVICE)
+    return None
+
+
+def unshippable_advice(obj: object) -> str | None:
+    """The advice for an object nothing can ship faithfully, or None."""
+    from ._reducers import Unfaithful, reduce_gap
+
+    found = _unshippable(obj, type(obj))
+    if found is not None:
+        return found[1]
+    try:
+        reduce_gap(obj, lambda o: False)
+    except Unfaithful as exc:
+        return exc.advice
+    return None
 
 _MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class statement or type()
@@ -76,6 +116,9 @@ _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class state
 _plain_instance_types: set[type] = set()
 
 
+_FUNCTION_TYPE_NAMES = frozenset({"function", "method", "_lru_cache_wrapper", "builtin_function_or_method"})
+
+
 @dataclass(frozen=True)
 class Finding:
     """One need found in an object graph: which need, where (``path``), on what type, and why."""
@@ -84,6 +127,14 @@ class Finding:
     path: str
     type_name: str
     reason: str
+    advice: str | None = None
+    """What to do instead, for :attr:`Need.UNSHIPPABLE` findings."""
+
+    @property
+    def key(self) -> str:
+        """The need and what it was found on, as the catalogue's evidence is keyed: ``"main/function"``."""
+        on = "function" if self.type_name in _FUNCTION_TYPE_NAMES else "other"
+        return f"{self.need.value}/{on}"
 
     def to_dict(self) -> dict[str, str]:
         """A JSON-ready dict of this finding."""
@@ -179,6 +230,8 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
     t = type(obj)
     if t is types.FunctionType:
         return _definition_need(obj, policy)
+    if t in _reducers._PROXY_TYPES:  # before any isinstance(), which a dead proxy answers with ReferenceError
+        return None  # _reducers.reduce_gap ships it (or refuses a lone live one)
     if isinstance(obj, type):
         found = _definition_need(obj, policy)
         if found is None:
@@ -192,17 +245,25 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
         return _method_need(obj)  # type: ignore[arg-type]
     if t is _LRU_WRAPPER:
         return _definition_need(obj, policy)
+    if t is types.ModuleType and obj.__name__ not in _MAIN_NAMES and policy.module_by_value(obj):  # type: ignore[attr-defined]
+        return Need.LOCAL_MODULE, (
+            f"module {obj.__name__!r} cannot be imported by its name on the receiver, so it travels by value")  # type: ignore[attr-defined]
     # A class is hashable, but mypy checks type[X] against lru_cache's Hashable with the unbound
     # object.__hash__ and refuses it (python/mypy#20409), hence the ignore.
     if isinstance(obj, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
         return Need.EXCEPTION_INIT, (
             f"{t.__qualname__}.__init__ takes other arguments than the exception's args, so "
             "pickle's cls(*args) would fail on the receiver; anypickle restores it without calling __init__")
+    if t is typing.NewType and policy.goes_by_value(obj.__module__):
+        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
+        return need, f"NewType {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
     if t is typing.TypeVar and policy.goes_by_value(obj.__module__):
         need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
-    if t in _UNSHIPPABLE_TYPES:
-        return Need.UNSHIPPABLE, f"a {t.__name__} object is live execution state: {_UNSHIPPABLE_TYPES[t]}"
+    if t in _UNSHIPPABLE_TYPES or t in _FILE_TYPES:
+        refusal = _unshippable(obj, t)
+        if refusal is not None:
+            return Need.UNSHIPPABLE, refusal[0]
     if t in _LOCK_TYPES:
         return Need.LOCK, f"{t.__name__} objects are refused by pickle; anypickle rebuilds them"
     return None
@@ -241,30 +302,70 @@ class ProbePickler(pickle.Pickler):
             # self: a pickler <-> bound method cycle would keep each pickler and its memo alive
             # until the garbage collector runs (measured: 1.4x slower dumps of 10k strings). Shadowing
             # the method with an instance attribute is the point, hence the type: ignore.
-            self.reducer_override = _cached_reducer_override(self._cache, policy)  # type: ignore[method-assign, assignment]
+            self.reducer_override = _cached_reducer_override(self._cache, policy, self)  # type: ignore[method-assign, assignment]
 
     def reducer_override(self, obj: object) -> Any:
-        return _probe_reduce(obj, self._policy, self._cache)
+        return _probe_reduce(obj, self._policy, self._cache, self)
 
 
-def _probe_reduce(obj: object, policy: ModulePolicy, cache: set[type] | None) -> Any:
+def _probe_reduce(obj: object, policy: ModulePolicy, cache: set[type] | None, pickler: Any) -> Any:
     t = type(obj)
     if cache is not None and t in cache:
         return NotImplemented
     found = classify(obj, policy)
     if found is not None:
         raise NeedFound(found[0], obj, found[1])
+    if has_gap(t):
+        return gap_reduce(obj, pickler)
     if cache is not None and _cacheable_instance_type(t, policy):
         cache.add(t)
     return NotImplemented
 
 
-def _cached_reducer_override(cache: set[type], policy: ModulePolicy) -> Callable[[object], Any]:
+def gap_reduce(obj: Any, pickler: Any) -> Any:
+    """:func:`_reducers.reduce_gap` (or the ndarray-subclass reduction) inside ``pickler``, or NotImplemented.
+
+    An object nothing can ship faithfully raises :class:`NeedFound` with :attr:`Need.UNSHIPPABLE`.
+    """
+    if type(obj) not in _reducers.GAP_TYPES:
+        rv = _reducers.array_subclass_reduce(obj)
+        return NotImplemented if rv is None else rv
+    try:
+        rv = _reducers.reduce_gap(obj, lambda o: memo_has(pickler, o))
+    except _reducers.Unfaithful as exc:
+        raise NeedFound(Need.UNSHIPPABLE, obj, exc.reason) from None
+    return NotImplemented if rv is None else rv
+
+
+def has_gap(t: type) -> bool:
+    """True for the types :func:`gap_reduce` handles (each instance is looked at; never cache the type)."""
+    return t in _reducers.GAP_TYPES or bool(t.__flags__ & _HEAPTYPE and _reducers.is_array_subclass(t))
+
+
+def refuse_unshippable(obj: object) -> None:
+    """Raise :class:`NeedFound` (:attr:`Need.UNSHIPPABLE`) for an object nothing can ship faithfully."""
+    t = type(obj)
+    if t in _UNSHIPPABLE_TYPES or t in _FILE_TYPES:
+        found = _unshippable(obj, t)
+        if found is not None:
+            raise NeedFound(Need.UNSHIPPABLE, obj, found[0])
+
+
+def memo_has(pickler: Any, obj: object) -> bool:
+    """True when ``pickler`` already wrote ``obj`` (the C pickler's memo is a proxy: copied, O(memo))."""
+    memo = pickler.memo
+    if not isinstance(memo, dict):
+        memo = memo.copy()
+    return id(obj) in memo
+
+
+def _cached_reducer_override(cache: set[type], policy: ModulePolicy, pickler: Any) -> Callable[[object], Any]:
     def reducer_override(obj: object) -> Any:
         if type(obj) in cache:
             return NotImplemented
-        return _probe_reduce(obj, policy, cache)
+        return _probe_reduce(obj, policy, cache, pickler_ref())
 
+    pickler_ref = weakref.ref(pickler)
     return reducer_override
 
 
@@ -272,7 +373,9 @@ def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
     # Types whose verdict depends on the instance (a TypeVar's module, a cell the by-value pickler
     # must see) are never cached: one from an installed module must not wave through a __main__ one.
     if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType,
-                                    typing.TypeVar, _LRU_WRAPPER):
+                                    typing.TypeVar, typing.NewType, _LRU_WRAPPER) or t in _FILE_TYPES or t in _reducers.GAP_TYPES:
+        return False
+    if _reducers.is_array_subclass(t):
         return False
     # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
     if issubclass(t, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
@@ -283,7 +386,7 @@ def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
 # --- the slow walk, with paths -------------------------------------------------------------------
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, bytearray, range, slice, type(Ellipsis))
-_MAX_OBJECTS = 200_000
+_ATOMIC_TYPES = frozenset(_ATOMIC)
 
 
 def _code_globals(code: types.CodeType) -> Iterator[str]:
@@ -296,22 +399,34 @@ def _code_globals(code: types.CodeType) -> Iterator[str]:
 def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[object, str]]:
     """The objects ``obj`` refers to that a by-value serializer would ship, with their paths."""
     t = type(obj)
+    # Atomic items (numbers, strings) are skipped here, before their path is formatted: plain data is
+    # most of a large graph, and the walk stays linear with a small constant.
+    atomic = _ATOMIC_TYPES  # exact types: isinstance() would run a weak proxy's referent lookup
     if t is dict or isinstance(obj, dict):
         for k, v in list(obj.items()):
-            yield k, f"{path}<key {k!r}>"
-            yield v, f"{path}[{k!r}]"
+            if type(k) not in atomic:
+                yield k, f"{path}<key {k!r}>"
+            if type(v) not in atomic:
+                yield v, f"{path}[{k!r}]"
         if t is dict:
             return
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            yield v, f"{path}[{i}]"
+            if type(v) not in atomic:
+                yield v, f"{path}[{i}]"
         if t in (list, tuple):
             return
     elif isinstance(obj, (set, frozenset)):
         for i, v in enumerate(obj):
-            yield v, f"{path}{{item {i}}}"
+            if type(v) not in atomic:
+                yield v, f"{path}{{item {i}}}"
         if t in (set, frozenset):
             return
+    if t in _reducers.GAP_TYPES:  # shipped by anypickle's own reduction: only what that reduction ships
+        if t is weakref.WeakSet:
+            for i, v in enumerate(list(obj)):
+                yield v, f"{path}{{member {i}}}"
+        return
     if t is types.FunctionType:
         if _definition_need(obj, policy) is None:
             return  # travels by reference: its insides stay home
@@ -380,11 +495,19 @@ def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[objec
 
 
 def _walk(obj: object, root: str, policy: ModulePolicy) -> Iterator[tuple[object, str]]:
-    """Depth-first over the object graph, each object once, yielding (object, path)."""
+    """Depth-first over the whole object graph, each object once, yielding (object, path).
+
+    Linear in the size of the graph, with no cap: a need after the first N objects is still found.
+    """
     seen: set[int] = set()
     stack: list[tuple[object, str]] = [(obj, root)]
-    while stack and len(seen) < _MAX_OBJECTS:
+    while stack:
         o, path = stack.pop()
+        if type(o) in _reducers._PROXY_TYPES:  # a weak proxy is a leaf: its referent is not shipped through it
+            if id(o) not in seen:
+                seen.add(id(o))
+                yield o, path
+            continue
         if isinstance(o, _ATOMIC) or id(o) in seen:
             continue
         seen.add(id(o))
@@ -403,7 +526,14 @@ def find_needs(obj: object, policy: ModulePolicy, root: str = "obj") -> list[Fin
     for o, path in _walk(obj, root, policy):
         found = classify(o, policy)
         if found is not None:
-            findings.append(Finding(found[0], path, type(o).__qualname__, found[1]))
+            advice = unshippable_advice(o) if found[0] is Need.UNSHIPPABLE else None
+            findings.append(Finding(found[0], path, type(o).__qualname__, found[1], advice))
+        if type(o) is types.FunctionType and found is not None:
+            imported = imported_by_value(o, policy)
+            if imported:
+                findings.append(Finding(Need.LOCAL_IMPORT, path, "function", (
+                    f"its body imports {', '.join(repr(n) for n, _ in imported)} when it runs, which the receiver "
+                    "lacks: anypickle ships the module(s) by value and registers them there")))
         if type(o) is types.FunctionType and o.__closure__ and found is not None:
             for cell in o.__closure__:
                 other = cell_owner.setdefault(id(cell), path)
@@ -424,3 +554,80 @@ def locate(obj: object, predicate: Callable[[object], bool], policy: ModulePolic
         except Exception:  # noqa: BLE001 - predicates probe arbitrary objects
             continue
     return None
+
+
+# --- modules a function imports when it runs --------------------------------------------------------
+
+_IMPORT_NAME = __import__("opcode").opmap["IMPORT_NAME"]
+
+
+@functools.lru_cache(maxsize=2048)
+def code_imports(code: types.CodeType) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
+    """The ``(name, level, fromlist)`` of every import statement in ``code`` and its nested code."""
+    found: list[tuple[str, int, tuple[str, ...]]] = []
+    if _IMPORT_NAME in code.co_code[::2]:
+        import dis
+
+        consts: list[Any] = []
+        for ins in dis.get_instructions(code):
+            # IMPORT_NAME follows LOAD_CONST level, LOAD_CONST fromlist
+            if ins.opname == "LOAD_CONST":
+                consts.append(ins.argval)
+            elif ins.opname == "IMPORT_NAME":
+                level = consts[-2] if len(consts) >= 2 and isinstance(consts[-2], int) else 0
+                fromlist = consts[-1] if consts and isinstance(consts[-1], tuple) else ()
+                found.append((ins.argval, level, tuple(fromlist)))
+            elif ins.opname not in ("EXTENDED_ARG", "CACHE", "NOP"):
+                consts.clear()
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(code_imports(const))
+    return tuple(found)
+
+
+def imported_by_value(func: types.FunctionType, policy: ModulePolicy) -> list[tuple[str, types.ModuleType]]:
+    """The by-value modules ``func``'s body imports when it runs (``from .kernels import f``, ``import helper``).
+
+    The receiver lacks them, so a by-value function must bring them: ``(name, module)`` pairs, parents
+    first. Relative imports resolve against the function's package, as they would when it runs.
+    """
+    imports = code_imports(func.__code__)
+    if not imports:
+        return []
+    import importlib
+    import importlib.util
+
+    g = func.__globals__
+    package = g.get("__package__")
+    if package is None:
+        spec = g.get("__spec__")
+        package = getattr(spec, "parent", None)
+    if package is None and isinstance(g.get("__name__"), str):
+        package = g["__name__"] if "__path__" in g else g["__name__"].rpartition(".")[0]
+    names: dict[str, None] = {}
+    for name, level, fromlist in imports:
+        try:
+            base = importlib.util.resolve_name("." * level + name, package) if level else name
+        except (ImportError, ValueError):
+            continue
+        parts = base.split(".")
+        for i in range(1, len(parts) + 1):
+            names[".".join(parts[:i])] = None
+        for item in fromlist:
+            if item != "*":
+                names[f"{base}.{item}"] = None  # a submodule, when it is one (checked below)
+    found = []
+    for name in names:
+        if name in _MAIN_NAMES or not policy.goes_by_value(name):
+            continue
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                if importlib.util.find_spec(name) is None:
+                    continue
+                module = importlib.import_module(name)  # the body would import it too, when it runs
+            except (ImportError, ValueError):  # a guarded optional import the sender lacks as well
+                continue
+        if isinstance(module, types.ModuleType):
+            found.append((name, module))
+    return found

@@ -25,7 +25,20 @@ from typing import Any, Iterable
 
 from . import _recompile, _reducers, _source
 from ._modules import ModuleNames, ModulePolicy
-from ._needs import _LOCK_TYPES, _method_need, _patched_attributes, exception_needs_own_reducer
+from ._needs import (
+    _FILE_TYPES,
+    _LOCK_TYPES,
+    _UNSHIPPABLE_TYPES,
+    NeedFound,
+    _method_need,
+    _patched_attributes,
+    exception_needs_own_reducer,
+    gap_reduce,
+    has_gap,
+    imported_by_value,
+    refuse_unshippable,
+    unshippable_advice,
+)
 from ._source import NoSource
 from .backends._marshal import _used_submodules
 from .errors import DecodeError, EncodeError
@@ -62,6 +75,9 @@ class _ModuleRef:
         self.module = module
 
     def __reduce__(self) -> tuple:
+        package = vars(self.module).get("__package__")
+        if isinstance(package, str) and package:  # relative imports in its code resolve against it
+            return _rebuild_module, (self.module.__name__, package)
         return _rebuild_module, (self.module.__name__,)
 
 
@@ -145,7 +161,7 @@ class PortablePickler(pickle.Pickler):
 
     def _global(self, value: Any) -> Any:
         """``value`` as rebuilt code refers to it: a by-value module by a :class:`_ModuleRef`, else itself."""
-        if type(value) is not types.ModuleType or not self._policy.goes_by_value(value.__name__):
+        if type(value) is not types.ModuleType or not self._policy.module_by_value(value):
             return value
         ref = self._module_refs.get(id(value))
         if ref is None:
@@ -154,7 +170,7 @@ class PortablePickler(pickle.Pickler):
         return ref
 
     def _namespace_by_value(self, ref: object) -> bool:
-        return not isinstance(ref, types.ModuleType) or self._policy.goes_by_value(ref.__name__)
+        return not isinstance(ref, types.ModuleType) or self._policy.module_by_value(ref)
 
     def _globals_for(self, names: Iterable[str], attr_names: Iterable[str], globals_dict: dict) -> tuple[dict, list]:
         """The globals among ``names``, and for by-value modules among them, their attributes in ``attr_names``."""
@@ -168,7 +184,7 @@ class PortablePickler(pickle.Pickler):
             if id(module) in seen:
                 continue
             seen.add(id(module))
-            if not self._policy.goes_by_value(module.__name__):
+            if not self._policy.module_by_value(module):
                 # Code that reads ``xml.dom.minidom`` through the global ``xml`` needs the receiver to have
                 # imported the submodules too; unpickling each one imports it (and binds it on its parent).
                 for sub in _used_submodules(module.__name__, frozenset(names)):
@@ -186,6 +202,16 @@ class PortablePickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:  # noqa: C901 - one dispatch on the object's type
         t = type(obj)
+        if has_gap(t):  # dict views, descriptors of C types, weak proxies, ndarray subclasses' attributes
+            try:
+                return gap_reduce(obj, self)
+            except NeedFound as exc:
+                raise _Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
+        if t in _FILE_TYPES or t in _UNSHIPPABLE_TYPES:
+            try:
+                refuse_unshippable(obj)
+            except NeedFound as exc:
+                raise _Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
         if t is types.FunctionType:
             return self._function_reduce(obj)
         if isinstance(obj, type):
@@ -205,14 +231,19 @@ class PortablePickler(pickle.Pickler):
             return _reducers.reduce_lock(obj)
         if t is memoryview:
             return _reducers.reduce_memoryview(obj)
-        if t is staticmethod or t is classmethod:
+        if t is staticmethod or t is classmethod or t is property:
+            owned = _owner_attribute(obj)
+            if owned is not None:  # taken from a class: the very object the rebuilt class holds
+                return owned
+            if t is property:
+                return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
             return t, (obj.__func__,)
-        if t is property:
-            return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
         if t is types.UnionType:  # int | None: not picklable on 3.10-3.13
             return _make_union, (obj.__args__,)
         if t is functools._lru_cache_wrapper:
             return self._decorated_reduce(obj)
+        if t is typing.NewType and self._goes_by_value(obj):
+            return _reducers.make_newtype, (obj.__name__, obj.__supertype__, obj.__module__)
         if t is typing.TypeVar and self._typevar_by_value(obj):
             # TypeVar pickles by name (module.T), which the receiver lacks for a __main__ TypeVar or a
             # 3.12 type parameter (def f[T]), whose __module__ is 'typing'.
@@ -239,7 +270,7 @@ class PortablePickler(pickle.Pickler):
         return True
 
     def _module_reduce(self, module: types.ModuleType) -> tuple:
-        if not self._policy.goes_by_value(module.__name__):
+        if not self._policy.module_by_value(module):
             return importlib.import_module, (module.__name__,)
         if module.__name__ in _MAIN_NAMES:
             # The sender's whole script namespace is not what a payload means to carry: code rebuilt from
@@ -295,6 +326,9 @@ class PortablePickler(pickle.Pickler):
             "annotations": func.__annotations__ or None,
             "dict": dict(vars(func)) or None,
         }
+        modules = imported_by_value(func, self._policy)
+        if modules:  # local modules its body imports when it runs: registered on the receiver before it runs
+            state["modules"] = modules
         type_params = getattr(func, "__type_params__", ())
         if type_params:  # 3.12+: def f[T](); the receiver, being 3.12+ to compile it, can take them
             state["type_params"] = type_params
@@ -350,6 +384,26 @@ class PortablePickler(pickle.Pickler):
         return class_reduce(self, cls)
 
 
+def _owner_attribute(obj: Any) -> tuple | None:
+    """``(class_attribute, (owner, name))`` for a property/staticmethod/classmethod a class holds.
+
+    The owner is found by the qualname of the function inside (``C.p``); shipping the wrapper as an
+    attribute of the class keeps its identity with ``vars(C)[name]`` on the receiver.
+    """
+    func = obj.fget if isinstance(obj, property) else getattr(obj, "__func__", None)
+    qualname, module = getattr(func, "__qualname__", None), getattr(func, "__module__", None)
+    if not isinstance(qualname, str) or "." not in qualname or "<locals>" in qualname or module is None:
+        return None
+    try:
+        owner = _lookup(module, qualname.rpartition(".")[0])
+    except (KeyError, AttributeError):
+        return None
+    if not isinstance(owner, type):
+        return None
+    name = next((k for k, v in vars(owner).items() if v is obj), None)
+    return None if name is None else (_reducers.class_attribute, (owner, name))
+
+
 def _cell_reduce(cell: types.CellType) -> tuple:
     # Cells travel as objects (memoized like any other) so closures that shared a cell share it again,
     # and the contents go in the state, after the memo entry, so a recursive closure resolves.
@@ -394,10 +448,12 @@ def _make_union(args: tuple) -> Any:
     return functools.reduce(lambda a, b: a | b, args)
 
 
-def _rebuild_module(name: str) -> types.ModuleType:
+def _rebuild_module(name: str, package: str | None = None) -> types.ModuleType:
     """A fresh module standing in for a sender module the receiver lacks (``__main__``, a helper)."""
     module = types.ModuleType(name)
     module.__dict__["__builtins__"] = builtins
+    if package is not None:
+        module.__dict__["__package__"] = package
     return module
 
 
@@ -425,6 +481,8 @@ def _rebuild_function(record: dict, namespace: Any, cells: dict) -> types.Functi
 
 
 def _set_function_state(func: types.FunctionType, state: dict) -> None:
+    if state.get("modules"):
+        _reducers.install_modules(state["modules"])
     func.__globals__.update(state["globals"])
     for module, attrs in state["module_attrs"]:
         vars(module).update(attrs)
@@ -460,7 +518,7 @@ def _rebuild_decorated(record: dict, namespace: Any, raw: Any, found: dict, modu
 
 
 def _rebuild_class_from_source(record: dict, namespace: Any, cells: dict, found: dict, module_attrs: list,
-                               expr_locals: dict) -> type:
+                               expr_locals: dict, quiet: tuple = ()) -> type:
     """Run a shipped ``class`` statement: bases, keywords and decorators from source, body with our cells."""
     from ._classes import rebuild_from_source
 
@@ -469,7 +527,7 @@ def _rebuild_class_from_source(record: dict, namespace: Any, cells: dict, found:
     for module, attrs in module_attrs:
         vars(module).update(attrs)
     try:
-        return rebuild_from_source(record, globals_dict, cells, expr_locals)
+        return rebuild_from_source(record, globals_dict, cells, expr_locals, quiet)
     except SyntaxError as exc:
         raise DecodeError(
             f"the source of class {record['qualname']!r} ({record['filename']}:{record['lineno']}) does not compile "
@@ -508,7 +566,11 @@ def dump_portable(obj: Any, file: Any, policy: ModulePolicy) -> None:
         raise _encode_error(obj, exc.obj, exc.reason, policy, exc.hint) from None
     except RecursionError:
         raise EncodeError("portable mode cannot serialize this object: it nests too deeply", type_name=type(obj).__qualname__) from None
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
+        from ._api import is_refusal
+
+        if not is_refusal(exc, (pickle.PicklingError, TypeError, AttributeError, ValueError)):
+            raise  # the object's own __reduce__ failed, or a bug: as in the other modes, it goes through
         raise _encode_error(obj, None, f"{type(exc).__name__}: {exc}", policy, None) from exc
 
 

@@ -30,7 +30,11 @@ class UsageError(AnyPickleError, ValueError):
 
 
 class EncodeError(AnyPickleError, TypeError):
-    """No backend can serialize this object.
+    """No backend can serialize this object (or, with a forced backend, that one cannot).
+
+    Not raised for an exception the object's own ``__reduce__``/``__getstate__`` raises (other than the
+    ``TypeError``/``PicklingError`` objects use to refuse pickling): that one reaches the caller
+    unchanged, as with pickle, cloudpickle and dill.
 
     ``path`` says where in the object graph the culprit sits (``"obj.jobs[2].gen"``), ``type_name``
     its type, and ``attempts`` what each backend said, as ``(backend name, message)`` pairs.

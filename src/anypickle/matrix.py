@@ -357,7 +357,8 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
         "columns": backends,
         "modes": mode_list,
         "skipped_modes": skipped,
-        "cases": [{"name": c.name, "group": c.group, "note": c.note, "requires": list(c.requires)}
+        "cases": [{"name": c.name, "group": c.group, "note": c.note, "requires": list(c.requires),
+                   "needs": sent[c.name].get("needs")}
                   for c in cases],
         "cells": cells,
         "seconds": round(time.monotonic() - started, 1),

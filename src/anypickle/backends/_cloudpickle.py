@@ -14,12 +14,17 @@ from .. import _reducers
 from .._backend import Backend
 from .._modules import ModulePolicy
 from .._needs import (
+    _FILE_TYPES,
     _LOCK_TYPES,
     _LRU_WRAPPER,
     _definition_need,
     _patched_attributes,
     _plain_instance_types,
     exception_needs_own_reducer,
+    gap_reduce,
+    has_gap,
+    imported_by_value,
+    refuse_unshippable,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +59,7 @@ class AnyPickler(cloudpickle.Pickler):
         super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
         self._policy = policy
         self._plain = _plain_instance_types if policy.is_default else ()
+        self._function_cells: set[int] = set()  # closure cells of functions written: filled by their state
         self._lines = lines
 
     def reducer_override(self, obj: Any) -> Any:
@@ -66,6 +72,10 @@ class AnyPickler(cloudpickle.Pickler):
             return _reducers.reduce_memoryview(obj)
         if t in _passthrough_types or t in self._plain:
             return NotImplemented
+        if has_gap(t):  # objects every serializer gets silently wrong (dict views, descriptors...)
+            return gap_reduce(obj, self)
+        if t in _FILE_TYPES:
+            refuse_unshippable(obj)  # cloudpickle refuses a file open for writing; dill would truncate it
         if t is types.FunctionType:
             if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
                 return NotImplemented  # (a __main__ function always goes by value: no need to ask)
@@ -83,8 +93,16 @@ class AnyPickler(cloudpickle.Pickler):
             return self._class_reduce(obj)
         if t is types.CellType:
             # An empty cell, memoized by identity; set_function_state fills it once every function
-            # that uses it exists (see _dynamic_function_reduce).
-            return _cp._make_empty_cell, ()
+            # that uses it exists (see _dynamic_function_reduce). A cell met on its own, outside any
+            # function's closure, carries its value as its state (else it would arrive empty).
+            if id(obj) in self._function_cells:
+                return _cp._make_empty_cell, ()
+            value = _cell_value(obj)
+            if value is _reducers.EmptyCell:
+                return _cp._make_empty_cell, ()
+            return _cp._make_empty_cell, (), value, None, None, _reducers.set_cell
+        if t is typing.NewType and self._policy.goes_by_value(obj.__module__):
+            return _reducers.make_newtype, (obj.__name__, obj.__supertype__, obj.__module__)
         if t is types.ModuleType:
             return self._module_reduce(obj)
         if t is typing.TypeVar and self._policy.goes_by_value(obj.__module__):
@@ -92,7 +110,7 @@ class AnyPickler(cloudpickle.Pickler):
             return _cp._make_typevar, _cp._decompose_typevar(obj)
         if t in _LOCK_TYPES:
             return _reducers.reduce_lock(obj)
-        if t is not typing.TypeVar:  # every other type handled above returned already
+        if t is not typing.TypeVar and t is not typing.NewType and t not in _FILE_TYPES:  # every other type handled above returned already
             _passthrough_types.add(t)
         return NotImplemented
 
@@ -111,17 +129,23 @@ class AnyPickler(cloudpickle.Pickler):
         for name in ("__name__", "__qualname__", "__doc__"):
             if slotstate.get(name, fresh) == getattr(fresh, name):
                 del slotstate[name]
-        if func.__closure__ is None:  # no cells to share: cloudpickle's own reconstruction
+        # Local modules its body imports when it runs (from .kernels import f): the receiver lacks
+        # them, so they travel by value and are registered under their names before it can run.
+        modules = imported_by_value(func, self._policy)
+        if func.__closure__ is None and not modules:  # no cells to share: cloudpickle's own reconstruction
             return (_cp._make_function, self._function_getnewargs(func), (state, slotstate),
                     None, None, _cp._function_setstate)
         code, base_globals, _, _, _ = self._function_getnewargs(func)
-        slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
         cells = func.__closure__
-        values = tuple(_cell_value(c) for c in cells)
+        values = None
+        if cells is not None:
+            self._function_cells.update(id(c) for c in cells)  # func keeps them alive for the whole dump
+            slotstate["__closure__"] = None  # the cells themselves travel in the constructor arguments
+            values = tuple(_cell_value(c) for c in cells)
         return (
             _cp._make_function,
             (code, base_globals, None, None, cells),
-            (state, slotstate, values),
+            (state, slotstate, values) if not modules else (state, slotstate, values, modules),
             None,
             None,
             _reducers.set_function_state,
@@ -156,11 +180,17 @@ class AnyPickler(cloudpickle.Pickler):
             # rebuilt instances would get a __dict__. Slots only exist if passed to type() itself.
             # (typing.NamedTuple's base refuses a __slots__ entry and makes its own.)
             rv[1][3]["__slots__"] = obj.__slots__  # type: ignore[attr-defined]  # in vars(obj): checked above
+        # Creating the class again runs __init_subclass__ of its bases; those shipped by value carry the
+        # hook's effects already (a registry holding this very class): silence them while it is made.
+        quiet = tuple(b for b in obj.__mro__[1:-1]
+                      if "__init_subclass__" in vars(b) and _definition_need(b, self._policy) is not None)
+        if quiet:
+            rv = (_reducers.make_class_quietly, (rv[0], rv[1], quiet)) + tuple(rv[2:])
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
         name = module.__name__
-        if name in ("__main__", "__mp_main__") or not self._policy.goes_by_value(name):
+        if name in ("__main__", "__mp_main__") or not self._policy.module_by_value(module):
             return _cp.subimport, (name,)
         state = dict(vars(module))
         state.pop("__builtins__", None)

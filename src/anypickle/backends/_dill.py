@@ -10,12 +10,29 @@ import dill
 
 from .._backend import Backend
 from .._modules import ModulePolicy
+from .._needs import _FILE_TYPES, _UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
 
 if TYPE_CHECKING:
     from .._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5
+
+
+class _AutoDillPickler(dill.Pickler):
+    """dill for auto: refuses what nothing can ship faithfully, and ships what dill gets wrong.
+
+    dill reopens a file open for writing in its mode on the receiver (``"w"`` truncates it), ships a
+    dict view as a view of a detached copy, and a descriptor of ``type`` as its value.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        if t in _FILE_TYPES or t in _UNSHIPPABLE_TYPES:
+            refuse_unshippable(obj)
+        elif has_gap(t):
+            return gap_reduce(obj, self)
+        return NotImplemented
 
 
 class _NotingPickler(dill.Pickler):
@@ -27,6 +44,10 @@ class _NotingPickler(dill.Pickler):
         if type(obj) is types.CodeType:
             self.lines.add(obj)
         super().save(obj, save_persistent_id)
+
+
+class _AutoNotingPickler(_NotingPickler, _AutoDillPickler):
+    """Both: auto's dill, telling a :class:`LineCollector` each code object it writes."""
 
 
 class DillBackend:
@@ -47,9 +68,11 @@ class DillBackend:
         buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         if lines is None:
-            pickler = dill.Pickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+            cls = _AutoDillPickler if auto else dill.Pickler
+            pickler = cls(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
         else:
-            pickler = _NotingPickler(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+            noting = _AutoNotingPickler if auto else _NotingPickler
+            pickler = noting(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
             pickler.lines = lines
         if persistent_id is not None:
             pickler.persistent_id = persistent_id

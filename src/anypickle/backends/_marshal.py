@@ -23,18 +23,25 @@ from typing import TYPE_CHECKING, Any
 
 from .._backend import Backend
 from .._modules import ModulePolicy
-from .._needs import _code_globals, _definition_need
+from .._needs import _code_globals, _definition_need, imported_by_value
 
 if TYPE_CHECKING:
     from .._lines import LineCollector
     from . import Writer
 
 _FORMAT = "anypickle-marshal-1"
-_VERSION = 4  # marshal format of Python >= 3.4; the code object format itself is per-version
+# marshal format 2: no back-references. Formats 3 and 4 mark an object as shared whenever its reference
+# count exceeds one, a fact about the sender's heap (interned strings held elsewhere), so equal functions
+# got different bytes, and a function loaded back re-dumped differently. Format 2 writes equal bytes for
+# equal functions (sets are written sorted), at ~20% more bytes. Every format loads (old payloads too);
+# the code object format itself is per-version.
+_VERSION = 2
 
 
 class CannotMarshal(TypeError):
     """The object is not a function marshal can carry whole."""
+
+    anypickle_refusal = True  # a documented refusal: auto moves on to cloudpickle
 
 
 class MarshalBackend:
@@ -69,8 +76,8 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
         if v is func:
             return ("s",)
         if isinstance(v, types.ModuleType):
-            if policy.goes_by_value(v.__name__):
-                raise CannotMarshal(f"{name}: {where} is local module {v.__name__!r}")
+            if policy.module_by_value(v):
+                raise CannotMarshal(f"{name}: {where} is module {v.__name__!r}, which must travel by value")
             # A receiver that imports ``xml`` has not imported ``xml.dom.minidom``: name the
             # submodules the code reaches through attributes too, as cloudpickle does.
             if not hasattr(v, "__path__"):  # not a package: no submodules (skips a scan of sys.modules)
@@ -86,6 +93,9 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
             raise CannotMarshal(f"{name}: {where} is a {type(v).__qualname__}, which marshal cannot carry")
         return ("v", v)
 
+    imported = imported_by_value(func, policy)
+    if imported:
+        raise CannotMarshal(f"{name}: its body imports module {imported[-1][0]!r}, which must travel by value")
     code_names = frozenset(_code_globals(func.__code__))
     closure = None
     if func.__closure__ is not None:

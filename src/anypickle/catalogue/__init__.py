@@ -67,6 +67,9 @@ class Case:
     # seconds before a load that does not finish counts as a hang (None: the run's default); set
     # on rows known to hang so that a run does not wait the full default there
     timeout: "float | None" = None
+    # the object's own __reduce__ raises: every column, auto included, lets that exception through
+    # unchanged (as pickle, cloudpickle and dill do), so "dumps fails" is auto's right outcome here
+    raises_own: bool = False
     # the portable column (``dumps(obj, portable=True)``: code as source) where it differs from auto:
     # its fresh-process outcome, and its same-process outcome when that differs again
     portable: "str | None" = None
@@ -134,10 +137,10 @@ def exp(pickle: str, marshal: str, cloudpickle: str, dill: str, auto: str, porta
 
 def all_cases() -> list:
     """Every case of the built-in catalogue, sorted by group then name."""
-    from . import _classes, _containers, _functions, _helper, _installed, _patched, _unshippable
+    from . import _classes, _containers, _functions, _helper, _installed, _outside, _patched, _unshippable
 
     cases = []
-    for module in (_functions, _classes, _patched, _helper, _installed, _containers, _unshippable):
+    for module in (_functions, _classes, _patched, _helper, _installed, _containers, _unshippable, _outside):
         cases.extend(module.CASES)
     names = [case.name for case in cases]
     duplicates = {name for name in names if names.count(name) > 1}
