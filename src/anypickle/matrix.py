@@ -156,6 +156,14 @@ def run_matrix(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _measured_needs(sent: dict, case_name: str) -> "list | None":
+    """The needs the sender measured in a case (from its first sender that reported them)."""
+    for (_, name), result in sorted(sent.items(), key=lambda item: str(item[0])):
+        if name == case_name and result.get("needs") is not None:
+            return result["needs"]
+    return None
+
+
 def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw, version_spec,
          progress, workdir, pool):
     started = time.monotonic()
@@ -358,7 +366,7 @@ def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw,
         "modes": mode_list,
         "skipped_modes": skipped,
         "cases": [{"name": c.name, "group": c.group, "note": c.note, "requires": list(c.requires),
-                   "needs": sent[c.name].get("needs")}
+                   "needs": _measured_needs(sent, c.name)}
                   for c in cases],
         "cells": cells,
         "seconds": round(time.monotonic() - started, 1),
