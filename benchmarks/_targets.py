@@ -26,8 +26,9 @@ def record(benchmark: Any, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any
     rows = list(rows)
     benchmark.extra_info.setdefault("targets", []).extend(rows)
     for r in rows:
-        value = "n/a" if r["value"] is None else f"{r['value']:.3f}x"
-        limit = "" if r["limit"] is None else f" (limit {r['limit']:.2f}x)"
+        unit = r.get("unit", "x")
+        value = "n/a" if r["value"] is None else f"{r['value']:.3f}{unit}"
+        limit = "" if r["limit"] is None else f" (limit {r['limit']:.2f}{unit})"
         print(f"\n  {r['case']:28s} {r['measure']:34s} {value}{limit}", end="")
     print()
     return rows
