@@ -12,10 +12,19 @@ import time
 from typing import Any, Callable, Iterable
 
 
-def row(target: str, case: str, measure: str, value: "float | None", limit: "float | None") -> dict[str, Any]:
-    """One target row; ``limit=None`` makes it an information row (no verdict)."""
+def row(target: str, case: str, measure: str, value: "float | None", limit: "float | None",
+        note: str = "", unit: str = "x") -> dict[str, Any]:
+    """One target row; ``limit=None`` makes it an information row (no verdict).
+
+    ``target``, ``case`` and ``measure`` identify the row across runs (keep them free of measured
+    values); ``note`` (shown after the case, taken from the first run) may carry such details.
+    """
     out: dict[str, Any] = {"target": target, "case": case, "measure": measure,
                            "value": None if value is None else float(value), "limit": limit}
+    if note:
+        out["note"] = note
+    if unit != "x":
+        out["unit"] = unit
     if limit is None:
         out["info"] = True
     return out
@@ -29,7 +38,8 @@ def record(benchmark: Any, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any
         unit = r.get("unit", "x")
         value = "n/a" if r["value"] is None else f"{r['value']:.3f}{unit}"
         limit = "" if r["limit"] is None else f" (limit {r['limit']:.2f}{unit})"
-        print(f"\n  {r['case']:28s} {r['measure']:34s} {value}{limit}", end="")
+        print(f"\n  {r['case'] + (' (' + r['note'] + ')' if r.get('note') else ''):40s} {r['measure']:34s} {value}{limit}",
+              end="")
     print()
     return rows
 
