@@ -1,7 +1,8 @@
 """How time and size grow with the object: pickle, cloudpickle, dill and anypickle auto (issue 16).
 
 Families, each on a ladder of sizes (``ANYPICKLE_SCALING=large`` climbs to 10^6 items and 10^4
-functions; the default ladder finishes in a couple of minutes):
+functions; the default ladder finishes in a couple of minutes; ``ANYPICKLE_SCALING=small``, the
+notebook's small setting, stops at 10^3 items and 100 functions and times one round):
 
 - ``ints``: a list of n ints; ``strings``: a dict of n short strings (plain data, pickle carries it);
 - ``main instances``: n instances of a ``__main__`` class (shipped by value: pickle not measured);
@@ -34,14 +35,16 @@ from anypickle.bench import CODECS
 from _targets import record, row
 
 LARGE = os.environ.get("ANYPICKLE_SCALING") == "large"
+SMALL = os.environ.get("ANYPICKLE_SCALING") == "small"  # the notebook's small setting: seconds
 SLOPE_MARGIN = 0.15
-ROUNDS = 3
+ROUNDS = 1 if SMALL else 3
 SECONDS = float(os.environ.get("ANYPICKLE_SCALING_TIME", "0.02"))  # per timing, per backend and point
 
 
-def _ladder(top_small: int, top_large: int, start: int = 10) -> list[int]:
+def _ladder(top_default: int, top_large: int, start: int = 10) -> list[int]:
+    top = top_large if LARGE else max(start * 100, top_default // 100) if SMALL else top_default
     out, n = [], start
-    while n <= (top_large if LARGE else top_small):
+    while n <= top:
         out.append(n)
         n *= 10
     return out
@@ -78,7 +81,7 @@ FAMILIES = {
     "strings": (lambda n: {f"key-{i:07d}": f"value number {i}" for i in range(n)}, _ladder(100_000, 1_000_000), DATA),
     "main instances": (lambda n: [_mainlike.Point(i, i + 0.5) for i in range(n)], _ladder(10_000, 100_000, 1), CODE),
     "functions": (_functions, _ladder(1_000, 10_000, 1), CODE),
-    "deep": (_deep, [10, 30, 100, 300] + ([600] if LARGE else []), DATA),
+    "deep": (_deep, [10, 30, 100] + ([] if SMALL else [300]) + ([600] if LARGE else []), DATA),
     "wide graph": (_wide, _ladder(10_000, 1_000_000), DATA),
 }
 CODECS_USED = {**{name: CODECS[name] for name in ("pickle", "cloudpickle", "dill")},

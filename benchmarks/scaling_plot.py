@@ -52,14 +52,16 @@ def plot_scaling(scaling: dict[str, dict[str, Any]], path: "str | None" = None, 
                     continue
                 color, marker = BACKEND_STYLE.get(backend, ("grey", "."))
                 ax.plot(xs, ys, marker=marker, color=color, label="anypickle auto" if backend == "anypickle" else backend,
-                        lw=1.6 if backend == "anypickle" else 1.0, ms=4, alpha=0.9)
+                        lw=1.6 if backend == "anypickle" else 1.0, ms=4, alpha=0.9, zorder=3 if backend == "anypickle" else 2)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.grid(alpha=0.3, which="both", lw=0.4)
             if col == 0:
                 ax.set_ylabel(label)
             if row == 0:
-                ax.set_title(FAMILY_LABELS.get(family, family), fontsize=9)
+                failed = [f"{b} fails from n={min(int(n) for n, p in points.items() if 'error' in p)}"
+                          for b, points in data["curves"].items() if any("error" in p for p in points.values())]
+                ax.set_title(FAMILY_LABELS.get(family, family) + "".join(f"\n({f})" for f in failed), fontsize=9)
             if row == 2:
                 ax.set_xlabel("n")
     handles, labels = axes[0][0].get_legend_handles_labels()
