@@ -31,7 +31,7 @@ from _targets import record, row  # noqa: E402
 from _tasks import tiny  # noqa: E402
 
 N_TASKS = 1_000
-ROUNDS = int(os.environ.get("ANYPICKLE_BENCH_DASK_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("ANYPICKLE_BENCH_DASK_ROUNDS", "5"))
 LAMBDA = _claim_main(lambda x: x + 1)
 
 
