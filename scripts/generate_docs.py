@@ -6,8 +6,11 @@
         --benchmark-json=bench-1.json                        # three times: bench-1, -2, -3
     pytest benchmarks/bench_executor.py --benchmark-json=executor-1.json     # three times as well
     pytest benchmarks/bench_safe.py --benchmark-timer=time.process_time --benchmark-json=safe-1.json   # idem
+    pytest benchmarks/bench_import.py benchmarks/bench_function_loads.py benchmarks/bench_safe_corpus.py \
+        benchmarks/bench_scaling.py benchmarks/bench_executor_loky.py benchmarks/bench_dask.py \
+        --benchmark-json=speed-1.json                       # the issue-16 suites, three times as well
     python scripts/generate_docs.py --matrix m.json --versions v.json --bench bench-*.json \
-        --executor executor-*.json --safe safe-*.json --pictures
+        --executor executor-*.json --safe safe-*.json --speed speed-*.json --pictures
     python scripts/generate_docs.py                          # rewrite the text from docs/results/
     python scripts/generate_docs.py --check                  # exit 1 if a committed text is stale
 
@@ -36,6 +39,7 @@ from anypickle._matrix_render import (  # noqa: E402  (after the path is set)
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import report  # noqa: E402  (benchmarks/report.py: the target ratios)
+import scaling_plot  # noqa: E402  (benchmarks/scaling_plot.py: the log-log plot, also the notebook's)
 
 RESULTS = ROOT / "docs" / "results"
 MATRIX = RESULTS / "matrix.json.gz"
@@ -173,6 +177,64 @@ def safe_blocks(runs: list) -> dict:
         "safe-setup": f"CPython {runs[0]['python']}, median over {len(runs)} runs",
         "safe-table": "\n" + "\n".join(lines) + "\n",
     }
+
+
+def save_speed(path: Path, index: int) -> None:
+    """Keep the target rows (and scaling curves) of a run of the issue-16 suites, plus the versions measured."""
+    import importlib.metadata
+    import platform
+
+    doc = json.loads(path.read_text())
+    keep = ("targets", "scaling")
+    slim = {"benchmarks": [{"name": b["name"], "extra_info": {k: b["extra_info"][k] for k in keep if k in b["extra_info"]}}
+                           for b in doc["benchmarks"] if any(k in b.get("extra_info", {}) for k in keep)],
+            "versions": {"python": platform.python_version(),
+                         **{name: importlib.metadata.version(name) for name in ("cloudpickle", "dill", "numpy")}}}
+    save_raw(slim, RESULTS / f"speed-{index}.json.gz")
+
+
+def speed_runs() -> list:
+    return [load(path) for path in sorted(RESULTS.glob("speed-*.json.gz"))]
+
+
+SPEED_COMMAND = ("`pytest benchmarks/bench_import.py benchmarks/bench_function_loads.py benchmarks/bench_safe_corpus.py "
+                 "benchmarks/bench_scaling.py benchmarks/bench_executor_loky.py benchmarks/bench_dask.py "
+                 "--benchmark-json=speed-1.json` (three runs), then `python scripts/generate_docs.py --speed speed-*.json "
+                 "--pictures`")
+SCALING_PICTURE = "benchmarks-scaling.png"
+
+
+def speed_blocks(docs: list) -> dict:
+    """The issue-16 target table and the scaling summary; "not measured yet" without committed runs."""
+    if not docs:
+        missing = f"Not measured yet: no run of these suites is committed in `docs/results/` (run {SPEED_COMMAND})."
+        return {"speed-setup": "not measured yet", "speed-table": "\n" + missing + "\n",
+                "scaling": "\n" + missing + "\n"}
+    v = docs[0]["versions"]
+    rows = report.combine_rows([report.extra_rows(doc) for doc in docs])
+    setup = (f"Python {v['python']}, cloudpickle {v['cloudpickle']}, dill {v['dill']}, numpy {v['numpy']}; "
+             f"median over {len(docs)} run{'s' if len(docs) > 1 else ''}")
+    scaling = [r for r in rows if r["target"].startswith(("scaling", "(info) scaling"))]
+    worst = [r for r in scaling if "worst over the ladder" in r["target"] and r["value"] is not None]
+    largest = [r for r in scaling if "at the largest size" in r["target"] and r["value"] is not None]
+    slopes = [r for r in scaling if r["target"].startswith("scaling:") and r["value"] is not None]
+    if worst and largest and slopes:
+        top = max(worst, key=lambda r: r["value"])
+        big = max(largest, key=lambda r: r["value"])
+        steep = max(slopes, key=lambda r: r["value"])
+        text = (f"auto against the best other backend of each family, over the whole ladder: at worst "
+                f"{top['value']:.2f}x ({top['case']}, {top['measure'].split(' ')[0]}; the smallest sizes, where fixed "
+                f"costs dominate); at the largest size of each family at worst {big['value']:.2f}x ({big['case']}, "
+                f"{big['measure'].split(' ')[0]}). Log-log slope of auto minus the best backend's, over the upper "
+                f"part of each ladder: at most {steep['value']:+.2f} ({steep['case']}, {steep['measure'].split(' ')[0]}; "
+                f"limit +0.15: {'never superlinear' if all(r['ok'] for r in slopes) else 'MISSED'}).")
+    else:
+        text = "The committed runs hold no scaling curves."
+    picture = ""
+    if scaling_plot.scaling_from(docs):
+        picture = f"\n\n![time and size against object size per backend, log-log]({SCALING_PICTURE})"
+    return {"speed-setup": setup, "speed-table": "\n" + report.render_rows(rows),
+            "scaling": "\n" + text + picture + "\n"}
 
 
 def bench_runs() -> list:
@@ -457,7 +519,7 @@ def fill(text: str, values: dict, path: str) -> str:
 def all_blocks(matrix: dict, versions: dict, bench: list) -> dict:
     """Every ``<!-- gen:NAME -->`` block's text, by NAME."""
     return {**blocks(matrix, versions), **bench_blocks(bench), "executor": executor_block(executor_runs()),
-            **safe_blocks(safe_runs())}
+            **safe_blocks(safe_runs()), **speed_blocks(speed_runs())}
 
 
 def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
@@ -494,6 +556,10 @@ def pictures(matrix: dict, versions: dict) -> list:
     for library in sorted({m["library"] for m in versions["modes"]}):
         _matrix_plot.plot_versions(versions, library, str(docs / f"versions-{library}.png"))
         written.append(f"docs/versions-{library}.png")
+    scaling = scaling_plot.scaling_from(speed_runs())
+    if scaling:
+        scaling_plot.plot_scaling(scaling, str(docs / SCALING_PICTURE))
+        written.append(f"docs/{SCALING_PICTURE}")
     return written
 
 
@@ -507,6 +573,9 @@ def main(argv: "list[str] | None" = None) -> int:
                         help="import these benchmarks/bench_executor.py JSON runs (replacing the committed ones)")
     parser.add_argument("--safe", metavar="JSON", nargs="+",
                         help="import these benchmarks/bench_safe.py JSON runs (replacing the committed ones)")
+    parser.add_argument("--speed", metavar="JSON", nargs="+",
+                        help="import these runs of the issue-16 suites (import, function loads, safe corpus, scaling, "
+                             "loky, dask; replacing the committed ones)")
     parser.add_argument("--pictures", action="store_true", help="also redraw the committed PNGs (needs matplotlib)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated text is stale")
     args = parser.parse_args(argv)
@@ -524,6 +593,11 @@ def main(argv: "list[str] | None" = None) -> int:
             old.unlink()
         for index, path in enumerate(args.safe, 1):
             save_safe(Path(path), index)
+    if args.speed:
+        for old in RESULTS.glob("speed-*.json.gz"):
+            old.unlink()
+        for index, path in enumerate(args.speed, 1):
+            save_speed(Path(path), index)
     if args.executor:
         for old in RESULTS.glob("executor-*.json.gz"):
             old.unlink()

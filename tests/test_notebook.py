@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-TRACKED_OUTPUTS = ("docs/benchmarks.png", "docs/benchmarks-compat.png")
+TRACKED_OUTPUTS = ("docs/benchmarks.png", "docs/benchmarks-compat.png")  # and docs/benchmarks-scaling.png once committed
 
 
 def _readme_command() -> list:
@@ -34,13 +34,13 @@ def test_benchmarks_notebook_runs_headless_from_the_readme_command(tmp_path):
     """Every cell executes; both plots land in build/notebook; tracked pictures stay byte for byte."""
     before = {name: _digest(ROOT / name) for name in TRACKED_OUTPUTS}
     out = ROOT / "build" / "notebook"
-    for name in ("benchmarks.png", "benchmarks-compat.png"):
+    for name in ("benchmarks.png", "benchmarks-compat.png", "benchmarks-scaling.png"):
         (out / name).unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "ANYPICKLE_NOTEBOOK_OUT"}
     env["ANYPICKLE_NOTEBOOK_SMALL"] = "1"
     done = subprocess.run(_readme_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("benchmarks.png", "benchmarks-compat.png"):
+    for name in ("benchmarks.png", "benchmarks-compat.png", "benchmarks-scaling.png"):
         plot = out / name
         assert plot.exists() and plot.stat().st_size > 10_000, name
     assert {name: _digest(ROOT / name) for name in TRACKED_OUTPUTS} == before
@@ -49,4 +49,5 @@ def test_benchmarks_notebook_runs_headless_from_the_readme_command(tmp_path):
                       for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert re.search(r"measurements of 13 cases", outputs)
     assert "auto on code: at worst" in outputs
+    assert re.search(r"scaling curves of 6 families: auto at worst \d", outputs)
     assert f"plots go to: {out.resolve()}" in outputs
