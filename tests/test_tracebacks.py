@@ -311,3 +311,16 @@ def test_a_worker_receiving_the_same_function_in_every_task_keeps_one_copy(tmp_p
     for _ in range(10):
         _lines.register(_lines.encode({str(path): {1: "received = 1\n"}}))
     assert str(path) not in _lines._pending
+
+
+def test_the_same_block_after_linecache_was_cleared_is_offered_again():
+    """Loading a function again skips the work, unless linecache lost the lines meanwhile (clearcache)."""
+    import linecache
+
+    name = "/nonexistent/anypickle-test-cleared.py"
+    block = _lines.encode({name: {2: "again = 2\n"}})
+    _lines.register(block)
+    assert linecache.getline(name, 2) == "again = 2\n"
+    linecache.clearcache()
+    _lines.register(block)
+    assert linecache.getline(name, 2) == "again = 2\n"

@@ -37,7 +37,9 @@ _received: dict[str, dict[int, str]] = {}
 # Lines not decoded yet, per file, as (encoded block, span of its section) or already as {lineno: text}, keyed by
 # their content: a worker that receives the same function in every task keeps one copy.
 _pending: dict[str, dict[object, tuple[bytes, tuple[int, int]] | dict[int, str]]] = {}
-_lock = threading.RLock()  # _offer, called with it held, may call _text
+_lock = threading.RLock()
+# Blocks registered already, by content: loading the same function again skips the table walk.
+_registered: dict[bytes, list[str]] = {}  # _offer, called with it held, may call _text
 
 
 class LineCollector:
@@ -237,10 +239,16 @@ def register(block: bytes) -> None:
     Costs a walk over the file names only; the lines are decoded on the first lookup of their file.
     A malformed block is ignored: lines are a courtesy for tracebacks and never fail a load.
     """
+    known = _registered.get(block)
+    if known is not None and all(name in linecache.cache for name in known):
+        return  # the same function again (a scheduler's every task), still offered: nothing new
     try:
         names = list(_files(block))
     except (ValueError, IndexError):  # UnicodeDecodeError is a ValueError
         return
+    if len(_registered) >= 1024:  # bounded, whatever the number of distinct functions received
+        _registered.clear()
+    _registered[block] = [name for name, _ in names]
     with _lock:
         for filename, span in names:
             _add(filename, (block, span), block[span[0]:span[1]])
