@@ -61,6 +61,8 @@ class AnyPickler(cloudpickle.Pickler):
         self._plain = _plain_instance_types if policy.is_default else ()
         self._function_cells: set[int] = set()  # closure cells of functions written: filled by their state
         self._lines = lines
+        # Per code object (1k lambdas share one): what FunctionType derives from it, see _dynamic_function_reduce.
+        self._derived: dict[int, tuple[types.CodeType, str, str, str | None]] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
@@ -119,16 +121,26 @@ class AnyPickler(cloudpickle.Pickler):
         # A new FunctionType already has these defaults: leaving them out makes 1k lambdas
         # ~12 bytes each smaller than cloudpickle's payload (__doc__ stays: 3.11+ may take a
         # lambda's first string constant as its docstring).
-        for name, empty in (("__defaults__", None), ("__kwdefaults__", None), ("__annotations__", {})):
-            if slotstate[name] == empty:
-                del slotstate[name]
+        if slotstate["__defaults__"] is None:
+            del slotstate["__defaults__"]
+        if slotstate["__kwdefaults__"] is None:
+            del slotstate["__kwdefaults__"]
+        if not slotstate["__annotations__"]:
+            del slotstate["__annotations__"]
         # Nor the name, qualname and doc the receiver's FunctionType derives from the code itself
         # (the same Python version: the envelope guarantees it). Asked of a real FunctionType, so the
         # rule is the interpreter's own (3.11 takes __qualname__ from co_qualname, 3.10 from co_name).
-        fresh = _fresh_function(func.__code__)
-        for name in ("__name__", "__qualname__", "__doc__"):
-            if slotstate.get(name, fresh) == getattr(fresh, name):
-                del slotstate[name]
+        code = func.__code__
+        derived = self._derived.get(id(code))
+        if derived is None or derived[0] is not code:
+            fresh = _fresh_function(code)
+            derived = self._derived[id(code)] = (code, fresh.__name__, fresh.__qualname__, fresh.__doc__)
+        if slotstate["__name__"] == derived[1]:
+            del slotstate["__name__"]
+        if slotstate["__qualname__"] == derived[2]:
+            del slotstate["__qualname__"]
+        if slotstate["__doc__"] == derived[3]:
+            del slotstate["__doc__"]
         # Local modules its body imports when it runs (from .kernels import f): the receiver lacks
         # them, so they travel by value and are registered under their names before it can run.
         modules = imported_by_value(func, self._policy)
