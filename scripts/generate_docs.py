@@ -249,6 +249,32 @@ def _median_ratio(runs: list, case: str, op: str, backend: str, base: str) -> "f
     return statistics.median(values) if values else None
 
 
+SOURCE_CASES = {"module_function": "one module function", "lambda": "a lambda", "closure": "a closure",
+                "lambdas_1k": "1,000 lambdas of one line", "main_instances_1k": "1,000 instances of a class with two methods"}
+
+
+def source_lines_sentence(docs: list) -> str:
+    """What the source lines shipped for tracebacks cost, per benchmark case (the SOURCE section's bytes)."""
+    import statistics
+
+    sizes: dict = {}
+    shares: dict = {}
+    for doc in docs:
+        for bench in doc["benchmarks"]:
+            info = bench.get("extra_info", {})
+            if info.get("op") == "dumps" and info.get("backend") == "anypickle" and "source_size" in info:
+                sizes.setdefault(info["case"], set()).add(info["source_size"])
+                shares.setdefault(info["case"], []).append(info["source_size"] / info["payload_size"])
+    if not sizes:
+        return "not measured yet (no committed benchmark run records the SOURCE section)"
+    parts = []
+    for case, words in SOURCE_CASES.items():
+        if case in sizes:
+            size = "/".join(str(s) for s in sorted(sizes[case]))
+            parts.append(f"{size} bytes for {words} ({statistics.median(shares[case]):.1%} of its payload)")
+    return "; ".join(parts)
+
+
 def bench_blocks(docs: list) -> dict:
     runs = [report.run_from(doc) for doc in docs]
     rows = report.combined_targets(runs)
@@ -276,6 +302,7 @@ def bench_blocks(docs: list) -> dict:
     per_run = [report._ratio(r, "small_dict", "loads", "anypickle-safe", "pickle") for r, _ in runs]
     per_run = [x for x in per_run if x is not None]
     return {
+        "source-lines": source_lines_sentence(docs),
         "safe-small-dict": (f"{min(per_run):.2f}-{max(per_run):.2f}x" if f"{min(per_run):.2f}" != f"{max(per_run):.2f}"
                             else f"{per_run[0]:.2f}x") + f" over {len(per_run)} runs",
         "bench-safe": f"{min(safe.values()):.2f}-{max(safe.values()):.2f}x",
@@ -516,10 +543,83 @@ def fill(text: str, values: dict, path: str) -> str:
     return MARKER.sub(replace, text)
 
 
+SECURITY = RESULTS / "security.json.gz"
+CLASSES = {1: "numpy memory corruption", 2: "writes to shared objects", 3: "imports outside the allowlist",
+           4: "resource bombs", 5: "the scanner"}
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB" if n >= 1e4 else f"{n} B"
+
+
+def _seconds(s: float) -> str:
+    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
+def _plain(result: dict, timeout: float) -> str:
+    if result["outcome"] == "crash":
+        return f"**crash** ({result['signal']})"
+    if result["outcome"] == "timeout":
+        return f"**still running after {timeout:.0f} s**"
+    if result["outcome"] == "ok":
+        return f"loads in {_seconds(result['seconds'])}"
+    return f"{result['error']} after {_seconds(result['seconds'])}"
+
+
+def _safe(result: dict) -> str:
+    if result["outcome"] == "ok":
+        return f"loads in {_seconds(result['seconds'])}"
+    if result.get("error") == "UnsafePickleError":
+        named = f" (`{result['limit']}`)" if result.get("limit") else ""
+        return f"refused{named} in {_seconds(result['seconds'])}"
+    return _plain(result, 0)
+
+
+def security_blocks(doc: "dict | None") -> dict:
+    """docs/security.md's corpus tables, from scripts/measure_security.py's results."""
+    if doc is None:
+        missing = "not measured yet (run scripts/measure_security.py)"
+        return {"security-setup": missing, "security-corpus": missing, "security-flood": missing}
+    timeout = doc["timeout"]
+    lines = ["", "| class | streams | plain `pickle.loads` | `loads(safe=True)` |", "| --- | --- | --- | --- |"]
+    for klass, title in CLASSES.items():
+        rows = [r for r in doc["rows"] if r["class"] == klass and r["expect"] == "refused"]
+        if not rows:
+            continue
+        plain: dict = {}
+        for r in rows:
+            key = {"crash": "crashed", "timeout": "hung", "ok": "loaded (the harm done)"}.get(
+                r["pickle"]["outcome"], f"raised {r['pickle'].get('error') or r['pickle']['outcome']}")
+            plain[key] = plain.get(key, 0) + 1
+        refused = [r for r in rows if r["safe"].get("error") == "UnsafePickleError"]
+        slowest = max(r["safe"]["seconds"] for r in rows if "seconds" in r["safe"])
+        lines.append(f"| {klass}. {title} | {len(rows)} | " + ", ".join(f"{n} {k}" for k, n in sorted(plain.items()))
+                     + f" | {len(refused)} of {len(rows)} refused, the slowest in {_seconds(slowest)} |")
+    lines += ["", "The resource bombs and the scanner's stream one by one:", "",
+              "| stream | size | plain `pickle.loads` | `loads(safe=True)` |", "| --- | --- | --- | --- |"]
+    for r in doc["rows"]:
+        if r["class"] in (4, 5):
+            extra = f"; `scan()` {_seconds(r['scan']['seconds'])}" if "scan" in r else ""
+            lines.append(f"| `{r['name']}` | {_size(r['size'])} | {_plain(r['pickle'], timeout)} | "
+                         f"{_safe(r['safe'])}{extra} |")
+    flood = ", ".join(f"{f['keys']:,} keys {_seconds(f['safe']['seconds'])}" for f in doc["flood"])
+    capped = doc["flood_capped"]
+    return {
+        "security-setup": (f"CPython {doc['python']}; each stream loaded in its own child process with a "
+                           f"{doc['memory'] >> 30} GiB address-space limit and a {timeout:.0f} s timeout; "
+                           "measured by scripts/measure_security.py"),
+        "security-corpus": "\n".join(lines) + "\n",
+        "security-flood": (f"{flood} (plain data, the default C path; the cost grows with the square of the "
+                           f"keys); with `Limits(max_hashed_keys={capped['max_hashed_keys']:,})` a stream of "
+                           f"{capped['keys']:,} such keys is {_safe(capped['safe'])}"),
+    }
+
+
 def all_blocks(matrix: dict, versions: dict, bench: list) -> dict:
     """Every ``<!-- gen:NAME -->`` block's text, by NAME."""
     return {**blocks(matrix, versions), **bench_blocks(bench), "executor": executor_block(executor_runs()),
-            **safe_blocks(safe_runs()), **speed_blocks(speed_runs())}
+            **safe_blocks(safe_runs()), **speed_blocks(speed_runs()),
+            **security_blocks(load(SECURITY) if SECURITY.exists() else None)}
 
 
 def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
