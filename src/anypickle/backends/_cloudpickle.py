@@ -66,6 +66,12 @@ class AnyPickler(cloudpickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
+        if t is types.FunctionType:  # first: the hot path of code (1k lambdas, every method of a class)
+            if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
+                return NotImplemented  # (a __main__ function always goes by value: no need to ask)
+            if _reducers.is_singledispatch(obj):
+                return _reducers.reduce_singledispatch(obj)
+            return self._dynamic_function_reduce(obj)
         if t is types.CodeType:
             return self._code_reduce(obj)
         if t is memoryview:
@@ -78,12 +84,6 @@ class AnyPickler(cloudpickle.Pickler):
             return gap_reduce(obj, self)
         if t in _FILE_TYPES:
             refuse_unshippable(obj)  # cloudpickle refuses a file open for writing; dill would truncate it
-        if t is types.FunctionType:
-            if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
-                return NotImplemented  # (a __main__ function always goes by value: no need to ask)
-            if _reducers.is_singledispatch(obj):
-                return _reducers.reduce_singledispatch(obj)
-            return self._dynamic_function_reduce(obj)
         if t is _LRU_WRAPPER:
             if _definition_need(obj, self._policy) is None:
                 return NotImplemented
