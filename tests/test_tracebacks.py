@@ -324,3 +324,43 @@ def test_the_same_block_after_linecache_was_cleared_is_offered_again():
     linecache.clearcache()
     _lines.register(block)
     assert linecache.getline(name, 2) == "again = 2\n"
+
+
+WORKER_SCRIPT = textwrap.dedent('''
+    import json, linecache, os, sys, traceback
+    import anypickle
+
+
+    class Refused(Exception):
+        pass
+
+
+    def refuse(x):
+        y = x + 1
+        raise Refused("no entry for %d" % y)
+
+
+    if __name__ == "__main__":
+        linecache.getlines(__file__)  # the sender knows its source (as a notebook knows its cells)...
+        os.remove(__file__)  # ...but from here on no other process can read it: the lines must travel
+        with anypickle.ProcessPoolExecutor(1, mp_context=sys.argv[1]) as pool:
+            try:
+                pool.submit(refuse, 1).result()
+            except Refused as exc:
+                print(json.dumps({"remote": str(exc.__cause__)}))
+''').lstrip("\\n")
+
+
+@pytest.mark.parametrize("context", ["spawn", "forkserver"])
+def test_a_pool_worker_traceback_shows_the_source_of_a_deleted_script(tmp_path, context):
+    """The executor's remote traceback shows file, line and text, though no worker can read the script."""
+    script = tmp_path / "deleted_script.py"
+    script.write_text(WORKER_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), context], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert not script.exists()
+    remote = json.loads(done.stdout.splitlines()[-1])["remote"]
+    lineno = WORKER_SCRIPT.splitlines().index('    raise Refused("no entry for %d" % y)') + 1
+    assert f'deleted_script.py", line {lineno}, in refuse' in remote, remote
+    assert 'raise Refused("no entry for %d" % y)' in remote, remote
