@@ -18,8 +18,8 @@ import pytest
 
 import anypickle
 from anypickle import _envelope as env
-from anypickle import _source
-from anypickle._portable import dumps_portable, loads_portable
+from anypickle.backends import _source
+from anypickle.backends._portable import dumps_portable, loads_portable
 
 from _interpreters import child_env
 

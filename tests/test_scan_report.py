@@ -14,7 +14,7 @@ import pytest
 
 import anypickle
 from anypickle.cli import main
-from anypickle.scan import Finding, scan
+from anypickle.safe._scanner import Finding, scan
 from malicious import build_corpus
 
 

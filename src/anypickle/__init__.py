@@ -9,11 +9,11 @@
 from typing import TYPE_CHECKING
 
 from ._api import dump, dumps, load, loads
-from ._backend import Backend
-from ._check import CheckResult, check
-from ._explain import Explanation, explain
-from ._limits import Limits
-from ._needs import Finding, Need
+from .backends._id import Backend
+from .lab._check import CheckResult, check
+from .analysis._explain import Explanation, explain
+from .safe._limits import Limits
+from .analysis._needs import Finding, Need
 from .errors import (
     AnyPickleError,
     DecodeError,
@@ -24,10 +24,10 @@ from .errors import (
     UsageError,
     WorkerCrashedError,
 )
-from .wrap import Wrapped, wrap
+from .shipping.wrap import Wrapped, wrap
 
 if TYPE_CHECKING:  # imported on first use at run time, by __getattr__ below
-    from .executor import ProcessPoolExecutor
+    from .shipping.executor import ProcessPoolExecutor
 
 __all__ = [
     "AnyPickleError",
@@ -60,7 +60,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # The executor imports multiprocessing and concurrent.futures: only on first use.
     if name == "ProcessPoolExecutor":
-        from .executor import ProcessPoolExecutor
+        from .shipping.executor import ProcessPoolExecutor
 
         return ProcessPoolExecutor
     raise AttributeError(f"module 'anypickle' has no attribute {name!r}")

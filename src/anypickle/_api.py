@@ -14,13 +14,14 @@ from typing import (
 
 from . import _context
 from . import _envelope as env
-from . import _frames, _lines
+from . import _frames
+from .backends import _lines
 from ._frames import BufferCollector
-from ._backend import Backend, parse_backend
-from ._modules import ModuleNames, ModulePolicy
-from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, unshippable_advice
+from .backends._id import Backend, parse_backend
+from .analysis._modules import ModuleNames, ModulePolicy
+from .analysis._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, unshippable_advice
 from .backends import get as get_backend
-from ._limits import Limits, check_limits
+from .safe._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
 
 __all__ = ["dump", "dumps", "load", "loads"]
@@ -96,7 +97,7 @@ def dumps(
     if portable:
         if chosen is not None and chosen is not Backend.PICKLE:
             raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
-        from ._portable import dump_portable
+        from .backends._portable import dump_portable
 
         used = Backend.PICKLE
         dump_portable(obj, frame.start(env.PORTABLE), policy)

@@ -16,7 +16,7 @@ import io
 import pickle
 from typing import Any, Mapping
 
-from ._backend import Backend
+from .backends._id import Backend
 from .errors import DecodeError, UsageError
 
 __all__ = ["Marker", "load", "marker"]

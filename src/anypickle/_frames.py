@@ -21,7 +21,7 @@ import pickle
 import struct
 from typing import Any, Iterable
 
-from ._backend import Backend
+from .backends._id import Backend
 from .errors import DecodeError, UsageError
 
 __all__ = ["BufferCollector", "check_buffers", "load", "table"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .._backend import Backend
-from .._lines import LineCollector
-from .._modules import ModulePolicy
+from ._id import Backend
+from ._lines import LineCollector
+from ..analysis._modules import ModulePolicy
 
 __all__ = ["BackendImpl", "Writer", "get"]
 

@@ -11,9 +11,9 @@ import cloudpickle
 from cloudpickle import cloudpickle as _cp
 
 from .. import _reducers
-from .._backend import Backend
-from .._modules import ModulePolicy
-from .._needs import (
+from ._id import Backend
+from ..analysis._modules import ModulePolicy
+from ..analysis._needs import (
     _FILE_TYPES,
     _LOCK_TYPES,
     _LRU_WRAPPER,
@@ -28,7 +28,7 @@ from .._needs import (
 )
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import dill
 
-from .._backend import Backend
-from .._modules import ModulePolicy
-from .._needs import _FILE_TYPES, _UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
+from ._id import Backend
+from ..analysis._modules import ModulePolicy
+from ..analysis._needs import _FILE_TYPES, _UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5

@@ -21,12 +21,12 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from .._backend import Backend
-from .._modules import ModulePolicy
-from .._needs import _code_globals, _definition_need, imported_by_value
+from ._id import Backend
+from ..analysis._modules import ModulePolicy
+from ..analysis._needs import _code_globals, _definition_need, imported_by_value
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 _FORMAT = "anypickle-marshal-1"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pickle
 from typing import TYPE_CHECKING, Any
 
-from .._backend import Backend
-from .._modules import ModulePolicy
+from ._id import Backend
+from ..analysis._modules import ModulePolicy
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5  # out-of-band buffers and compact framing; readable by Python >= 3.8

@@ -5,7 +5,7 @@ plugin reads the cells from the test reports, so a cell is published only if a t
 session end it writes ``compat-matrix.json`` (Python and backend versions included) and renders
 ``compat-matrix.md`` from that JSON file. Register it from ``tests/conftest.py``::
 
-    pytest_plugins = ["anypickle._pytest_plugin"]
+    pytest_plugins = ["anypickle.lab.pytest_plugin"]
 
 ``--matrix-dir DIR`` chooses the output folder (default: the rootdir); ``--no-matrix-files`` writes
 nothing.
@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from ._matrix_render import render_markdown
+from .render import render_markdown
 
 __all__ = ["set_matrix_run"]
 

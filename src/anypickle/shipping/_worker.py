@@ -17,8 +17,8 @@ import traceback
 from collections import OrderedDict
 from typing import Any
 
-from ._api import dumps, loads, note_skew
-from .errors import EncodeError
+from .._api import dumps, loads, note_skew
+from ..errors import EncodeError
 
 # parent -> worker
 CALL = b"C"  # id, payload of (fn, args, kwargs)

@@ -8,11 +8,11 @@ Modes:
 - ``py3.X``: the same payloads loaded by every other Python version found (pyenv, ``python3.X`` on
   ``PATH``, ``--python``).
 
-Child processes are batched: a few *fork servers* (see :mod:`anypickle._child`, :mod:`anypickle._servers`) import the backends
+Child processes are batched: a few *fork servers* (see :mod:`anypickle.lab._child`, :mod:`anypickle.lab._servers`) import the backends
 once and run each case script, and each load, in its own fork, so a segfault or a hang costs one
 cell. At most ``workers`` servers run at once.
 
-The result is a JSON-able document (:func:`run_matrix`); :mod:`anypickle._matrix_render` turns it into
+The result is a JSON-able document (:func:`run_matrix`); :mod:`anypickle.lab.render` turns it into
 Markdown or CSV.
 """
 
@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 from . import _interpreters
 from ._servers import Pool
 from .catalogue import BACKENDS, Case, select_cases
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["add_matrix_parser", "differences", "run_matrix"]
 
@@ -465,7 +465,7 @@ def _progress_bar():
 
 def run_matrix_command(args) -> int:
     """The ``anypickle matrix`` handler; returns the exit status."""
-    from ._matrix_render import render, render_summary, write_report
+    from .render import render, render_summary, write_report
 
     cases = select_cases(args.cases)
     if args.list:

@@ -7,8 +7,8 @@ by-value function, lambda, closure and class as a call of a rebuild function of 
 and so on. Everything else (data, installed-library objects) pickles as usual. The rebuild functions are
 module-level, so plain ``pickle.loads`` reads a portable payload.
 
-:mod:`anypickle._source` finds a definition's text (sender), :mod:`anypickle._recompile` compiles it
-back (both sides), :mod:`anypickle._classes` decides what a class needs. See docs/portable.md.
+:mod:`anypickle.backends._source` finds a definition's text (sender), :mod:`anypickle.backends._recompile` compiles it
+back (both sides), :mod:`anypickle.backends._classes` decides what a class needs. See docs/portable.md.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import types
 import typing
 from typing import Any, Iterable
 
-from . import _recompile, _reducers, _source
-from ._modules import ModuleNames, ModulePolicy
-from ._needs import (
+from . import _recompile, _source
+from .. import _reducers
+from ..analysis._modules import ModuleNames, ModulePolicy
+from ..analysis._needs import (
     _FILE_TYPES,
     _LOCK_TYPES,
     _UNSHIPPABLE_TYPES,
@@ -40,8 +41,8 @@ from ._needs import (
     unshippable_advice,
 )
 from ._source import NoSource
-from .backends._marshal import _used_submodules
-from .errors import DecodeError, EncodeError
+from ._marshal import _used_submodules
+from ..errors import DecodeError, EncodeError
 
 __all__ = ["dump_portable", "dumps_portable", "loads_portable"]
 
@@ -567,7 +568,7 @@ def dump_portable(obj: Any, file: Any, policy: ModulePolicy) -> None:
     except RecursionError:
         raise EncodeError("portable mode cannot serialize this object: it nests too deeply", type_name=type(obj).__qualname__) from None
     except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
-        from ._api import is_refusal
+        from .._api import is_refusal
 
         if not is_refusal(exc, (pickle.PicklingError, TypeError, AttributeError, ValueError)):
             raise  # the object's own __reduce__ failed, or a bug: as in the other modes, it goes through
@@ -575,7 +576,7 @@ def dump_portable(obj: Any, file: Any, policy: ModulePolicy) -> None:
 
 
 def _encode_error(root: Any, culprit: Any, reason: str, policy: ModulePolicy, hint: str | None) -> EncodeError:
-    from ._needs import locate
+    from ..analysis._needs import locate
 
     located = None
     if culprit is root:

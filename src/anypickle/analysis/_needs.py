@@ -27,7 +27,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from . import _reducers
+from .. import _reducers
 from ._modules import ModulePolicy
 
 __all__ = ["Finding", "Need", "NeedFound", "ProbePickler", "classify", "find_needs", "locate"]
@@ -96,7 +96,7 @@ def _unshippable(obj: object, t: type) -> tuple[str, str] | None:
 
 def unshippable_advice(obj: object) -> str | None:
     """The advice for an object nothing can ship faithfully, or None."""
-    from ._reducers import Unfaithful, reduce_gap
+    from .._reducers import Unfaithful, reduce_gap
 
     found = _unshippable(obj, type(obj))
     if found is not None:

@@ -1,8 +1,8 @@
 """Safe loading: ``safe_loads`` loads ordinary data from any pickle protocol and refuses everything else.
 
-Two guards, both exact allowlists (:mod:`anypickle._allowlist`):
+Two guards, both exact allowlists (:mod:`anypickle.safe._allowlist`):
 
-1. The static pass (:mod:`anypickle.scan`) walks the stream without executing it and refuses any
+1. The static pass (:mod:`anypickle.safe._scanner`) walks the stream without executing it and refuses any
    global outside the allowlist, computed globals, EXT and persistent ids, BUILD on shared objects,
    malformed streams and trailing bytes, with the byte position.
 2. A ``pickle.Unpickler`` subclass whose ``find_class`` resolves only allowed globals, and whose
@@ -36,7 +36,7 @@ from ._allowlist import (
 from ._limits import DEFAULT_LIMITS, Limits, check_limits
 from ._numpy_guard import NumpyGuard
 from ._tracking import track
-from .errors import AnyPickleError, DecodeError, UnsafePickleError, UsageError
+from ..errors import AnyPickleError, DecodeError, UnsafePickleError, UsageError
 
 __all__ = ["DEFAULT_ALLOW", "DEFAULT_LIMITS", "Limits", "safe_loads"]
 
@@ -110,7 +110,7 @@ def _extension_registry_in_use() -> bool:
 def _refusal(data: bytes, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> tuple[UnsafePickleError | None, bool]:
     """The static pass's verdict as an error naming the first unsafe global or opcode, or None; and
     whether the stream names numpy (it then loads through the numpy guard)."""
-    from .scan import scan_bytes  # the scanner imports this package's allowlist, not this module
+    from ._scanner import scan_bytes  # the scanner imports this package's allowlist, not this module
 
     names, findings = scan_bytes(data, allow, limits=limits)
     for finding in findings:
@@ -243,8 +243,8 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers, guard: Nu
 
 
 try:
-    from ._opwalk import memo_check as _memo_check
-    from ._opwalk import plain_data as _plain_data
+    from .._opwalk import memo_check as _memo_check
+    from .._opwalk import plain_data as _plain_data
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
     _memo_check = None
     _plain_data = None

@@ -1,7 +1,7 @@
 """The parent side of the matrix's child processes: fork servers, one JSON line per job each way.
 
-A :class:`Server` is one ``python -c "from anypickle._child import serve; serve()"`` child (see
-:mod:`anypickle._child`) started in its own empty folder; a :class:`Pool` keeps idle servers per
+A :class:`Server` is one ``python -c "from anypickle.lab._child import serve; serve()"`` child (see
+:mod:`anypickle.lab._child`) started in its own empty folder; a :class:`Pool` keeps idle servers per
 receiver interpreter and starts them on demand, so each worker thread reuses a warm one. Without
 ``fork()`` a server cannot run a job in a pristine copy of itself, so every job gets a new server.
 """
@@ -18,7 +18,7 @@ from . import _interpreters, _isolation
 
 __all__ = ["Pool", "Server"]
 
-_BOOT = "from anypickle._child import serve; serve()"
+_BOOT = "from anypickle.lab._child import serve; serve()"
 
 
 class Server:

@@ -7,7 +7,7 @@ deadline and reads the child's exit status, so a crash (signal 11) or a hang (ki
 is reported as a status instead of taking the server down.
 
 Where ``os.fork`` does not exist (Windows) the work runs inline, and the parent gives every job a new
-server instead (:class:`anypickle._servers.Pool`): no job then sees another job's ``__main__``, modules
+server instead (:class:`anypickle.lab._servers.Pool`): no job then sees another job's ``__main__``, modules
 or state, and the parent's per-job timer is the protection against crashes and hangs. Setting
 ``ANYPICKLE_NO_FORK=1`` takes that path where ``fork`` exists too (the test suite does, to check it).
 

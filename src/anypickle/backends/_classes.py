@@ -19,7 +19,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from . import _recompile, _source
-from ._modules import is_installed_module
+from ..analysis._modules import is_installed_module
 from ._source import NoSource
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
             # What the 3.12 type-parameter scope adds; mypy only knows Generic subscripted with type variables.
             bases.append(typing.Generic[params])  # type: ignore[index]
     body_function = types.FunctionType(body, globals_dict, record["name"], None, closure or None)
-    from ._reducers import quiet_subclass_hooks
+    from .._reducers import quiet_subclass_hooks
 
     with quiet_subclass_hooks(quiet):  # by-value bases' __init_subclass__ ran on the sender: its effects travel
         cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)

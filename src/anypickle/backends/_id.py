@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["Backend", "parse_backend"]
 

@@ -12,10 +12,10 @@ from typing import Iterable, Union
 
 from .._allowlist import AllowEntry, Allowlist, build_allowlist, format_global
 from .._limits import DEFAULT_LIMITS, Limits
-from .._backend import Backend
-from .._envelope import is_envelope
-from .._envelope import parse as parse_envelope
-from ..errors import AnyPickleError, DecodeError, UsageError
+from ...backends._id import Backend
+from ..._envelope import is_envelope
+from ..._envelope import parse as parse_envelope
+from ...errors import AnyPickleError, DecodeError, UsageError
 from ._container import iter_pickle_members, is_zip
 from ._machine import simulate
 from ._report import Finding, ScanReport

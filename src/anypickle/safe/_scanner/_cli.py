@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from ..errors import UsageError
+from ...errors import UsageError
 
 __all__ = ["add_scan_parser", "run_scan"]
 

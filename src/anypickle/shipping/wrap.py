@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
-from ._api import dumps, loads, note_skew
+from .._api import dumps, loads, note_skew
 
 __all__ = ["Wrapped", "wrap"]
 

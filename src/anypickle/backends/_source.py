@@ -2,7 +2,7 @@
 
 The sender locates the ``def``/``lambda``/``class`` node that produced a code object (via ``linecache``,
 which also holds IPython/Jupyter cells) and keeps only that node's text, in a record of plain data that
-any Python version unpickles. :mod:`anypickle._recompile` turns a record back into code.
+any Python version unpickles. :mod:`anypickle.backends._recompile` turns a record back into code.
 """
 
 from __future__ import annotations

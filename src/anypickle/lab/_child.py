@@ -1,9 +1,9 @@
 """The child side of the compatibility matrix: a fork server that sends or receives catalogue cells.
 
-Started as ``python -c "from anypickle._child import serve; serve()"`` with a fresh temporary folder as
+Started as ``python -c "from anypickle.lab._child import serve; serve()"`` with a fresh temporary folder as
 working directory. It reads one JSON job per line on stdin and answers one JSON line per job on the
 file descriptor that was stdout when it started; the jobs' own prints go to stderr, so a case script
-that prints cannot corrupt the protocol. Every job runs in a fork (see :mod:`anypickle._isolation`).
+that prints cannot corrupt the protocol. Every job runs in a fork (see :mod:`anypickle.lab._isolation`).
 
 Jobs:
 
@@ -125,7 +125,7 @@ def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
     if backend == "marshal" and api is not None:
         import marshal
 
-        from anypickle._modules import ModulePolicy
+        from anypickle.analysis._modules import ModulePolicy
         from anypickle.backends._marshal import encode_function
 
         return marshal.dumps(encode_function(obj, ModulePolicy((), ())), 4)
@@ -355,8 +355,8 @@ def _send(job: dict, emit) -> dict:
 def _needs_of(obj: Any) -> "list | None":
     """The kinds of need anypickle's analysis finds in ``obj`` (sorted), or None without the analysis."""
     try:
-        from anypickle._modules import ModulePolicy
-        from anypickle._needs import find_needs
+        from anypickle.analysis._modules import ModulePolicy
+        from anypickle.analysis._needs import find_needs
     except ImportError:
         return None
     try:

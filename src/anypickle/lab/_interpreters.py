@@ -229,7 +229,7 @@ def prepare_versions(pins: dict) -> Receiver:
 
 def copy_package(destination: str) -> str:
     """Copy this anypickle package (sources only) under ``destination``; return the folder to add to a path."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package, above lab/
     shutil.copytree(here, os.path.join(destination, "anypickle"),
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return destination

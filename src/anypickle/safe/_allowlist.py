@@ -1,4 +1,4 @@
-"""The exact allowlist shared by :mod:`anypickle.safe` and :mod:`anypickle.scan`: one source of truth.
+"""The exact allowlist shared by :mod:`anypickle.safe` and :mod:`anypickle.safe._scanner`: one source of truth.
 
 Entries are ``(module, qualname)`` pairs, matched exactly, never by prefix. Each carries a role:
 whether the global may only appear as a value (``builtins.int`` as a defaultdict factory), may be
@@ -14,7 +14,7 @@ from typing import Iterable, Union
 
 import _compat_pickle
 
-from .errors import DecodeError, UsageError
+from ..errors import DecodeError, UsageError
 
 __all__ = [
     "CALL",
@@ -61,7 +61,7 @@ _DEFAULT: dict[Pair, int] = {
     ("builtins", "Ellipsis"): VALUE,
     ("builtins", "NotImplemented"): VALUE,
     # bytes(10**12) / range(10**18) amplify a few input bytes into gigabytes: callable, but only
-    # after the static pass has checked their arguments (see anypickle.scan._rules).
+    # after the static pass has checked their arguments (see anypickle.safe._scanner._rules).
     ("builtins", "bytes"): VALUE | CALL,
     ("builtins", "bytearray"): VALUE | CALL,
     ("builtins", "range"): VALUE | CALL,

@@ -23,7 +23,7 @@ import copyreg
 from typing import Any
 
 from ._limits import Limits
-from .errors import UnsafePickleError
+from ..errors import UnsafePickleError
 
 __all__ = ["NumpyGuard"]
 

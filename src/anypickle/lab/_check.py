@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["CheckResult", "check", "fingerprint"]
 
@@ -58,9 +58,9 @@ def check(
     ``exercise(obj)`` must return a value that pickles and compares with ``==``; without it the
     receiver compares :func:`fingerprint` of both objects.
     """
-    from . import _api
+    from .. import _api
     from ._child import classify
-    from ._envelope import is_envelope, parse
+    from .._envelope import is_envelope, parse
 
     try:
         data = _api.dumps(obj, backend=backend)
@@ -87,7 +87,7 @@ def check(
         os.mkdir(cwd)
         try:
             done = subprocess.run(
-                [receiver.python, "-c", "from anypickle._check import _receive; _receive()", workdir,
+                [receiver.python, "-c", "from anypickle.lab._check import _receive; _receive()", workdir,
                  str(backend)],
                 cwd=cwd, env=receiver.env(), capture_output=True, text=True, timeout=timeout,
             )
@@ -129,7 +129,7 @@ def _receiver(python: "str | None", workdir: str):
 
 def _receive() -> None:
     """The receiving side, run as ``python -c`` in an empty folder; prints one JSON line."""
-    from . import _api
+    from .. import _api
     from ._child import _normalize_quietly, classify
 
     workdir, backend = sys.argv[1], sys.argv[2]

@@ -39,8 +39,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
 from . import _worker
-from ._api import dumps, loads
-from .errors import AnyPickleError, UsageError, WorkerCrashedError
+from .._api import dumps, loads
+from ..errors import AnyPickleError, UsageError, WorkerCrashedError
 
 __all__ = ["ProcessPoolExecutor", "RemoteTraceback"]
 

@@ -7,11 +7,11 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._backend import Backend
+from ..backends._id import Backend
 from ._modules import ModuleNames, ModulePolicy
 from ._needs import Finding, find_needs
-from .backends import get as get_backend
-from .errors import EncodeError
+from ..backends import get as get_backend
+from ..errors import EncodeError
 
 __all__ = ["BackendVerdict", "Explanation", "explain"]
 
@@ -26,8 +26,8 @@ def _evidence() -> tuple[tuple[frozenset[str], str, dict[str, str]], ...]:
     tests/test_matrix.py asserts cell by cell against real fresh interpreters; the needs are
     measured by scripts/update_case_needs.py (and checked against the matrix run by the same tests).
     """
-    from .catalogue import all_cases
-    from .catalogue._measured import NEEDS
+    from ..lab.catalogue import all_cases
+    from ..lab.catalogue._measured import NEEDS
 
     rows = []
     for case in all_cases():
@@ -131,7 +131,7 @@ def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames =
     >>> print(explain(lambda: 1).backend.label)
     marshal
     """
-    from ._api import dumps  # the facade imports this module's public names
+    from .._api import dumps  # the facade imports this module's public names
 
     by_value, by_reference = tuple(by_value), tuple(by_reference)  # read twice: by the analysis and by dumps
     policy = ModulePolicy(by_value, by_reference)
