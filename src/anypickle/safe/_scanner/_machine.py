@@ -6,8 +6,9 @@ tuples as tuples of abstract values, and everything else as a :class:`Kind`, :cl
 the stream names) or :class:`Made` (what a call would return). The walk stops at the first STOP, or
 at the first point where the real unpickler would fail, which it records as a :class:`Broken`.
 
-The loop is written for speed (one function, locals, ``struct.unpack_from``): safe_loads runs it
-before the C unpickler on every stream that names a non-inert global.
+The walk is table-driven: one handler per opcode, in a 256-entry table built at import from
+``pickletools.opcodes`` (an import fails if an opcode has no handler). safe_loads runs it before the
+C unpickler on every stream that names a non-inert global.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ import struct
 from dataclasses import dataclass, field
 
 from .._allowlist import map_python2
+from ._opcodes import (
+    ADDITEMS, APPEND, BINBYTES, BINFLOAT, BINGET, BININT, BININT1, BININT2, BINPERSID, BINPUT,
+    BINSTRING, BINUNICODE, BUILD, BYTEARRAY8, DICT_OP, DUP, EXT1, EXT2, EXT4, FLOAT, FRAME,
+    FROZENSET_OP, GET, GLOBAL, HIGHEST_PROTOCOL, INT, LIST_OP, LONG, LONG1, LONG4, LONG_BINGET,
+    LONG_BINPUT, MEMOIZE, NEWOBJ_EX, OBJ, PERSID, POP, POP_MARK, PROTO, PUT, READONLY_BUFFER,
+    REDUCE, SETITEMS, SHORT_BINBYTES, SHORT_BINSTRING, SHORT_BINUNICODE, STACK_GLOBAL, STOP,
+    STRING, TABLE, TUPLE, TUPLE1, UNICODE, opname,
+)
 
 __all__ = ["BigInt", "Box", "Broken", "Glob", "Kind", "Made", "Trace", "simulate"]
 
@@ -129,19 +138,157 @@ _u32 = struct.Struct("<I").unpack_from
 _u64 = struct.Struct("<Q").unpack_from
 _f64 = struct.Struct(">d").unpack_from
 
-from ._opcodes import (  # noqa: F401 - the walk compares opcode bytes by name
-    ADDITEMS, APPEND, APPENDS, BINBYTES, BINBYTES8, BINFLOAT, BINGET, BININT, BININT1, BININT2,
-    BINPERSID, BINPUT, BINSTRING, BINUNICODE, BINUNICODE8, BUILD, BYTEARRAY8, DICT_OP, DUP,
-    EMPTY_DICT, EMPTY_LIST, EMPTY_SET, EMPTY_TUPLE, EXT1, EXT2, EXT4, FLOAT, FRAME, FROZENSET_OP,
-    GET, GLOBAL, HIGHEST_PROTOCOL, INST, INT, LIST_OP, LONG, LONG1, LONG4, LONG_BINGET, LONG_BINPUT,
-    MARK, MEMOIZE, NEWFALSE, NEWOBJ, NEWOBJ_EX, NEWTRUE, NEXT_BUFFER, NONE, OBJ, PERSID, POP,
-    POP_MARK, PROTO, PUT, READONLY_BUFFER, REDUCE, SETITEM, SETITEMS, SHORT_BINBYTES,
-    SHORT_BINSTRING, SHORT_BINUNICODE, STACK_GLOBAL, STOP, STRING, TUPLE, TUPLE1, TUPLE2, TUPLE3,
-    UNICODE, opname,
-)
-
-
 _NO_FRAME = 1 << 64  # beyond any position: one comparison per opcode outside frames
+_STOPPED = -1  # what the STOP handler returns instead of a position
+
+
+def simulate(data: bytes) -> Trace:
+    """Walk ``data`` from its first byte to its first STOP; never raises on malformed input."""
+    trace = Trace(length=len(data))
+    try:
+        _walk(data, trace)
+    except _Fail as fail:
+        trace.broken = Broken(fail.pos, fail.op, fail.message)
+    except RecursionError:  # pragma: no cover - the walk is iterative; kept as a fail-closed net
+        trace.broken = Broken(0, "?", "stream too deeply nested to analyse")
+    return trace
+
+
+class _State:
+    """The abstract unpickler between two opcodes: stack, mark stack, memo, protocol, frame end."""
+
+    __slots__ = ("n", "stack", "metastack", "memo", "trace", "proto", "frame_end")
+
+    def __init__(self, data: bytes, trace: Trace) -> None:
+        self.n = len(data)
+        self.stack: list = []
+        self.metastack: list[list] = []
+        self.memo: dict[int, object] = {}
+        self.trace = trace
+        self.proto = 0
+        # Inside a FRAME, the file-reading C unpickler (pickle.load, safe_loads) reads from the frame's
+        # buffer; an argument that runs past the frame's end makes it drop the frame's remaining bytes
+        # and read the argument from after the frame, so it would run other opcodes than this walk sees
+        # (a stream could hide GLOBAL os.system or a huge LONG_BINPUT). Picklers never write that, and
+        # pickle.py refuses it: so do we. ``frame_end`` is _NO_FRAME outside frames.
+        self.frame_end = _NO_FRAME
+
+
+def _walk(data: bytes, trace: Trace) -> None:
+    """The loop: each opcode byte picks its handler from :data:`_HANDLERS`, which returns the next position."""
+    w = _State(data, trace)
+    n = w.n
+    handlers = _HANDLERS
+    pos = at = 0
+    while True:
+        if pos >= w.frame_end:
+            if pos > w.frame_end:
+                raise _Fail(at, opname(data[at]), f"the {opname(data[at])} argument runs past the end of its FRAME "
+                            "(the C unpickler would read it from after the frame: another stream than this one)")
+            w.frame_end = _NO_FRAME
+        if pos >= n:
+            raise _Fail(pos, "EOF", "stream ends before STOP (truncated)")
+        at = pos
+        pos = handlers[data[pos]](w, data, pos + 1, at)
+        if pos == _STOPPED:
+            return
+
+
+# Helpers of the handlers. Each handler takes (state, data, position after the opcode byte, position of
+# the opcode byte) and returns the position after its argument.
+
+def _underflow(at: int, op: int) -> _Fail:
+    return _Fail(at, opname(op), "stack underflow: the opcode needs more values than are on the stack")
+
+
+def _truncated(at: int, op: int) -> _Fail:
+    return _Fail(at, opname(op), f"stream truncated inside the {opname(op)} argument")
+
+
+def _need(w: _State, pos: int, k: int, op: int) -> None:
+    if pos + k > w.n:
+        raise _Fail(pos - 1, opname(op), f"stream truncated inside the {opname(op)} argument")
+
+
+def _pop_mark(w: _State, at: int, op: int) -> list:
+    if not w.metastack:
+        raise _Fail(at, opname(op), "no MARK on the stack")
+    items = w.stack
+    w.stack = w.metastack.pop()
+    return items
+
+
+def _memo_put(w: _State, at: int, op: int, idx: int) -> None:
+    if not w.stack:
+        raise _underflow(at, op)
+    memo = w.memo
+    if idx != len(memo):
+        # Picklers number memo entries 0, 1, 2...: an index already used is memo confusion; one
+        # beyond the next free slot makes the C unpickler allocate and zero a memo array of
+        # 2 * index pointers (gh-115952: 8 input bytes, tens of gigabytes).
+        if idx in memo:
+            w.trace.memo_overwrites.append((at, opname(op), idx))
+        else:
+            raise _Fail(at, opname(op), f"memo index {idx} skips ahead of the next free index {len(memo)} "
+                        "(the C unpickler would allocate a memo array that large)")
+    memo[idx] = w.stack[-1]
+
+
+def _memo_get(w: _State, at: int, op: int, idx: int) -> None:
+    try:
+        w.stack.append(w.memo[idx])
+    except KeyError:
+        raise _Fail(at, opname(op), f"memo index {idx} was never stored") from None
+
+
+def _add_global(w: _State, at: int, op: int, module: object, name: object) -> Glob:
+    raw = (module, name)
+    if type(module) is str and type(name) is str:
+        pair = map_python2(module, name) if w.proto < 3 else (module, name)
+    else:
+        pair = None
+    glob = Glob(at, opname(op), raw, pair)
+    w.trace.globals.append(glob)
+    return glob
+
+
+def _add_call(w: _State, at: int, op: int, callee: object, args: object, kwargs: object = None) -> None:
+    made = Made(at, opname(op), callee, args, kwargs)
+    w.trace.calls.append(made)
+    w.stack.append(made)
+
+
+def _mutate(w: _State, at: int, op: int, added: int) -> None:
+    """APPEND(S), SETITEM(S), ADDITEMS: count into a container the stream made, else record a mutation."""
+    if not w.stack:
+        raise _underflow(at, op)
+    target = w.stack[-1]
+    if type(target) is Box:
+        target.n += added
+    else:
+        w.trace.mutations.append((at, opname(op), target))
+
+
+def _utf8(data: bytes, start: int, end: int, at: int, op: int) -> str:
+    try:
+        return data[start:end].decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise _Fail(at, opname(op), "string is not valid UTF-8") from None
+
+
+def _sized(w: _State, data: bytes, pos: int, at: int, width: int) -> tuple[int, int]:
+    """The byte count of a counted argument (``width`` bytes, little-endian) and where the bytes start."""
+    op = data[at]
+    _need(w, pos, width, op)
+    k = data[pos] if width == 1 else (_i32 if width == 4 and op in _SIGNED_COUNTS else _u32 if width == 4
+                                      else _u64)(data, pos)[0]
+    if k < 0:
+        raise _Fail(at, opname(op), "negative byte count")
+    _need(w, pos + width, k, op)
+    return k, pos + width
+
+
+_SIGNED_COUNTS = frozenset({BINSTRING, LONG4})  # pickle reads these counts as signed 32-bit
 
 
 def _line(data: bytes, pos: int, n: int, op: int) -> tuple[bytes, int]:
@@ -165,461 +312,485 @@ def _short(value, kind):
     return value if len(value) <= _LITERAL_MAX else kind
 
 
-def simulate(data: bytes) -> Trace:  # noqa: C901 - one loop on purpose, see module docstring
-    """Walk ``data`` from its first byte to its first STOP; never raises on malformed input."""
-    trace = Trace(length=len(data))
+# The handlers, one per opcode, in the order of pickletools' table: values and literals first.
+
+def _op_int(w, data, pos, at):
+    raw, pos = _line(data, pos, w.n, INT)
+    w.stack.append(False if raw == b"00" else True if raw == b"01" else _text_int(raw, at, INT))
+    return pos
+
+
+def _op_binint(w, data, pos, at):
+    if pos + 4 > w.n:
+        raise _truncated(at, BININT)
+    w.stack.append(_i32(data, pos)[0])
+    return pos + 4
+
+
+def _op_binint1(w, data, pos, at):
+    if pos >= w.n:
+        raise _truncated(at, BININT1)
+    w.stack.append(data[pos])
+    return pos + 1
+
+
+def _op_binint2(w, data, pos, at):
+    if pos + 2 > w.n:
+        raise _truncated(at, BININT2)
+    w.stack.append(_u16(data, pos)[0])
+    return pos + 2
+
+
+def _op_long(w, data, pos, at):
+    raw, pos = _line(data, pos, w.n, LONG)
+    w.stack.append(_text_int(raw[:-1] if raw.endswith(b"L") else raw, at, LONG))
+    return pos
+
+
+def _op_long_n(w, data, pos, at):  # LONG1, LONG4
+    k, start = _sized(w, data, pos, at, 1 if data[at] == LONG1 else 4)
+    chunk = data[start : start + k]
+    w.stack.append(int.from_bytes(chunk, "little", signed=True) if k <= 64 else BigInt(k * 241 // 100 + 1))
+    return start + k
+
+
+def _op_string(w, data, pos, at):
+    raw, pos = _line(data, pos, w.n, STRING)
+    if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+        raise _Fail(at, "STRING", "the STRING opcode argument must be quoted")
     try:
-        _walk(data, trace)
-    except _Fail as fail:
-        trace.broken = Broken(fail.pos, fail.op, fail.message)
-    except RecursionError:  # pragma: no cover - the walk is iterative; kept as a fail-closed net
-        trace.broken = Broken(0, "?", "stream too deeply nested to analyse")
-    return trace
+        value = codecs.escape_decode(raw[1:-1])[0]
+    except ValueError:
+        raise _Fail(at, "STRING", "bad escape in STRING argument") from None
+    w.stack.append(_py2_str(value, at, STRING))
+    return pos
 
 
-def _walk(data: bytes, trace: Trace) -> None:  # noqa: C901
-    n = len(data)
-    stack: list = []
-    metastack: list[list] = []
-    memo: dict[int, object] = {}
-    globals_ = trace.globals
-    calls = trace.calls
-    proto = 0
-    pos = 0
-    # Inside a FRAME, the file-reading C unpickler (pickle.load, safe_loads) reads from the frame's
-    # buffer; an argument that runs past the frame's end makes it drop the frame's remaining bytes
-    # and read the argument from after the frame, so it would run other opcodes than this walk sees
-    # (a stream could hide GLOBAL os.system or a huge LONG_BINPUT). Picklers never write that, and
-    # pickle.py refuses it: so do we. ``frame_end`` is _NO_FRAME outside frames.
-    frame_end = _NO_FRAME
-    at = 0
+def _op_binstring(w, data, pos, at):  # BINSTRING, SHORT_BINSTRING
+    k, start = _sized(w, data, pos, at, 1 if data[at] == SHORT_BINSTRING else 4)
+    w.stack.append(_py2_str(data[start : start + k], at, data[at]))
+    return start + k
 
-    def underflow(at: int, op: int) -> _Fail:
-        return _Fail(at, opname(op), "stack underflow: the opcode needs more values than are on the stack")
 
-    def truncated(at: int, op: int) -> _Fail:
-        return _Fail(at, opname(op), f"stream truncated inside the {opname(op)} argument")
+def _op_binbytes(w, data, pos, at):  # BINBYTES, BINBYTES8, BYTEARRAY8
+    op = data[at]
+    k, start = _sized(w, data, pos, at, 4 if op == BINBYTES else 8)
+    if op == BYTEARRAY8:
+        w.stack.append(BYTEARRAY)
+    else:
+        w.stack.append(data[start : start + k] if k <= _LITERAL_MAX else LONG_BYTES)
+    return start + k
 
-    def need(at: int, k: int, op: int) -> None:
-        if at + k > n:
-            raise _Fail(at - 1, opname(op), f"stream truncated inside the {opname(op)} argument")
 
-    def pop_mark(at: int, op: int) -> list:
-        nonlocal stack
-        if not metastack:
-            raise _Fail(at, opname(op), "no MARK on the stack")
-        items = stack
-        stack = metastack.pop()
-        return items
+def _op_short_binbytes(w, data, pos, at):
+    if pos >= w.n or pos + 1 + data[pos] > w.n:
+        raise _truncated(at, SHORT_BINBYTES)
+    k = data[pos] + 1
+    w.stack.append(data[pos + 1 : pos + k])
+    return pos + k
 
-    def memo_put(at: int, op: int, idx: int) -> None:
-        if not stack:
-            raise underflow(at, op)
-        if idx != len(memo):
-            # Picklers number memo entries 0, 1, 2...: an index already used is memo confusion; one
-            # beyond the next free slot makes the C unpickler allocate and zero a memo array of
-            # 2 * index pointers (gh-115952: 8 input bytes, tens of gigabytes).
-            if idx in memo:
-                trace.memo_overwrites.append((at, opname(op), idx))
-            else:
-                raise _Fail(at, opname(op), f"memo index {idx} skips ahead of the next free index {len(memo)} "
-                            "(the C unpickler would allocate a memo array that large)")
-        memo[idx] = stack[-1]
 
-    def memo_get(at: int, op: int, idx: int) -> None:
-        try:
-            stack.append(memo[idx])
-        except KeyError:
-            raise _Fail(at, opname(op), f"memo index {idx} was never stored") from None
+def _op_none(w, data, pos, at):
+    w.stack.append(None)
+    return pos
 
-    def add_global(at: int, op: int, module: object, name: object) -> Glob:
-        raw = (module, name)
-        if type(module) is str and type(name) is str:
-            pair = map_python2(module, name) if proto < 3 else (module, name)
-        else:
-            pair = None
-        glob = Glob(at, opname(op), raw, pair)
-        globals_.append(glob)
-        return glob
 
-    def add_call(at: int, op: int, callee: object, args: object, kwargs: object = None) -> None:
-        made = Made(at, opname(op), callee, args, kwargs)
-        calls.append(made)
-        stack.append(made)
+def _op_newtrue(w, data, pos, at):
+    w.stack.append(True)
+    return pos
 
-    while True:
-        if pos >= frame_end:
-            if pos > frame_end:
-                raise _Fail(at, opname(data[at]), f"the {opname(data[at])} argument runs past the end of its FRAME "
-                            "(the C unpickler would read it from after the frame: another stream than this one)")
-            frame_end = _NO_FRAME
-        if pos >= n:
-            raise _Fail(pos, "EOF", "stream ends before STOP (truncated)")
-        op = data[pos]
-        at = pos
-        pos += 1
-        # Two chains (the ASCII opcodes of protocols 0-3, then the 0x80+ ones of protocols 2-5), each
-        # in order of frequency: every comparison a frequent opcode skips is paid on every stream.
-        if op < 0x80:
-            if op == BINGET:
-                if pos >= n:
-                    raise truncated(at, op)
-                try:
-                    stack.append(memo[data[pos]])
-                except KeyError:
-                    raise _Fail(at, "BINGET", f"memo index {data[pos]} was never stored") from None
-                pos += 1
-            elif op == SHORT_BINBYTES:
-                if pos >= n or pos + 1 + data[pos] > n:
-                    raise truncated(at, op)
-                k = data[pos] + 1
-                stack.append(data[pos + 1 : pos + k])
-                pos += k
-            elif op == BININT1:
-                if pos >= n:
-                    raise truncated(at, op)
-                stack.append(data[pos])
-                pos += 1
-            elif op == BININT2:
-                if pos + 2 > n:
-                    raise truncated(at, op)
-                stack.append(_u16(data, pos)[0])
-                pos += 2
-            elif op == BININT:
-                if pos + 4 > n:
-                    raise truncated(at, op)
-                stack.append(_i32(data, pos)[0])
-                pos += 4
-            elif op == REDUCE:
-                if len(stack) < 2:
-                    raise underflow(at, op)
-                args = stack.pop()
-                made = Made(at, "REDUCE" if op == REDUCE else "NEWOBJ", stack[-1], args)
-                calls.append(made)
-                stack[-1] = made
-            elif op == BUILD:
-                if len(stack) < 2:
-                    raise underflow(at, op)
-                state = stack.pop()
-                trace.builds.append((at, stack[-1], state))
-            elif op == MARK:
-                metastack.append(stack)
-                stack = []
-            elif op == EMPTY_TUPLE:
-                stack.append(())
-            elif op == EMPTY_DICT:
-                stack.append(Box("dict"))
-            elif op == EMPTY_LIST:
-                stack.append(Box("list"))
-            elif op == APPENDS or op == SETITEMS:
-                items = pop_mark(at, op)
-                if op == SETITEMS and len(items) % 2:
-                    raise _Fail(at, opname(op), "odd number of items for SETITEMS")
-                if not stack:
-                    raise underflow(at, op)
-                target = stack[-1]
-                if type(target) is Box:
-                    target.n += len(items) // 2 if op == SETITEMS else len(items)
-                else:
-                    trace.mutations.append((at, opname(op), target))
-            elif op == APPEND or op == SETITEM:
-                k = 1 if op == APPEND else 2
-                if len(stack) < k + 1:
-                    raise underflow(at, op)
-                del stack[-k:]
-                target = stack[-1]
-                if type(target) is Box:
-                    target.n += 1
-                else:
-                    trace.mutations.append((at, opname(op), target))
-            elif op == NONE:
-                stack.append(None)
-            elif op == BINFLOAT:
-                if pos + 8 > n:
-                    raise truncated(at, op)
-                stack.append(_f64(data, pos)[0])
-                pos += 8
-            elif op == TUPLE:
-                tup = tuple(pop_mark(at, op))  # pop_mark rebinds stack: append afterwards
-                stack.append(tup)
-            elif op == BINPUT:
-                if pos >= n:
-                    raise truncated(at, op)
-                memo_put(at, op, data[pos])
-                pos += 1
-            elif op == BINUNICODE:
-                w = 4
-                need(pos, w, op)
-                k = _u32(data, pos)[0]
-                need(pos + w, k, op)
-                if k <= _LITERAL_MAX:
-                    try:
-                        stack.append(data[pos + w : pos + w + k].decode("utf-8", "surrogatepass"))
-                    except UnicodeDecodeError:
-                        raise _Fail(at, opname(op), "string is not valid UTF-8") from None
-                else:
-                    stack.append(LONG_STR)
-                pos += w + k
-            elif op == BINBYTES:
-                w = 4
-                need(pos, w, op)
-                k = _u32(data, pos)[0]
-                need(pos + w, k, op)
-                stack.append(data[pos + w : pos + w + k] if k <= _LITERAL_MAX else LONG_BYTES)
-                pos += w + k
-            elif op == LONG_BINPUT:
-                need(pos, 4, op)
-                memo_put(at, op, _u32(data, pos)[0])
-                pos += 4
-            elif op == LONG_BINGET:
-                need(pos, 4, op)
-                memo_get(at, op, _u32(data, pos)[0])
-                pos += 4
-            elif op == LIST_OP:
-                items = pop_mark(at, op)  # pop_mark rebinds stack: append afterwards
-                stack.append(Box("list", len(items)))
-            elif op == DICT_OP:
-                items = pop_mark(at, op)
-                if len(items) % 2:
-                    raise _Fail(at, "DICT", "odd number of items for DICT")
-                stack.append(Box("dict", len(items) // 2))
-            elif op == POP:
-                if stack:
-                    stack.pop()
-                elif metastack:
-                    pop_mark(at, op)
-                else:
-                    raise underflow(at, op)
-            elif op == POP_MARK:
-                pop_mark(at, op)
-            elif op == DUP:
-                if not stack:
-                    raise underflow(at, op)
-                stack.append(stack[-1])
-            elif op == SHORT_BINSTRING or op == BINSTRING:
-                w = 1 if op == SHORT_BINSTRING else 4
-                need(pos, w, op)
-                k = data[pos] if w == 1 else _i32(data, pos)[0]
-                if k < 0:
-                    raise _Fail(at, opname(op), "negative byte count")
-                need(pos + w, k, op)
-                stack.append(_py2_str(data[pos + w : pos + w + k], at, op))
-                pos += w + k
-            elif op == GLOBAL or op == INST:
-                raw_module, pos = _line(data, pos, n, op)
-                raw_name, pos = _line(data, pos, n, op)
-                try:
-                    module, name = raw_module.decode("utf-8"), raw_name.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise _Fail(at, opname(op), "global name is not valid UTF-8") from None
-                glob = add_global(at, op, module, name)
-                if op == GLOBAL:
-                    stack.append(glob)
-                else:
-                    add_call(at, op, glob, tuple(pop_mark(at, op)))
-            elif op == OBJ:
-                items = pop_mark(at, op)
-                if not items:
-                    raise _Fail(at, "OBJ", "OBJ needs a class after its MARK")
-                add_call(at, op, items[0], tuple(items[1:]))
-            elif op == INT:
-                raw, pos = _line(data, pos, n, op)
-                if raw == b"00":
-                    stack.append(False)
-                elif raw == b"01":
-                    stack.append(True)
-                else:
-                    stack.append(_text_int(raw, at, op))
-            elif op == LONG:
-                raw, pos = _line(data, pos, n, op)
-                stack.append(_text_int(raw[:-1] if raw.endswith(b"L") else raw, at, op))
-            elif op == FLOAT:
-                raw, pos = _line(data, pos, n, op)
-                try:
-                    stack.append(float(raw.decode("ascii")))
-                except (UnicodeDecodeError, ValueError):
-                    raise _Fail(at, "FLOAT", f"bad FLOAT literal {raw[:40]!r}") from None
-            elif op == STRING:
-                raw, pos = _line(data, pos, n, op)
-                if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
-                    raise _Fail(at, "STRING", "the STRING opcode argument must be quoted")
-                try:
-                    value = codecs.escape_decode(raw[1:-1])[0]
-                except ValueError:
-                    raise _Fail(at, "STRING", "bad escape in STRING argument") from None
-                stack.append(_py2_str(value, at, op))
-            elif op == UNICODE:
-                raw, pos = _line(data, pos, n, op)
-                try:
-                    stack.append(_short(raw.decode("raw-unicode-escape"), LONG_STR))
-                except UnicodeDecodeError:
-                    raise _Fail(at, "UNICODE", "bad raw-unicode-escape argument") from None
-            elif op == PUT:
-                raw, pos = _line(data, pos, n, op)
-                memo_put(at, op, _decimal_int(raw, at, op))
-            elif op == GET:
-                raw, pos = _line(data, pos, n, op)
-                memo_get(at, op, _decimal_int(raw, at, op))
-            elif op == PERSID:
-                _, pos = _line(data, pos, n, op)
-                trace.refused.append((at, "PERSID", "persistent id: the loader would call persistent_load"))
-                stack.append(PERSISTENT)
-            elif op == BINPERSID:
-                if not stack:
-                    raise underflow(at, op)
-                stack.pop()
-                trace.refused.append((at, "BINPERSID", "persistent id: the loader would call persistent_load"))
-                stack.append(PERSISTENT)
-            elif op == STOP:
-                if not stack:
-                    raise underflow(at, op)
-                if len(stack) != 1 or metastack:
-                    # The unpickler returns the top value and ignores the rest; picklers never do this.
-                    trace.oddities.append((
-                        at, "STOP",
-                        f"STOP leaves {len(stack) - 1} extra values and {len(metastack)} open MARKs behind "
-                        "(ignored by the unpickler, never written by a pickler)",
-                    ))
-                trace.stop = at
-                trace.end = pos
-                return
-            else:
-                raise _Fail(at, opname(op), f"byte 0x{op:02x} is not a pickle opcode")
-        else:
-            if op == MEMOIZE:
-                if not stack:
-                    raise underflow(at, op)
-                memo[len(memo)] = stack[-1]  # never an overwrite: PUTs may not skip ahead (memo_put)
-            elif op == SHORT_BINUNICODE:
-                if pos >= n or pos + 1 + data[pos] > n:
-                    raise truncated(at, op)
-                k = data[pos] + 1
-                try:
-                    stack.append(data[pos + 1 : pos + k].decode("utf-8", "surrogatepass"))
-                except UnicodeDecodeError:
-                    raise _Fail(at, opname(op), "string is not valid UTF-8") from None
-                pos += k
-            elif op == TUPLE1:
-                if not stack:
-                    raise underflow(at, op)
-                stack[-1] = (stack[-1],)
-            elif op == TUPLE2 or op == TUPLE3:
-                k = op - TUPLE1 + 1
-                if len(stack) < k:
-                    raise underflow(at, op)
-                tup = tuple(stack[-k:])
-                del stack[-k:]
-                stack.append(tup)
-            elif op == NEWTRUE:
-                stack.append(True)
-            elif op == NEWFALSE:
-                stack.append(False)
-            elif op == STACK_GLOBAL:
-                if len(stack) < 2:
-                    raise underflow(at, op)
-                name = stack.pop()
-                module = stack.pop()
-                stack.append(add_global(at, op, module, name))
-            elif op == NEWOBJ:
-                if len(stack) < 2:
-                    raise underflow(at, op)
-                args = stack.pop()
-                made = Made(at, "REDUCE" if op == REDUCE else "NEWOBJ", stack[-1], args)
-                calls.append(made)
-                stack[-1] = made
-            elif op == FRAME:
-                if frame_end != _NO_FRAME:
-                    raise _Fail(at, "FRAME", "FRAME inside a frame (picklers never write that)")
-                need(pos, 8, op)
-                k = _u64(data, pos)[0]
-                pos += 8
-                if pos + k > n:
-                    raise _Fail(at, "FRAME", f"frame of {k} bytes runs past the end of the stream")
-                frame_end = pos + k
-            elif op == PROTO:
-                need(pos, 1, op)
-                proto = data[pos]
-                pos += 1
-                if proto > HIGHEST_PROTOCOL:
-                    raise _Fail(at, "PROTO", f"unsupported pickle protocol {proto}")
-                if at != 0:
-                    trace.oddities.append((at, "PROTO", "PROTO after the first opcode (picklers write it first)"))
-                trace.proto = proto
-            elif op == ADDITEMS:
-                items = pop_mark(at, op)
-                if op == SETITEMS and len(items) % 2:
-                    raise _Fail(at, opname(op), "odd number of items for SETITEMS")
-                if not stack:
-                    raise underflow(at, op)
-                target = stack[-1]
-                if type(target) is Box:
-                    target.n += len(items)
-                else:
-                    trace.mutations.append((at, opname(op), target))
-            elif op == BINUNICODE8:
-                w = 8
-                need(pos, w, op)
-                k = _u64(data, pos)[0]
-                need(pos + w, k, op)
-                if k <= _LITERAL_MAX:
-                    try:
-                        stack.append(data[pos + w : pos + w + k].decode("utf-8", "surrogatepass"))
-                    except UnicodeDecodeError:
-                        raise _Fail(at, opname(op), "string is not valid UTF-8") from None
-                else:
-                    stack.append(LONG_STR)
-                pos += w + k
-            elif op == BINBYTES8 or op == BYTEARRAY8:
-                w = 8
-                need(pos, w, op)
-                k = _u64(data, pos)[0]
-                need(pos + w, k, op)
-                if op == BYTEARRAY8:
-                    stack.append(BYTEARRAY)
-                else:
-                    stack.append(data[pos + w : pos + w + k] if k <= _LITERAL_MAX else LONG_BYTES)
-                pos += w + k
-            elif op == NEWOBJ_EX:
-                if len(stack) < 3:
-                    raise underflow(at, op)
-                kwargs = stack.pop()
-                args = stack.pop()
-                cls = stack.pop()
-                add_call(at, op, cls, args, kwargs)
-            elif op == EMPTY_SET:
-                stack.append(Box("set"))
-            elif op == FROZENSET_OP:
-                pop_mark(at, op)
-                stack.append(FROZENSET)
-            elif op == LONG1 or op == LONG4:
-                w = 1 if op == LONG1 else 4
-                need(pos, w, op)
-                k = data[pos] if w == 1 else _i32(data, pos)[0]
-                if k < 0:
-                    raise _Fail(at, opname(op), "negative byte count")
-                need(pos + w, k, op)
-                chunk = data[pos + w : pos + w + k]
-                stack.append(int.from_bytes(chunk, "little", signed=True) if k <= 64 else BigInt(k * 241 // 100 + 1))
-                pos += w + k
-            elif op == EXT1 or op == EXT2 or op == EXT4:
-                w = {EXT1: 1, EXT2: 2, EXT4: 4}[op]
-                need(pos, w, op)
-                code = data[pos] if w == 1 else (_u16 if w == 2 else _i32)(data, pos)[0]
-                pos += w
-                trace.refused.append(
-                    (at, opname(op), f"extension code {code}: {opname(op)} imports a global through "
-                     "copyreg's extension registry, which the stream does not name")
-                )
-                glob = Glob(at, opname(op), ("<extension>", str(code)), None)
-                stack.append(glob)
-            elif op == NEXT_BUFFER:
-                trace.oddities.append((at, "NEXT_BUFFER", "out-of-band buffer: loads needs buffers=..."))
-                stack.append(BUFFER)
-            elif op == READONLY_BUFFER:
-                if not stack:
-                    raise underflow(at, op)
-            else:
-                raise _Fail(at, opname(op), f"byte 0x{op:02x} is not a pickle opcode")
+
+def _op_newfalse(w, data, pos, at):
+    w.stack.append(False)
+    return pos
+
+
+def _op_unicode(w, data, pos, at):
+    raw, pos = _line(data, pos, w.n, UNICODE)
+    try:
+        w.stack.append(_short(raw.decode("raw-unicode-escape"), LONG_STR))
+    except UnicodeDecodeError:
+        raise _Fail(at, "UNICODE", "bad raw-unicode-escape argument") from None
+    return pos
+
+
+def _op_short_binunicode(w, data, pos, at):
+    if pos >= w.n or pos + 1 + data[pos] > w.n:
+        raise _truncated(at, SHORT_BINUNICODE)
+    k = data[pos] + 1
+    w.stack.append(_utf8(data, pos + 1, pos + k, at, SHORT_BINUNICODE))
+    return pos + k
+
+
+def _op_binunicode(w, data, pos, at):  # BINUNICODE, BINUNICODE8
+    op = data[at]
+    k, start = _sized(w, data, pos, at, 4 if op == BINUNICODE else 8)
+    w.stack.append(_utf8(data, start, start + k, at, op) if k <= _LITERAL_MAX else LONG_STR)
+    return start + k
+
+
+def _op_float(w, data, pos, at):
+    raw, pos = _line(data, pos, w.n, FLOAT)
+    try:
+        w.stack.append(float(raw.decode("ascii")))
+    except (UnicodeDecodeError, ValueError):
+        raise _Fail(at, "FLOAT", f"bad FLOAT literal {raw[:40]!r}") from None
+    return pos
+
+
+def _op_binfloat(w, data, pos, at):
+    if pos + 8 > w.n:
+        raise _truncated(at, BINFLOAT)
+    w.stack.append(_f64(data, pos)[0])
+    return pos + 8
+
+
+# Containers.
+
+def _op_empty_list(w, data, pos, at):
+    w.stack.append(Box("list"))
+    return pos
+
+
+def _op_append(w, data, pos, at):  # APPEND, SETITEM
+    op = data[at]
+    k = 1 if op == APPEND else 2
+    if len(w.stack) < k + 1:
+        raise _underflow(at, op)
+    del w.stack[-k:]
+    _mutate(w, at, op, 1)
+    return pos
+
+
+def _op_appends(w, data, pos, at):  # APPENDS, SETITEMS, ADDITEMS
+    op = data[at]
+    items = _pop_mark(w, at, op)
+    if op == SETITEMS and len(items) % 2:
+        raise _Fail(at, opname(op), "odd number of items for SETITEMS")
+    _mutate(w, at, op, len(items) // 2 if op == SETITEMS else len(items))
+    return pos
+
+
+def _op_list(w, data, pos, at):
+    items = _pop_mark(w, at, LIST_OP)  # _pop_mark rebinds the stack: append afterwards
+    w.stack.append(Box("list", len(items)))
+    return pos
+
+
+def _op_empty_tuple(w, data, pos, at):
+    w.stack.append(())
+    return pos
+
+
+def _op_tuple(w, data, pos, at):
+    tup = tuple(_pop_mark(w, at, TUPLE))  # _pop_mark rebinds the stack: append afterwards
+    w.stack.append(tup)
+    return pos
+
+
+def _op_tuple1(w, data, pos, at):
+    if not w.stack:
+        raise _underflow(at, TUPLE1)
+    w.stack[-1] = (w.stack[-1],)
+    return pos
+
+
+def _op_tuple_n(w, data, pos, at):  # TUPLE2, TUPLE3
+    op = data[at]
+    k = op - TUPLE1 + 1
+    stack = w.stack
+    if len(stack) < k:
+        raise _underflow(at, op)
+    tup = tuple(stack[-k:])
+    del stack[-k:]
+    stack.append(tup)
+    return pos
+
+
+def _op_empty_dict(w, data, pos, at):
+    w.stack.append(Box("dict"))
+    return pos
+
+
+def _op_dict(w, data, pos, at):
+    items = _pop_mark(w, at, DICT_OP)
+    if len(items) % 2:
+        raise _Fail(at, "DICT", "odd number of items for DICT")
+    w.stack.append(Box("dict", len(items) // 2))
+    return pos
+
+
+def _op_empty_set(w, data, pos, at):
+    w.stack.append(Box("set"))
+    return pos
+
+
+def _op_frozenset(w, data, pos, at):
+    _pop_mark(w, at, FROZENSET_OP)
+    w.stack.append(FROZENSET)
+    return pos
+
+
+# Stack and memo.
+
+def _op_pop(w, data, pos, at):
+    if w.stack:
+        w.stack.pop()
+    elif w.metastack:
+        _pop_mark(w, at, POP)
+    else:
+        raise _underflow(at, POP)
+    return pos
+
+
+def _op_dup(w, data, pos, at):
+    if not w.stack:
+        raise _underflow(at, DUP)
+    w.stack.append(w.stack[-1])
+    return pos
+
+
+def _op_mark(w, data, pos, at):
+    w.metastack.append(w.stack)
+    w.stack = []
+    return pos
+
+
+def _op_pop_mark(w, data, pos, at):
+    _pop_mark(w, at, POP_MARK)
+    return pos
+
+
+def _op_get(w, data, pos, at):
+    raw, pos = _line(data, pos, w.n, GET)
+    _memo_get(w, at, GET, _decimal_int(raw, at, GET))
+    return pos
+
+
+def _op_binget(w, data, pos, at):
+    if pos >= w.n:
+        raise _truncated(at, BINGET)
+    _memo_get(w, at, BINGET, data[pos])
+    return pos + 1
+
+
+def _op_long_binget(w, data, pos, at):
+    _need(w, pos, 4, LONG_BINGET)
+    _memo_get(w, at, LONG_BINGET, _u32(data, pos)[0])
+    return pos + 4
+
+
+def _op_put(w, data, pos, at):
+    raw, pos = _line(data, pos, w.n, PUT)
+    _memo_put(w, at, PUT, _decimal_int(raw, at, PUT))
+    return pos
+
+
+def _op_binput(w, data, pos, at):
+    if pos >= w.n:
+        raise _truncated(at, BINPUT)
+    _memo_put(w, at, BINPUT, data[pos])
+    return pos + 1
+
+
+def _op_long_binput(w, data, pos, at):
+    _need(w, pos, 4, LONG_BINPUT)
+    _memo_put(w, at, LONG_BINPUT, _u32(data, pos)[0])
+    return pos + 4
+
+
+def _op_memoize(w, data, pos, at):
+    if not w.stack:
+        raise _underflow(at, MEMOIZE)
+    w.memo[len(w.memo)] = w.stack[-1]  # never an overwrite: PUTs may not skip ahead (_memo_put)
+    return pos
+
+
+# Globals, calls and state: what the rule passes judge.
+
+def _op_ext(w, data, pos, at):  # EXT1, EXT2, EXT4
+    op = data[at]
+    width = {EXT1: 1, EXT2: 2, EXT4: 4}[op]
+    _need(w, pos, width, op)
+    code = data[pos] if width == 1 else (_u16 if width == 2 else _i32)(data, pos)[0]
+    w.trace.refused.append(
+        (at, opname(op), f"extension code {code}: {opname(op)} imports a global through "
+         "copyreg's extension registry, which the stream does not name"))
+    w.stack.append(Glob(at, opname(op), ("<extension>", str(code)), None))
+    return pos + width
+
+
+def _op_global(w, data, pos, at):  # GLOBAL, INST
+    op = data[at]
+    raw_module, pos = _line(data, pos, w.n, op)
+    raw_name, pos = _line(data, pos, w.n, op)
+    try:
+        module, name = raw_module.decode("utf-8"), raw_name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Fail(at, opname(op), "global name is not valid UTF-8") from None
+    glob = _add_global(w, at, op, module, name)
+    if op == GLOBAL:
+        w.stack.append(glob)
+    else:
+        _add_call(w, at, op, glob, tuple(_pop_mark(w, at, op)))
+    return pos
+
+
+def _op_stack_global(w, data, pos, at):
+    stack = w.stack
+    if len(stack) < 2:
+        raise _underflow(at, STACK_GLOBAL)
+    name = stack.pop()
+    module = stack.pop()
+    stack.append(_add_global(w, at, STACK_GLOBAL, module, name))
+    return pos
+
+
+def _op_reduce(w, data, pos, at):  # REDUCE, NEWOBJ
+    op = data[at]
+    stack = w.stack
+    if len(stack) < 2:
+        raise _underflow(at, op)
+    args = stack.pop()
+    made = Made(at, "REDUCE" if op == REDUCE else "NEWOBJ", stack[-1], args)
+    w.trace.calls.append(made)
+    stack[-1] = made
+    return pos
+
+
+def _op_build(w, data, pos, at):
+    stack = w.stack
+    if len(stack) < 2:
+        raise _underflow(at, BUILD)
+    state = stack.pop()
+    w.trace.builds.append((at, stack[-1], state))
+    return pos
+
+
+def _op_obj(w, data, pos, at):
+    items = _pop_mark(w, at, OBJ)
+    if not items:
+        raise _Fail(at, "OBJ", "OBJ needs a class after its MARK")
+    _add_call(w, at, OBJ, items[0], tuple(items[1:]))
+    return pos
+
+
+def _op_newobj_ex(w, data, pos, at):
+    stack = w.stack
+    if len(stack) < 3:
+        raise _underflow(at, NEWOBJ_EX)
+    kwargs = stack.pop()
+    args = stack.pop()
+    cls = stack.pop()
+    _add_call(w, at, NEWOBJ_EX, cls, args, kwargs)
+    return pos
+
+
+# Machine control, persistent ids and buffers.
+
+def _op_proto(w, data, pos, at):
+    _need(w, pos, 1, PROTO)
+    proto = data[pos]
+    if proto > HIGHEST_PROTOCOL:
+        raise _Fail(at, "PROTO", f"unsupported pickle protocol {proto}")
+    if at != 0:
+        w.trace.oddities.append((at, "PROTO", "PROTO after the first opcode (picklers write it first)"))
+    w.proto = w.trace.proto = proto
+    return pos + 1
+
+
+def _op_stop(w, data, pos, at):
+    if not w.stack:
+        raise _underflow(at, STOP)
+    if len(w.stack) != 1 or w.metastack:
+        # The unpickler returns the top value and ignores the rest; picklers never do this.
+        w.trace.oddities.append((
+            at, "STOP",
+            f"STOP leaves {len(w.stack) - 1} extra values and {len(w.metastack)} open MARKs behind "
+            "(ignored by the unpickler, never written by a pickler)",
+        ))
+    w.trace.stop = at
+    w.trace.end = pos
+    return _STOPPED
+
+
+def _op_frame(w, data, pos, at):
+    if w.frame_end != _NO_FRAME:
+        raise _Fail(at, "FRAME", "FRAME inside a frame (picklers never write that)")
+    _need(w, pos, 8, FRAME)
+    k = _u64(data, pos)[0]
+    pos += 8
+    if pos + k > w.n:
+        raise _Fail(at, "FRAME", f"frame of {k} bytes runs past the end of the stream")
+    w.frame_end = pos + k
+    return pos
+
+
+def _op_persid(w, data, pos, at):
+    _, pos = _line(data, pos, w.n, PERSID)
+    w.trace.refused.append((at, "PERSID", "persistent id: the loader would call persistent_load"))
+    w.stack.append(PERSISTENT)
+    return pos
+
+
+def _op_binpersid(w, data, pos, at):
+    if not w.stack:
+        raise _underflow(at, BINPERSID)
+    w.stack.pop()
+    w.trace.refused.append((at, "BINPERSID", "persistent id: the loader would call persistent_load"))
+    w.stack.append(PERSISTENT)
+    return pos
+
+
+def _op_next_buffer(w, data, pos, at):
+    w.trace.oddities.append((at, "NEXT_BUFFER", "out-of-band buffer: loads needs buffers=..."))
+    w.stack.append(BUFFER)
+    return pos
+
+
+def _op_readonly_buffer(w, data, pos, at):
+    if not w.stack:
+        raise _underflow(at, READONLY_BUFFER)
+    return pos
+
+
+def _not_an_opcode(w, data, pos, at):
+    raise _Fail(at, opname(data[at]), f"byte 0x{data[at]:02x} is not a pickle opcode")
+
+
+def _handler_table() -> list:
+    """256 handlers by opcode byte, one for each opcode in pickletools' table; an import fails on a gap."""
+    by_name = {
+        "INT": _op_int, "BININT": _op_binint, "BININT1": _op_binint1, "BININT2": _op_binint2,
+        "LONG": _op_long, "LONG1": _op_long_n, "LONG4": _op_long_n,
+        "STRING": _op_string, "BINSTRING": _op_binstring, "SHORT_BINSTRING": _op_binstring,
+        "BINBYTES": _op_binbytes, "SHORT_BINBYTES": _op_short_binbytes, "BINBYTES8": _op_binbytes,
+        "BYTEARRAY8": _op_binbytes, "NEXT_BUFFER": _op_next_buffer, "READONLY_BUFFER": _op_readonly_buffer,
+        "NONE": _op_none, "NEWTRUE": _op_newtrue, "NEWFALSE": _op_newfalse,
+        "UNICODE": _op_unicode, "SHORT_BINUNICODE": _op_short_binunicode, "BINUNICODE": _op_binunicode,
+        "BINUNICODE8": _op_binunicode, "FLOAT": _op_float, "BINFLOAT": _op_binfloat,
+        "EMPTY_LIST": _op_empty_list, "APPEND": _op_append, "APPENDS": _op_appends, "LIST": _op_list,
+        "EMPTY_TUPLE": _op_empty_tuple, "TUPLE": _op_tuple, "TUPLE1": _op_tuple1, "TUPLE2": _op_tuple_n,
+        "TUPLE3": _op_tuple_n, "EMPTY_DICT": _op_empty_dict, "DICT": _op_dict, "SETITEM": _op_append,
+        "SETITEMS": _op_appends, "EMPTY_SET": _op_empty_set, "ADDITEMS": _op_appends,
+        "FROZENSET": _op_frozenset, "POP": _op_pop, "DUP": _op_dup, "MARK": _op_mark, "POP_MARK": _op_pop_mark,
+        "GET": _op_get, "BINGET": _op_binget, "LONG_BINGET": _op_long_binget, "PUT": _op_put,
+        "BINPUT": _op_binput, "LONG_BINPUT": _op_long_binput, "MEMOIZE": _op_memoize,
+        "EXT1": _op_ext, "EXT2": _op_ext, "EXT4": _op_ext, "GLOBAL": _op_global, "STACK_GLOBAL": _op_stack_global,
+        "REDUCE": _op_reduce, "BUILD": _op_build, "INST": _op_global, "OBJ": _op_obj, "NEWOBJ": _op_reduce,
+        "NEWOBJ_EX": _op_newobj_ex, "PROTO": _op_proto, "STOP": _op_stop, "FRAME": _op_frame,
+        "PERSID": _op_persid, "BINPERSID": _op_binpersid,
+    }
+    missing = set(TABLE.values()) ^ set(by_name)
+    if missing:  # pragma: no cover - a new pickletools opcode (or a typo here)
+        raise ImportError(f"the scanner has no handler for (or an unknown) opcode: {sorted(missing)}")
+    table = [_not_an_opcode] * 256
+    for code, name in TABLE.items():
+        table[code] = by_name[name]
+    return table
+
+
+_HANDLERS = _handler_table()
 
 
 def _py2_str(value: bytes, at: int, op: int):

@@ -1,10 +1,17 @@
-"""Pickle opcode bytes by their pickletools names, and :func:`opname` for messages."""
+"""Pickle opcode bytes by their pickletools names, checked against :mod:`pickletools` at import, and
+:func:`opname` for messages.
+
+The constants are written out so that readers (and type checkers) see them; :data:`TABLE` and the
+names come from ``pickletools.opcodes``, and an import fails if the two ever disagree.
+"""
 
 from __future__ import annotations
 
-__all__ = ["HIGHEST_PROTOCOL", "opname"]
+import pickletools
 
-# Opcode bytes, by pickletools name.
+__all__ = ["HIGHEST_PROTOCOL", "TABLE", "opname"]
+
+# Opcode bytes, by pickletools name (DICT, LIST and FROZENSET get an _OP suffix: they are builtins).
 MARK, STOP, POP, POP_MARK, DUP = 0x28, 0x2E, 0x30, 0x31, 0x32
 FLOAT, INT, BININT, BININT1, LONG, BININT2, NONE = 0x46, 0x49, 0x4A, 0x4B, 0x4C, 0x4D, 0x4E
 PERSID, BINPERSID, REDUCE, STRING, BINSTRING, SHORT_BINSTRING = 0x50, 0x51, 0x52, 0x53, 0x54, 0x55
@@ -19,12 +26,18 @@ SHORT_BINUNICODE, BINUNICODE8, BINBYTES8, EMPTY_SET = 0x8C, 0x8D, 0x8E, 0x8F
 ADDITEMS, FROZENSET_OP, NEWOBJ_EX, STACK_GLOBAL, MEMOIZE, FRAME = 0x90, 0x91, 0x92, 0x93, 0x94, 0x95
 BYTEARRAY8, NEXT_BUFFER, READONLY_BUFFER = 0x96, 0x97, 0x98
 
-_NAMES = {value: name for name, value in dict(globals()).items() if isinstance(value, int) and name.isupper()}
-_NAMES.update({DICT_OP: "DICT", LIST_OP: "LIST", FROZENSET_OP: "FROZENSET"})
+TABLE: dict[int, str] = {ord(op.code): op.name for op in pickletools.opcodes}
+"""Every opcode byte the running Python's pickletools knows, with its name."""
+
+_WRITTEN = {name.removesuffix("_OP"): value for name, value in dict(globals()).items()
+            if isinstance(value, int) and name.isupper() and name != "HIGHEST_PROTOCOL"}
+if _WRITTEN != {name: code for code, name in TABLE.items()}:  # pragma: no cover - a new pickletools
+    raise ImportError(f"anypickle's opcode constants disagree with pickletools: "
+                      f"{sorted(set(_WRITTEN.items()) ^ {(n, c) for c, n in TABLE.items()})}")
 
 HIGHEST_PROTOCOL = 5
 
 
 def opname(code: int) -> str:
     """The pickletools name of an opcode byte (``"0x99"`` for bytes that are no opcode)."""
-    return _NAMES.get(code, f"0x{code:02x}")
+    return TABLE.get(code) or f"0x{code:02x}"
