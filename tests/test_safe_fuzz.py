@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import anypickle
 from anypickle.safe import safe_loads
-from anypickle.safe._scanner import scan
+from anypickle import scan
 
 SAMPLES = [
     {"a": [1, 2.5, "x", b"y", None, True], "t": (1, (2,)), "s": {1, 2}, "f": frozenset({3})},

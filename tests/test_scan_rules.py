@@ -12,7 +12,7 @@ import pytest
 
 from anypickle import DecodeError, UnsafePickleError
 from anypickle.safe import safe_loads
-from anypickle.safe._scanner import scan
+from anypickle import scan
 from malicious import BINGET, BINPUT, BUILD, C, EMPTY_DICT, EMPTY_TUPLE, MARK, NONE, POP, PROTO2, PROTO4, REDUCE, SG, STOP, TUPLE2, U, call
 
 

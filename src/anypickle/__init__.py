@@ -27,6 +27,8 @@ from .errors import (
 from .shipping.wrap import Wrapped, wrap
 
 if TYPE_CHECKING:  # imported on first use at run time, by __getattr__ below
+    from .safe import safe_loads
+    from .safe._scanner import ScanFinding, ScanReport, Severity, scan
     from .shipping.executor import ProcessPoolExecutor
 
 __all__ = [
@@ -41,6 +43,9 @@ __all__ = [
     "Limits",
     "Need",
     "ProcessPoolExecutor",
+    "ScanFinding",
+    "ScanReport",
+    "Severity",
     "SignatureError",
     "UnsafePickleError",
     "UsageError",
@@ -52,15 +57,31 @@ __all__ = [
     "explain",
     "load",
     "loads",
+    "safe_loads",
+    "scan",
     "wrap",
 ]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it: dynamic)
+
+# Imported on first use: the executor imports multiprocessing and concurrent.futures, the scanner
+# and safe loading their allowlists; ``import anypickle`` stays as cheap as the facade.
+_LAZY = {
+    "ProcessPoolExecutor": ("shipping.executor", "ProcessPoolExecutor"),
+    "safe_loads": ("safe", "safe_loads"),
+    "scan": ("safe._scanner", "scan"),
+    "ScanFinding": ("safe._scanner", "ScanFinding"),
+    "ScanReport": ("safe._scanner", "ScanReport"),
+    "Severity": ("safe._scanner", "Severity"),
+}
 
 
 def __getattr__(name: str) -> object:
-    # The executor imports multiprocessing and concurrent.futures: only on first use.
-    if name == "ProcessPoolExecutor":
-        from .shipping.executor import ProcessPoolExecutor
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'anypickle' has no attribute {name!r}") from None
+    import importlib
 
-        return ProcessPoolExecutor
-    raise AttributeError(f"module 'anypickle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value

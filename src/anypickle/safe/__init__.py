@@ -110,11 +110,11 @@ def _extension_registry_in_use() -> bool:
 def _refusal(data: bytes, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> tuple[UnsafePickleError | None, bool]:
     """The static pass's verdict as an error naming the first unsafe global or opcode, or None; and
     whether the stream names numpy (it then loads through the numpy guard)."""
-    from ._scanner import scan_bytes  # the scanner imports this package's allowlist, not this module
+    from ._scanner import Severity, scan_bytes  # the scanner imports this package's allowlist, not this module
 
     names, findings = scan_bytes(data, allow, limits=limits)
     for finding in findings:
-        if finding.severity == "unsafe":
+        if finding.severity is Severity.UNSAFE:
             what = finding.global_name or finding.opcode
             return UnsafePickleError(
                 f"refused {what} at byte {finding.position}: {finding.message}",

@@ -18,10 +18,10 @@ from ..._envelope import parse as parse_envelope
 from ...errors import AnyPickleError, DecodeError, UsageError
 from ._container import iter_pickle_members, is_zip
 from ._machine import simulate
-from ._report import Finding, ScanReport
+from ._report import ScanFinding, ScanReport, Severity
 from ._rules import run_passes
 
-__all__ = ["Finding", "ScanReport", "scan", "scan_bytes"]
+__all__ = ["ScanFinding", "ScanReport", "Severity", "scan", "scan_bytes"]
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
@@ -29,7 +29,7 @@ Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 def scan_bytes(
     data: bytes, allow: Allowlist, *, member: str | None = None, offset: int = 0,
     limits: Limits = DEFAULT_LIMITS,
-) -> tuple[list[tuple[str, str]], list[Finding]]:
+) -> tuple[list[tuple[str, str]], list[ScanFinding]]:
     """Globals ``(raw, mapped)`` and findings for one pickle stream (no container handling).
 
     ``offset`` is added to every position (the stream's place inside an envelope).
@@ -43,7 +43,7 @@ def scan_bytes(
     findings = run_passes(trace, allow, limits)
     if member is not None or offset:
         findings = [
-            Finding(f.severity, f.opcode, f.position + offset, f.message, f.global_name, member, f.limit)
+            ScanFinding(f.severity, f.opcode, f.position + offset, f.message, f.global_name, member, f.limit)
             for f in findings
         ]
     return names, findings
@@ -92,7 +92,7 @@ def _scan(data_or_path: Source, allow: Iterable[AllowEntry]) -> ScanReport:
         found_any = False
         for member, content, problem, unsafe in iter_pickle_members(data):
             if problem is not None:
-                report.findings.append(Finding("unsafe" if unsafe else "warning", "ZIP", 0, problem, member=member))
+                report.findings.append(ScanFinding(Severity.UNSAFE if unsafe else Severity.WARNING, "ZIP", 0, problem, member=member))
                 continue
             found_any = True
             report.members.append(member)
@@ -100,26 +100,26 @@ def _scan(data_or_path: Source, allow: Iterable[AllowEntry]) -> ScanReport:
             report.globals.extend(names)
             report.findings.extend(findings)
         if not found_any and not report.findings:
-            report.findings.append(Finding("info", "ZIP", 0, "zip archive holds no pickle member"))
+            report.findings.append(ScanFinding(Severity.INFO, "ZIP", 0, "zip archive holds no pickle member"))
         return report
     offset = 0
     if is_envelope(data):
         try:
             header = parse_envelope(memoryview(data))
         except DecodeError as exc:
-            report.findings.append(Finding("unsafe", "ENVELOPE", 0, f"malformed anypickle envelope: {exc}"))
+            report.findings.append(ScanFinding(Severity.UNSAFE, "ENVELOPE", 0, f"malformed anypickle envelope: {exc}"))
             return report
         if header.carries_code:
-            report.findings.append(Finding(
-                "unsafe", "ENVELOPE", 0,
+            report.findings.append(ScanFinding(
+                Severity.UNSAFE, "ENVELOPE", 0,
                 f"anypickle envelope from backend {header.backend.label} carries code by design "
                 "(bytecode or source): loading it runs that code",
             ))
             if header.backend is Backend.MARSHAL:
                 return report  # a marshal payload is no pickle stream: nothing more to walk
         if header.tag is not None:
-            report.findings.append(Finding(
-                "info", "ENVELOPE", 0,
+            report.findings.append(ScanFinding(
+                Severity.INFO, "ENVELOPE", 0,
                 f"signed (key id {header.key_id!r}); scan does not check signatures: loads(key=...) does",
             ))
         offset = header.payload_offset

@@ -1,17 +1,47 @@
-"""What a scan found: :class:`Finding` and :class:`ScanReport`."""
+"""What a scan found: :class:`Severity`, :class:`ScanFinding` and :class:`ScanReport`."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Literal
 
-__all__ = ["Finding", "ScanReport", "Severity"]
+__all__ = ["ScanFinding", "ScanReport", "Severity"]
 
-Severity = Literal["info", "warning", "unsafe"]
+
+class Severity(str, enum.Enum):
+    """How bad a finding is, ordered: ``INFO < WARNING < UNSAFE``. Equal to its string value
+    (``Severity.UNSAFE == "unsafe"``), which is also what JSON output holds."""
+
+    INFO = "info"
+    WARNING = "warning"
+    UNSAFE = "unsafe"
+
+    @property
+    def rank(self) -> int:
+        """0, 1, 2 for info, warning, unsafe."""
+        return _RANKS[self.value]
+
+    def __lt__(self, other: object) -> bool:
+        return self.rank < other.rank if isinstance(other, Severity) else NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= other.rank if isinstance(other, Severity) else NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > other.rank if isinstance(other, Severity) else NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= other.rank if isinstance(other, Severity) else NotImplemented
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RANKS = {"info": 0, "warning": 1, "unsafe": 2}
 
 
 @dataclass(frozen=True)
-class Finding:
+class ScanFinding:
     """One observation: its severity, the opcode and byte position it is about, and a message.
 
     ``member`` names the zip member for container files; ``global_name`` the global concerned;
@@ -26,10 +56,14 @@ class Finding:
     member: str | None = None
     limit: str | None = None
 
+    def __post_init__(self) -> None:
+        if type(self.severity) is not Severity:  # a plain string: "info", "warning" or "unsafe"
+            object.__setattr__(self, "severity", Severity(self.severity))
+
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
         return {
-            "severity": self.severity,
+            "severity": self.severity.value,
             "opcode": self.opcode,
             "position": self.position,
             "message": self.message,
@@ -54,18 +88,18 @@ class ScanReport:
 
     source: str
     globals: list[tuple[str, str]] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[ScanFinding] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
 
     @property
     def safe(self) -> bool:
         """True when no finding is ``"unsafe"``."""
-        return not any(f.severity == "unsafe" for f in self.findings)
+        return not any(f.severity is Severity.UNSAFE for f in self.findings)
 
     @property
-    def unsafe_findings(self) -> list[Finding]:
+    def unsafe_findings(self) -> list[ScanFinding]:
         """Only the findings that make the stream unsafe."""
-        return [f for f in self.findings if f.severity == "unsafe"]
+        return [f for f in self.findings if f.severity is Severity.UNSAFE]
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""

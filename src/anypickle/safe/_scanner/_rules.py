@@ -1,4 +1,4 @@
-"""The rule passes: each reads a :class:`Trace` and yields :class:`Finding` objects.
+"""The rule passes: each reads a :class:`Trace` and yields :class:`ScanFinding` objects.
 
 A pass decides one question (is every global allowed? is every callable a named, callable global
 with sane arguments? ...). ``PASSES`` lists them in the order reports show them.
@@ -12,11 +12,11 @@ from typing import Callable, Iterator
 from .._allowlist import CALL, NOBUILD, Allowlist, format_global
 from .._limits import DEFAULT_LIMITS, Limits
 from ._machine import LONG_BYTES, LONG_STR, BigInt, Box, Glob, Kind, Made, Trace
-from ._report import Finding
+from ._report import ScanFinding, Severity
 
 __all__ = ["PASSES", "run_passes"]
 
-Pass = Callable[[Trace, Allowlist, Limits], Iterator[Finding]]
+Pass = Callable[[Trace, Allowlist, Limits], Iterator[ScanFinding]]
 
 
 def _name(glob: Glob) -> str:
@@ -36,35 +36,35 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def check_structure(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[Finding]:
+def check_structure(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[ScanFinding]:
     """Malformed streams and bytes after STOP: the real unpickler would fail, or another parser could
     read the tail differently (a polyglot), so both are unsafe."""
     if trace.broken is not None:
         b = trace.broken
-        yield Finding("unsafe", b.op, b.pos, f"malformed stream: {b.message}")
+        yield ScanFinding(Severity.UNSAFE, b.op, b.pos, f"malformed stream: {b.message}")
     if trace.stop is not None and trace.end < trace.length:
-        yield Finding(
-            "unsafe", "STOP", trace.stop,
+        yield ScanFinding(
+            Severity.UNSAFE, "STOP", trace.stop,
             f"{trace.length - trace.end} bytes after the first STOP (pickle ignores them; another parser may not)",
         )
     for pos, op, why in trace.oddities:
-        yield Finding("warning" if op in ("NEXT_BUFFER", "STOP") else "unsafe", op, pos, why)
+        yield ScanFinding(Severity.WARNING if op in ("NEXT_BUFFER", "STOP") else Severity.UNSAFE, op, pos, why)
     for pos, op, idx in trace.memo_overwrites:
-        yield Finding("unsafe", op, pos, f"memo index {idx} overwritten (memo confusion: picklers never reuse an index)")
+        yield ScanFinding(Severity.UNSAFE, op, pos, f"memo index {idx} overwritten (memo confusion: picklers never reuse an index)")
 
 
-def check_refused_opcodes(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[Finding]:
+def check_refused_opcodes(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[ScanFinding]:
     """EXT1/EXT2/EXT4 and PERSID/BINPERSID hand control to registries and hooks outside the stream."""
     for pos, op, why in trace.refused:
-        yield Finding("unsafe", op, pos, why)
+        yield ScanFinding(Severity.UNSAFE, op, pos, why)
 
 
-def check_globals(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[Finding]:
+def check_globals(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[ScanFinding]:
     """Every global must be named by literal strings and be exactly in the allowlist."""
     for glob in trace.globals:
         if glob.pair is None:
-            yield Finding(
-                "unsafe", glob.op, glob.pos,
+            yield ScanFinding(
+                Severity.UNSAFE, glob.op, glob.pos,
                 f"{glob.op} operands are not literal strings ({_describe(glob.raw[0])}, "
                 f"{_describe(glob.raw[1])}): the global is computed at load time",
             )
@@ -72,7 +72,7 @@ def check_globals(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMIT
             name = _name(glob)
             raw = format_global(*glob.raw)  # type: ignore[arg-type]
             also = f" (written as {raw})" if raw != name else ""
-            yield Finding("unsafe", glob.op, glob.pos, f"global {name}{also} is not in the allowlist", name)
+            yield ScanFinding(Severity.UNSAFE, glob.op, glob.pos, f"global {name}{also} is not in the allowlist", name)
 
 
 _FRACTION_TEXT = re.compile(r"[+-]?([0-9]+)(?:/([0-9]+))?", re.ASCII)
@@ -230,7 +230,7 @@ def _effective_class(made: Made) -> object:
     return calls[0][0] if calls else made.callee
 
 
-def check_calls(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[Finding]:
+def check_calls(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[ScanFinding]:
     """Every REDUCE/NEWOBJ/NEWOBJ_EX/OBJ/INST calls a named global allowed to be called, with a
     tuple of arguments that global accepts; a copyreg helper is judged as the call of the class it
     constructs. Verdicts are cached per (callable, arguments) object, so a stream that reuses one
@@ -246,8 +246,8 @@ def check_calls(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS)
     for made in trace.calls:
         callee = made.callee
         if type(callee) is not Glob:
-            yield Finding(
-                "unsafe", made.op, made.pos,
+            yield ScanFinding(
+                Severity.UNSAFE, made.op, made.pos,
                 f"{made.op} calls {_describe(callee)}, not a named global (callable computed at load time)",
             )
             continue
@@ -261,7 +261,7 @@ def check_calls(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS)
             verdict = verdicts[key] = _call_verdict(made, allow, limits, ranges)
         if verdict is not None:
             message, name, limit = verdict
-            yield Finding("unsafe", made.op, made.pos, message, name, limit=limit)
+            yield ScanFinding(Severity.UNSAFE, made.op, made.pos, message, name, limit=limit)
 
 
 def _call_verdict(made: Made, allow: Allowlist, limits: Limits, ranges: set) -> tuple[str, str | None, str | None] | None:
@@ -305,7 +305,7 @@ def _shape_items(shape: object) -> int | None:
     return total
 
 
-def check_builds(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[Finding]:
+def check_builds(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[ScanFinding]:
     """BUILD sets state on a freshly made object only: on a global it would set attributes on a
     shared class or function (``setattr(fractions.Fraction, ...)``); on what a NOBUILD class
     returns, directly or through a copyreg helper, it would change a shared object (an enum member,
@@ -317,20 +317,20 @@ def check_builds(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS
             cls = _effective_class(target)
             if type(cls) is Glob and cls.pair is not None and allow.role(*cls.pair) & NOBUILD:
                 made_by = _name(cls)
-                yield Finding("unsafe", "BUILD", pos, f"BUILD on what {made_by} returns (a shared object)", made_by)
+                yield ScanFinding(Severity.UNSAFE, "BUILD", pos, f"BUILD on what {made_by} returns (a shared object)", made_by)
                 continue
             if type(cls) is Glob and cls.pair is not None and (cls.pair == _NUMPY_DTYPE or _is_numpy(cls, "_reconstruct")):
                 what = _name(cls)
                 if id(target) in built:
-                    yield Finding("unsafe", "BUILD", pos, f"second BUILD on what {what} returns (numpy writes one)", what)
+                    yield ScanFinding(Severity.UNSAFE, "BUILD", pos, f"second BUILD on what {what} returns (numpy writes one)", what)
                     continue
                 built.add(id(target))
                 problem = _numpy_state_problem(cls.pair == _NUMPY_DTYPE, state, limits)
                 if problem:
-                    yield Finding("unsafe", "BUILD", pos, problem[0], what, limit=problem[1])
+                    yield ScanFinding(Severity.UNSAFE, "BUILD", pos, problem[0], what, limit=problem[1])
             continue
         name = _name(target) if isinstance(target, Glob) else None
-        yield Finding("unsafe", "BUILD", pos, f"BUILD on {_describe(target)}: only objects the stream creates may get state", name)
+        yield ScanFinding(Severity.UNSAFE, "BUILD", pos, f"BUILD on {_describe(target)}: only objects the stream creates may get state", name)
 
 
 def _numpy_state_problem(is_dtype: bool, state: object, limits: Limits) -> tuple[str, str | None] | None:
@@ -358,7 +358,7 @@ def _numpy_state_problem(is_dtype: bool, state: object, limits: Limits) -> tuple
     return None
 
 
-def check_mutations(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[Finding]:
+def check_mutations(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> Iterator[ScanFinding]:
     """APPEND(S)/SETITEM(S)/ADDITEMS only fill lists, dicts, sets and objects the stream creates."""
     for pos, op, target in trace.mutations:
         if isinstance(target, Made):
@@ -366,7 +366,7 @@ def check_mutations(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIM
             if not (isinstance(cls, Glob) and cls.pair is not None and allow.role(*cls.pair) & NOBUILD):
                 continue
         name = _name(target) if isinstance(target, Glob) else None
-        yield Finding("unsafe", op, pos, f"{op} into {_describe(target)}", name)
+        yield ScanFinding(Severity.UNSAFE, op, pos, f"{op} into {_describe(target)}", name)
 
 
 PASSES: tuple[Pass, ...] = (
@@ -379,7 +379,7 @@ PASSES: tuple[Pass, ...] = (
 )
 
 
-def run_passes(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
+def run_passes(trace: Trace, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> list[ScanFinding]:
     """All findings of all passes, sorted by byte position."""
     findings = [finding for rule in PASSES for finding in rule(trace, allow, limits)]
     findings.sort(key=lambda f: f.position)
