@@ -6,7 +6,6 @@ import functools
 import io
 import os
 import pickle
-import re
 import types
 from typing import (
     IO, TYPE_CHECKING, Any, Callable, Iterable, List, Literal, Mapping, NoReturn, Sequence, Tuple, Union, overload,
@@ -19,7 +18,7 @@ from .backends import _lines
 from ._frames import BufferCollector
 from .backends._id import Backend, parse_backend
 from .analysis._modules import ModuleNames, ModulePolicy
-from .analysis._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, unshippable_advice
+from .analysis._needs import UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, locate_named_type, unshippable_advice
 from .backends import get as get_backend
 from .safe._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
@@ -404,7 +403,6 @@ def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) 
 
 
 _NO_CULPRIT: Any = object()
-_CANNOT_PICKLE = re.compile(r"(?:cannot pickle|can't pickle) '?([\w.]+)'?")
 
 
 def _encode_error(
@@ -456,18 +454,14 @@ def _locate_culprit(
         located = (unshippable[0].path, unshippable[0].type_name)
     else:
         for _, exc in attempts:
-            m = _CANNOT_PICKLE.search(str(exc))
-            if m:
-                type_name = m.group(1).rpartition(".")[2]
-                # mypy cannot type a lambda with a default argument (python/mypy#15459).
-                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)  # type: ignore[misc]
-                if hit is not None:
-                    located = (hit[0], type(hit[1]).__qualname__)
-                    break
+            hit = locate_named_type(obj, str(exc), policy)
+            if hit is not None:
+                located = (hit[0], type(hit[1]).__qualname__)
+                break
     if unshippable:
         hint = unshippable[0].advice
     elif located is not None:
-        for t, advice in _UNSHIPPABLE_TYPES.items():
+        for t, advice in UNSHIPPABLE_TYPES.items():
             if t.__qualname__ == located[1] or t.__name__ == located[1]:
                 hint = advice
     return located, hint
@@ -542,11 +536,11 @@ def loads(
     if header.source is not None:
         _lines.register(header.source)
     try:
-        if header.flags & env.BUFFERS:
-            return _frames.load(header.backend, payload, buffers)  # type: ignore[arg-type]
-        if header.flags & env.CONTEXT:
-            return _context.load(header.backend, payload, context)
-        return get_backend(header.backend).loads(payload)
+        given = None
+        if header.flags & env.BUFFERS:  # the buffers must match the payload's size table
+            given, payload = _frames.check_buffers(payload, buffers)  # type: ignore[arg-type]
+        resolve = _context.resolver(context) if header.flags & env.CONTEXT else None
+        return get_backend(header.backend).loads(payload, buffers=given, persistent_load=resolve)
     except AnyPickleError:
         raise
     except Exception as exc:

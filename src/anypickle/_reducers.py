@@ -194,9 +194,9 @@ def reduce_lru_cache(func: Any) -> tuple:
 
 def reduce_lock(lock: Any) -> tuple:
     """A ``_thread.lock`` in the same state, or a released ``_thread.RLock``."""
-    from .analysis._needs import _LOCK_TYPES
+    from .analysis._needs import LOCK_TYPES
 
-    if type(lock) is _LOCK_TYPES[0]:
+    if type(lock) is LOCK_TYPES[0]:
         return make_lock, (lock.locked(),)
     return make_rlock, ()
 

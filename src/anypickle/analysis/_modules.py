@@ -15,12 +15,13 @@ import types
 from functools import lru_cache
 from typing import Iterable, Union
 
-__all__ = ["ModuleNames", "ModulePolicy", "is_installed_module"]
+__all__ = ["MAIN_NAMES", "ModuleNames", "ModulePolicy", "is_installed_module", "lookup"]
 
 # Modules named to by_value= / by_reference=: by name, or the module object itself.
 ModuleNames = Iterable[Union[str, types.ModuleType]]
 
-_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
+"""The names a script's own module has: no receiver can import definitions from it by name."""
 # The receiver needs these to read an envelope at all, so they always go by reference, even when
 # anypickle itself runs from a source checkout rather than an installed distribution.
 _ALWAYS_INSTALLED = frozenset({"anypickle", "cloudpickle", "dill"})
@@ -62,7 +63,7 @@ def is_installed_module(name: str) -> bool:
     >>> is_installed_module("json"), is_installed_module("__main__")
     (True, False)
     """
-    if name in _MAIN_NAMES:
+    if name in MAIN_NAMES:
         return False
     top = name.partition(".")[0]
     if top in _ALWAYS_INSTALLED or top in sys.stdlib_module_names or top in sys.builtin_module_names:
@@ -157,3 +158,18 @@ def _parents(name: str) -> Iterable[str]:
         if "." not in name:
             return
         name = name.rpartition(".")[0]
+
+
+def lookup(module_name: str, qualname: str) -> object:
+    """The object a receiver would find at ``module_name.qualname`` among the modules imported here.
+
+    Raises KeyError (a LookupError) when the module is not imported, AttributeError when a part of
+    the qualified name is missing. Imports nothing.
+    """
+    module = sys.modules.get(module_name)
+    if module is None:
+        raise KeyError(module_name)
+    obj: object = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj

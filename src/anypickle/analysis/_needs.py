@@ -20,6 +20,7 @@ import enum
 import functools
 import io
 import pickle
+import re
 import sys
 import types
 import typing
@@ -28,9 +29,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from .. import _reducers
-from ._modules import ModulePolicy
+from ._modules import MAIN_NAMES, ModulePolicy, lookup
 
-__all__ = ["Finding", "Need", "NeedFound", "ProbePickler", "classify", "find_needs", "locate"]
+__all__ = [
+    "FILE_TYPES", "LOCK_TYPES", "UNSHIPPABLE_TYPES", "Finding", "Need", "NeedFound", "ProbePickler", "classify",
+    "code_globals", "definition_need", "find_needs", "locate", "locate_named_type", "method_need",
+    "patched_attributes",
+]
 
 
 class Need(enum.Enum):
@@ -64,27 +69,27 @@ class Need(enum.Enum):
 # Needs that pickle by reference can never satisfy but a by-value pickler can.
 BY_VALUE_NEEDS = frozenset(Need) - {Need.UNSHIPPABLE}
 
-_UNSHIPPABLE_TYPES: dict[type, str] = {
+UNSHIPPABLE_TYPES: dict[type, str] = {
     types.GeneratorType: "materialize it (list(gen)) or ship the generator function and its arguments",
     types.CoroutineType: "ship the coroutine function and its arguments, and await it on the receiver",
     types.AsyncGeneratorType: "ship the async generator function and its arguments",
     types.FrameType: "frames are live execution state; ship the data you need from them",
     types.TracebackType: "format it (traceback.format_tb) and ship the text",
 }
-_LOCK_TYPES = (type(__import__("_thread").allocate_lock()), type(__import__("_thread").RLock()))
+LOCK_TYPES = (type(__import__("_thread").allocate_lock()), type(__import__("_thread").RLock()))
 # Open files: a by-value pickler reopens them by name on the receiver (dill), in their mode; for a
 # mode that writes, that truncates the very file ("w") or writes where the sender also writes.
-_FILE_TYPES = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedReader, io.FileIO)
+FILE_TYPES = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedReader, io.FileIO)
 _FILE_ADVICE = ("ship the file's path (and what was written so far, if needed) and reopen it on the receiver, "
                 "in append mode to keep its content")
 
 
 def _unshippable(obj: object, t: type) -> tuple[str, str] | None:
     """(reason, advice) when nothing can ship ``obj`` faithfully, else None."""
-    advice = _UNSHIPPABLE_TYPES.get(t)
+    advice = UNSHIPPABLE_TYPES.get(t)
     if advice is not None:
         return f"a {t.__name__} object is live execution state: {advice}", advice
-    if t in _FILE_TYPES:
+    if t in FILE_TYPES:
         mode = getattr(obj, "mode", "")
         if isinstance(mode, str) and any(c in mode for c in "wax+") and obj not in (
                 sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
@@ -107,7 +112,6 @@ def unshippable_advice(obj: object) -> str | None:
         return exc.advice
     return None
 
-_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class statement or type()
 
 # Instance types already proven to need nothing, under the default module policy. Only the type is
@@ -151,27 +155,18 @@ class NeedFound(Exception):
         self.reason = reason
 
 
-def _lookup(module_name: str, qualname: str) -> object:
-    module = sys.modules.get(module_name)
-    if module is None:
-        raise LookupError(module_name)
-    obj: Any = module
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
-
-def _definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
+def definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
     """Classify a function or class: may it go by reference (None), or why must it go by value?"""
     if isinstance(obj, type) and not obj.__flags__ & _HEAPTYPE:
         return None  # a C type (code, cell, mappingproxy...): only by reference, never by value
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
     kind = "class" if isinstance(obj, type) else "function"
-    if module in _MAIN_NAMES:
+    if module in MAIN_NAMES:
         return Need.MAIN, f"{kind} {qualname!r} is defined in __main__, which the receiver does not have"
     try:
-        found = _lookup(module, qualname)  # type: ignore[arg-type]
+        found = lookup(module, qualname)  # type: ignore[arg-type]
     except (LookupError, AttributeError):
         found = None
     if found is not obj:
@@ -186,7 +181,7 @@ def _definition_need(obj: Any, policy: ModulePolicy) -> tuple[Need, str] | None:
     return None
 
 
-def _patched_attributes(cls: type, policy: ModulePolicy) -> list[str]:
+def patched_attributes(cls: type, policy: ModulePolicy) -> list[str]:
     """Names of class attributes that are functions the receiver's copy of the class lacks."""
     patched = []
     for name, value in list(vars(cls).items()):
@@ -198,7 +193,7 @@ def _patched_attributes(cls: type, policy: ModulePolicy) -> list[str]:
     return patched
 
 
-def _method_need(method: types.MethodType) -> tuple[Need, str] | None:
+def method_need(method: types.MethodType) -> tuple[Need, str] | None:
     owner = method.__self__
     func = method.__func__
     name = getattr(func, "__name__", None)
@@ -229,23 +224,23 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
     """The first need of ``obj`` itself (not of what it contains), or None when pickle can ship it."""
     t = type(obj)
     if t is types.FunctionType:
-        return _definition_need(obj, policy)
+        return definition_need(obj, policy)
     if t in _reducers._PROXY_TYPES:  # before any isinstance(), which a dead proxy answers with ReferenceError
         return None  # _reducers.reduce_gap ships it (or refuses a lone live one)
     if isinstance(obj, type):
-        found = _definition_need(obj, policy)
+        found = definition_need(obj, policy)
         if found is None:
-            patched = _patched_attributes(obj, policy)
+            patched = patched_attributes(obj, policy)
             if patched:
                 return Need.PATCHED_CLASS, (
                     f"class {obj.__qualname__!r} has attributes {patched} replaced by code the receiver lacks"
                 )
         return found
     if t is types.MethodType:
-        return _method_need(obj)  # type: ignore[arg-type]
+        return method_need(obj)  # type: ignore[arg-type]
     if t is _LRU_WRAPPER:
-        return _definition_need(obj, policy)
-    if t is types.ModuleType and obj.__name__ not in _MAIN_NAMES and policy.module_by_value(obj):  # type: ignore[attr-defined]
+        return definition_need(obj, policy)
+    if t is types.ModuleType and obj.__name__ not in MAIN_NAMES and policy.module_by_value(obj):  # type: ignore[attr-defined]
         return Need.LOCAL_MODULE, (
             f"module {obj.__name__!r} cannot be imported by its name on the receiver, so it travels by value")  # type: ignore[attr-defined]
     # A class is hashable, but mypy checks type[X] against lru_cache's Hashable with the unbound
@@ -255,16 +250,16 @@ def classify(obj: object, policy: ModulePolicy) -> tuple[Need, str] | None:
             f"{t.__qualname__}.__init__ takes other arguments than the exception's args, so "
             "pickle's cls(*args) would fail on the receiver; anypickle restores it without calling __init__")
     if t is typing.NewType and policy.goes_by_value(obj.__module__):
-        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
+        need = Need.MAIN if obj.__module__ in MAIN_NAMES else Need.LOCAL_MODULE
         return need, f"NewType {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
     if t is typing.TypeVar and policy.goes_by_value(obj.__module__):
-        need = Need.MAIN if obj.__module__ in _MAIN_NAMES else Need.LOCAL_MODULE
+        need = Need.MAIN if obj.__module__ in MAIN_NAMES else Need.LOCAL_MODULE
         return need, f"type variable {obj.__name__!r} is defined in {obj.__module__}, which the receiver lacks"  # type: ignore[attr-defined]
-    if t in _UNSHIPPABLE_TYPES or t in _FILE_TYPES:
+    if t in UNSHIPPABLE_TYPES or t in FILE_TYPES:
         refusal = _unshippable(obj, t)
         if refusal is not None:
             return Need.UNSHIPPABLE, refusal[0]
-    if t in _LOCK_TYPES:
+    if t in LOCK_TYPES:
         return Need.LOCK, f"{t.__name__} objects are refused by pickle; anypickle rebuilds them"
     return None
 
@@ -345,7 +340,7 @@ def has_gap(t: type) -> bool:
 def refuse_unshippable(obj: object) -> None:
     """Raise :class:`NeedFound` (:attr:`Need.UNSHIPPABLE`) for an object nothing can ship faithfully."""
     t = type(obj)
-    if t in _UNSHIPPABLE_TYPES or t in _FILE_TYPES:
+    if t in UNSHIPPABLE_TYPES or t in FILE_TYPES:
         found = _unshippable(obj, t)
         if found is not None:
             raise NeedFound(Need.UNSHIPPABLE, obj, found[0])
@@ -373,14 +368,14 @@ def _cacheable_instance_type(t: type, policy: ModulePolicy) -> bool:
     # Types whose verdict depends on the instance (a TypeVar's module, a cell the by-value pickler
     # must see) are never cached: one from an installed module must not wave through a __main__ one.
     if issubclass(t, type) or t in (types.FunctionType, types.MethodType, types.ModuleType, types.CellType,
-                                    typing.TypeVar, typing.NewType, _LRU_WRAPPER) or t in _FILE_TYPES or t in _reducers.GAP_TYPES:
+                                    typing.TypeVar, typing.NewType, _LRU_WRAPPER) or t in FILE_TYPES or t in _reducers.GAP_TYPES:
         return False
     if _reducers.is_array_subclass(t):
         return False
     # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
     if issubclass(t, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
         return False
-    return _definition_need(t, policy) is None
+    return definition_need(t, policy) is None
 
 
 # --- the slow walk, with paths -------------------------------------------------------------------
@@ -389,11 +384,11 @@ _ATOMIC = (type(None), bool, int, float, complex, str, bytes, bytearray, range, 
 _ATOMIC_TYPES = frozenset(_ATOMIC)
 
 
-def _code_globals(code: types.CodeType) -> Iterator[str]:
+def code_globals(code: types.CodeType) -> Iterator[str]:
     yield from code.co_names
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            yield from _code_globals(const)
+            yield from code_globals(const)
 
 
 def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[object, str]]:
@@ -428,7 +423,7 @@ def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[objec
                 yield v, f"{path}{{member {i}}}"
         return
     if t is types.FunctionType:
-        if _definition_need(obj, policy) is None:
+        if definition_need(obj, policy) is None:
             return  # travels by reference: its insides stay home
         for i, cell in enumerate(obj.__closure__ or ()):
             try:
@@ -440,7 +435,7 @@ def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[objec
         for k, v in (obj.__kwdefaults__ or {}).items():
             yield v, f"{path}.__kwdefaults__[{k!r}]"
         g = obj.__globals__
-        for name in dict.fromkeys(_code_globals(obj.__code__)):
+        for name in dict.fromkeys(code_globals(obj.__code__)):
             if name in g:
                 yield g[name], f"{path}.<global {name}>"
         yield from ((v, f"{path}.{k}") for k, v in vars(obj).items() if k != "__wrapped__")
@@ -459,8 +454,8 @@ def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[objec
             yield v, f"{path}.keywords[{k!r}]"
         return
     if isinstance(obj, type):
-        if _definition_need(obj, policy) is None:
-            for name in _patched_attributes(obj, policy):
+        if definition_need(obj, policy) is None:
+            for name in patched_attributes(obj, policy):
                 yield vars(obj)[name], f"{path}.{name}"
             return
         for base in obj.__bases__:
@@ -477,7 +472,7 @@ def _children(obj: Any, path: str, policy: ModulePolicy) -> Iterator[tuple[objec
             if getattr(obj, part) is not None:
                 yield getattr(obj, part), f"{path}.{part}"
         return
-    if isinstance(obj, types.ModuleType) or t in _UNSHIPPABLE_TYPES:
+    if isinstance(obj, types.ModuleType) or t in UNSHIPPABLE_TYPES:
         return
     yield t, f"{path}.__class__"
     d = getattr(obj, "__dict__", None)
@@ -556,6 +551,19 @@ def locate(obj: object, predicate: Callable[[object], bool], policy: ModulePolic
     return None
 
 
+_CANNOT_PICKLE = re.compile(r"(?:cannot pickle|can't pickle) '?([\w.]+)'?")
+
+
+def locate_named_type(obj: object, message: str, policy: ModulePolicy) -> tuple[str, object] | None:
+    """The path and object of the first value of the type a pickler's ``message`` names
+    (``"cannot pickle '_thread.lock' object"``), or None when it names none or none is found."""
+    m = _CANNOT_PICKLE.search(message)
+    if m is None:
+        return None
+    type_name = m.group(1).rpartition(".")[2]
+    return locate(obj, lambda o: type(o).__name__ == type_name, policy)
+
+
 # --- modules a function imports when it runs --------------------------------------------------------
 
 _IMPORT_NAME = __import__("opcode").opmap["IMPORT_NAME"]
@@ -618,7 +626,7 @@ def imported_by_value(func: types.FunctionType, policy: ModulePolicy) -> list[tu
                 names[f"{base}.{item}"] = None  # a submodule, when it is one (checked below)
     found = []
     for name in names:
-        if name in _MAIN_NAMES or not policy.goes_by_value(name):
+        if name in MAIN_NAMES or not policy.goes_by_value(name):
             continue
         module = sys.modules.get(name)
         if module is None:

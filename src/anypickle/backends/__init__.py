@@ -1,14 +1,24 @@
-"""One module per serializer, behind one small protocol; :func:`get` is the registry."""
+"""One module per serializer, behind one small protocol; :func:`get` is the registry.
+
+Each backend owns both directions: ``dump`` (with the receiver context's ``persistent_id`` and pickle
+protocol 5's ``buffer_callback``) and ``loads`` (with the out-of-band ``buffers`` and the context's
+``persistent_load``). What a backend *cannot* serialize it says by raising one of its ``dump_errors``;
+the facade (:mod:`anypickle._api`) then tries the next one or raises :class:`~anypickle.EncodeError`.
+Portable mode (:mod:`._portable`, with :mod:`._source`, :mod:`._recompile`, :mod:`._classes` and
+:mod:`._lines`) ships code as source and is readable by plain ``pickle.loads``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import io
+import pickle
+from typing import Any, Callable, Iterable, Protocol
 
 from ._id import Backend
 from ._lines import LineCollector
 from ..analysis._modules import ModulePolicy
 
-__all__ = ["BackendImpl", "Writer", "get"]
+__all__ = ["Backend", "BackendImpl", "Writer", "get", "load_pickle_stream"]
 
 
 class Writer(Protocol):
@@ -40,8 +50,32 @@ class BackendImpl(Protocol):
         ``lines``, when given, is told every code object written by value (its source lines travel).
         """
 
-    def loads(self, payload: memoryview) -> Any:
-        """Rebuild the object from a payload this backend wrote."""
+    def loads(
+        self, payload: memoryview, *, buffers: Iterable[Any] | None = None,
+        persistent_load: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Rebuild the object from a payload this backend wrote.
+
+        ``buffers`` are the out-of-band buffers in order (protocol 5); ``persistent_load`` resolves the
+        persistent ids ``dump(persistent_id=...)`` wrote (the receiver context).
+        """
+
+
+class _Unpickler(pickle.Unpickler):
+    """The C unpickler, as a subclass: since Python 3.13 only subclass instances accept a ``persistent_load``."""
+
+
+def load_pickle_stream(
+    payload: memoryview, buffers: Iterable[Any] | None = None, persistent_load: Callable[[Any], Any] | None = None,
+    unpickler: Callable[..., Any] = _Unpickler,
+) -> Any:
+    """Unpickle ``payload`` with ``unpickler`` (the C one by default), its buffers and persistent ids."""
+    if persistent_load is None and unpickler is _Unpickler:
+        return pickle.loads(payload, buffers=buffers)
+    reader = unpickler(io.BytesIO(payload), buffers=buffers)
+    if persistent_load is not None:
+        reader.persistent_load = persistent_load
+    return reader.load()
 
 
 def get(backend: Backend) -> BackendImpl:

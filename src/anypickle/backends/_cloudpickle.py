@@ -11,14 +11,15 @@ import cloudpickle
 from cloudpickle import cloudpickle as _cp
 
 from .. import _reducers
+from . import load_pickle_stream
 from ._id import Backend
-from ..analysis._modules import ModulePolicy
+from ..analysis._modules import MAIN_NAMES, ModulePolicy
 from ..analysis._needs import (
-    _FILE_TYPES,
-    _LOCK_TYPES,
+    FILE_TYPES,
+    LOCK_TYPES,
     _LRU_WRAPPER,
-    _definition_need,
-    _patched_attributes,
+    definition_need,
+    patched_attributes,
     _plain_instance_types,
     exception_needs_own_reducer,
     gap_reduce,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 PROTOCOL = 5
 # Position of co_filename among types.CodeType's constructor arguments (3.8 to 3.14).
 _CO_FILENAME = 10
-_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # Types whose instances AnyPickler.reducer_override never handles itself (not a function, class,
 # cell, module, TypeVar, lock, memoryview...): a fact about the type alone, so it is cached across calls.
 _passthrough_types: set[type] = set()
@@ -74,16 +74,16 @@ class AnyPickler(cloudpickle.Pickler):
             return NotImplemented
         if has_gap(t):  # objects every serializer gets silently wrong (dict views, descriptors...)
             return gap_reduce(obj, self)
-        if t in _FILE_TYPES:
+        if t in FILE_TYPES:
             refuse_unshippable(obj)  # cloudpickle refuses a file open for writing; dill would truncate it
         if t is types.FunctionType:
-            if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
+            if obj.__module__ not in MAIN_NAMES and definition_need(obj, self._policy) is None:
                 return NotImplemented  # (a __main__ function always goes by value: no need to ask)
             if _reducers.is_singledispatch(obj):
                 return _reducers.reduce_singledispatch(obj)
             return self._dynamic_function_reduce(obj)
         if t is _LRU_WRAPPER:
-            if _definition_need(obj, self._policy) is None:
+            if definition_need(obj, self._policy) is None:
                 return NotImplemented
             return _reducers.reduce_lru_cache(obj)
         # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
@@ -108,9 +108,9 @@ class AnyPickler(cloudpickle.Pickler):
         if t is typing.TypeVar and self._policy.goes_by_value(obj.__module__):
             # cloudpickle decides by its global registry, which never names local modules
             return _cp._make_typevar, _cp._decompose_typevar(obj)
-        if t in _LOCK_TYPES:
+        if t in LOCK_TYPES:
             return _reducers.reduce_lock(obj)
-        if t is not typing.TypeVar and t is not typing.NewType and t not in _FILE_TYPES:  # every other type handled above returned already
+        if t is not typing.TypeVar and t is not typing.NewType and t not in FILE_TYPES:  # every other type handled above returned already
             _passthrough_types.add(t)
         return NotImplemented
 
@@ -166,8 +166,8 @@ class AnyPickler(cloudpickle.Pickler):
         return rv
 
     def _class_reduce(self, obj: type) -> Any:
-        if _definition_need(obj, self._policy) is None:
-            patched = _patched_attributes(obj, self._policy)
+        if definition_need(obj, self._policy) is None:
+            patched = patched_attributes(obj, self._policy)
             if patched:
                 return _reducers.reduce_patched_class(obj, patched)
             return _cp._class_reduce(obj)
@@ -183,14 +183,14 @@ class AnyPickler(cloudpickle.Pickler):
         # Creating the class again runs __init_subclass__ of its bases; those shipped by value carry the
         # hook's effects already (a registry holding this very class): silence them while it is made.
         quiet = tuple(b for b in obj.__mro__[1:-1]
-                      if "__init_subclass__" in vars(b) and _definition_need(b, self._policy) is not None)
+                      if "__init_subclass__" in vars(b) and definition_need(b, self._policy) is not None)
         if quiet:
             rv = (_reducers.make_class_quietly, (rv[0], rv[1], quiet)) + tuple(rv[2:])
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
         name = module.__name__
-        if name in ("__main__", "__mp_main__") or not self._policy.module_by_value(module):
+        if name in MAIN_NAMES or not self._policy.module_by_value(module):
             return _cp.subimport, (name,)
         state = dict(vars(module))
         state.pop("__builtins__", None)
@@ -232,5 +232,8 @@ class CloudpickleBackend:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)
 
-    def loads(self, payload: memoryview) -> Any:
-        return pickle.loads(payload)
+    def loads(self, payload: memoryview, *, buffers: Any = None, persistent_load: Any = None) -> Any:
+        # cloudpickle writes plain pickle streams: the stdlib unpickler reads them.
+        if buffers is None and persistent_load is None:
+            return pickle.loads(payload)
+        return load_pickle_stream(payload, buffers, persistent_load)

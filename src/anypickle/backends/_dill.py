@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import dill
 
+from . import load_pickle_stream
 from ._id import Backend
 from ..analysis._modules import ModulePolicy
-from ..analysis._needs import _FILE_TYPES, _UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
+from ..analysis._needs import FILE_TYPES, UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
 
 if TYPE_CHECKING:
     from ._lines import LineCollector
@@ -28,7 +29,7 @@ class _AutoDillPickler(dill.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
-        if t in _FILE_TYPES or t in _UNSHIPPABLE_TYPES:
+        if t in FILE_TYPES or t in UNSHIPPABLE_TYPES:
             refuse_unshippable(obj)
         elif has_gap(t):
             return gap_reduce(obj, self)
@@ -78,5 +79,7 @@ class DillBackend:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)
 
-    def loads(self, payload: memoryview) -> Any:
-        return dill.loads(payload)
+    def loads(self, payload: memoryview, *, buffers: Any = None, persistent_load: Any = None) -> Any:
+        if buffers is None and persistent_load is None:
+            return dill.loads(payload)
+        return load_pickle_stream(payload, buffers, persistent_load, dill.Unpickler)

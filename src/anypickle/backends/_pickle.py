@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from typing import TYPE_CHECKING, Any
 
+from . import load_pickle_stream
 from ._id import Backend
 from ..analysis._modules import ModulePolicy
 
@@ -40,5 +41,7 @@ class PickleBackend:
             pickler.persistent_id = persistent_id  # type: ignore[method-assign]
             pickler.dump(obj)
 
-    def loads(self, payload: memoryview) -> Any:
-        return pickle.loads(payload)
+    def loads(self, payload: memoryview, *, buffers: Any = None, persistent_load: Any = None) -> Any:
+        if buffers is None and persistent_load is None:
+            return pickle.loads(payload)
+        return load_pickle_stream(payload, buffers, persistent_load)

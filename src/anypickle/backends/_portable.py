@@ -25,23 +25,26 @@ from typing import Any, Iterable
 
 from . import _recompile, _source
 from .. import _reducers
-from ..analysis._modules import ModuleNames, ModulePolicy
+from ..analysis._modules import MAIN_NAMES, ModuleNames, ModulePolicy, lookup
 from ..analysis._needs import (
-    _FILE_TYPES,
-    _LOCK_TYPES,
-    _UNSHIPPABLE_TYPES,
+    FILE_TYPES,
+    LOCK_TYPES,
+    UNSHIPPABLE_TYPES,
     NeedFound,
-    _method_need,
-    _patched_attributes,
+    definition_need,
+    method_need,
+    patched_attributes,
     exception_needs_own_reducer,
     gap_reduce,
     has_gap,
     imported_by_value,
+    locate,
+    locate_named_type,
     refuse_unshippable,
     unshippable_advice,
 )
 from ._source import NoSource
-from ._marshal import _used_submodules
+from ._marshal import used_submodules
 from ..errors import DecodeError, EncodeError
 
 __all__ = ["dump_portable", "dumps_portable", "loads_portable"]
@@ -50,9 +53,6 @@ __all__ = ["dump_portable", "dumps_portable", "loads_portable"]
 # also frames and memoizes well. A future protocol 6 would be unreadable by 3.10-3.13, so never use
 # pickle.HIGHEST_PROTOCOL here.
 PROTOCOL = 5
-
-_MAIN_NAMES = ("__main__", "__mp_main__")
-
 
 class _Unshippable(Exception):
     """Raised inside the pickler for an object portable mode cannot ship; turned into EncodeError."""
@@ -92,12 +92,6 @@ class _Namespace:
         return _rebuild_module, (self.name or "__anypickle_namespace__",)
 
 
-def _lookup(module_name: str, qualname: str) -> object:
-    obj: Any = sys.modules[module_name]
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
 
 class PortablePickler(pickle.Pickler):
     """A pickler that turns by-value functions and classes into source-based rebuild calls."""
@@ -114,16 +108,7 @@ class PortablePickler(pickle.Pickler):
     # -- decisions -------------------------------------------------------------------------------
 
     def _goes_by_value(self, obj: Any) -> bool:
-        module = getattr(obj, "__module__", None)
-        qualname = getattr(obj, "__qualname__", None)
-        if module is None or qualname is None or module in _MAIN_NAMES:
-            return True
-        try:
-            if _lookup(module, qualname) is not obj:
-                return True  # a lambda, a <locals> definition, or a name rebound since
-        except (KeyError, AttributeError):
-            return True
-        return self._policy.goes_by_value(module)
+        return definition_need(obj, self._policy) is not None  # the analysis' decision, as auto's
 
     def _attribute_of_class(self, obj: Any) -> tuple | None:
         """``(getattr, (owner, name))`` when ``obj`` is reachable as an attribute of a by-value class.
@@ -135,7 +120,7 @@ class PortablePickler(pickle.Pickler):
             return None
         owner_name, _, name = qualname.rpartition(".")
         try:
-            owner = _lookup(obj.__module__, owner_name)
+            owner = lookup(obj.__module__, owner_name)
         except (KeyError, AttributeError):
             return None
         if isinstance(owner, type) and vars(owner).get(name) is not None and getattr(owner, name, None) is obj:
@@ -188,7 +173,7 @@ class PortablePickler(pickle.Pickler):
             if not self._policy.module_by_value(module):
                 # Code that reads ``xml.dom.minidom`` through the global ``xml`` needs the receiver to have
                 # imported the submodules too; unpickling each one imports it (and binds it on its parent).
-                for sub in _used_submodules(module.__name__, frozenset(names)):
+                for sub in used_submodules(module.__name__, frozenset(names)):
                     parent, _, child = sub.rpartition(".")
                     pair = sys.modules.get(parent), sys.modules.get(sub)
                     if all(isinstance(m, types.ModuleType) for m in pair):  # sys.modules may hold None ("not importable")
@@ -208,7 +193,7 @@ class PortablePickler(pickle.Pickler):
                 return gap_reduce(obj, self)
             except NeedFound as exc:
                 raise _Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
-        if t in _FILE_TYPES or t in _UNSHIPPABLE_TYPES:
+        if t in FILE_TYPES or t in UNSHIPPABLE_TYPES:
             try:
                 refuse_unshippable(obj)
             except NeedFound as exc:
@@ -221,14 +206,14 @@ class PortablePickler(pickle.Pickler):
             return _cell_reduce(obj)
         if t is types.ModuleType:
             return self._module_reduce(obj)
-        if t is types.MethodType and _method_need(obj) is not None:
+        if t is types.MethodType and method_need(obj) is not None:
             # Pickle writes a bound method as getattr(obj, name), which finds nothing, or the class's own
             # method, when the function was bound onto the instance under a name of the user's choice.
             return _make_method, (obj.__func__, obj.__self__)
         # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
         if isinstance(obj, BaseException) and exception_needs_own_reducer(t):  # type: ignore[arg-type]
             return _reducers.reduce_exception(obj)
-        if t in _LOCK_TYPES:
+        if t in LOCK_TYPES:
             return _reducers.reduce_lock(obj)
         if t is memoryview:
             return _reducers.reduce_memoryview(obj)
@@ -264,7 +249,7 @@ class PortablePickler(pickle.Pickler):
     def _typevar_by_value(self, tv: Any) -> bool:
         module = getattr(tv, "__module__", None)
         try:
-            if module and _lookup(module, tv.__name__) is tv:
+            if module and lookup(module, tv.__name__) is tv:
                 return self._policy.goes_by_value(module)
         except (KeyError, AttributeError):
             pass
@@ -273,7 +258,7 @@ class PortablePickler(pickle.Pickler):
     def _module_reduce(self, module: types.ModuleType) -> tuple:
         if not self._policy.module_by_value(module):
             return importlib.import_module, (module.__name__,)
-        if module.__name__ in _MAIN_NAMES:
+        if module.__name__ in MAIN_NAMES:
             # The sender's whole script namespace is not what a payload means to carry: code rebuilt from
             # __main__ carries the globals it reads; the module object itself arrives as the fresh module
             # that code runs in.
@@ -373,7 +358,7 @@ class PortablePickler(pickle.Pickler):
         if cls.__module__ == "builtins":
             return NotImplemented
         if not self._goes_by_value(cls):
-            patched = _patched_attributes(cls, self._policy)
+            patched = patched_attributes(cls, self._policy)
             if patched:  # an installed class whose methods were replaced by by-value code: patch it again
                 return _reducers.reduce_patched_class(cls, patched)
             return NotImplemented
@@ -396,7 +381,7 @@ def _owner_attribute(obj: Any) -> tuple | None:
     if not isinstance(qualname, str) or "." not in qualname or "<locals>" in qualname or module is None:
         return None
     try:
-        owner = _lookup(module, qualname.rpartition(".")[0])
+        owner = lookup(module, qualname.rpartition(".")[0])
     except (KeyError, AttributeError):
         return None
     if not isinstance(owner, type):
@@ -564,7 +549,7 @@ def dump_portable(obj: Any, file: Any, policy: ModulePolicy) -> None:
     try:
         PortablePickler(file, policy).dump(obj)
     except _Unshippable as exc:
-        raise _encode_error(obj, exc.obj, exc.reason, policy, exc.hint) from None
+        raise _portable_error(obj, exc.obj, exc.reason, policy, exc.hint) from None
     except RecursionError:
         raise EncodeError("portable mode cannot serialize this object: it nests too deeply", type_name=type(obj).__qualname__) from None
     except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
@@ -572,24 +557,19 @@ def dump_portable(obj: Any, file: Any, policy: ModulePolicy) -> None:
 
         if not is_refusal(exc, (pickle.PicklingError, TypeError, AttributeError, ValueError)):
             raise  # the object's own __reduce__ failed, or a bug: as in the other modes, it goes through
-        raise _encode_error(obj, None, f"{type(exc).__name__}: {exc}", policy, None) from exc
+        raise _portable_error(obj, None, f"{type(exc).__name__}: {exc}", policy, None) from exc
 
 
-def _encode_error(root: Any, culprit: Any, reason: str, policy: ModulePolicy, hint: str | None) -> EncodeError:
-    from ..analysis._needs import locate
-
+def _portable_error(root: Any, culprit: Any, reason: str, policy: ModulePolicy, hint: str | None) -> EncodeError:
+    """The EncodeError of portable mode; the culprit is found as for the other backends
+    (:func:`~anypickle.analysis._needs.locate` and :func:`~anypickle.analysis._needs.locate_named_type`)."""
     located = None
     if culprit is root:
         located = ("obj", root)
     elif culprit is not None:
         located = locate(root, lambda o: o is culprit, policy)
     else:
-        import re
-
-        m = re.search(r"(?:cannot pickle|can't pickle) '?([\w.]+)'?", reason)
-        if m:
-            type_name = m.group(1).rpartition(".")[2]
-            located = locate(root, lambda o: type(o).__name__ == type_name, policy)
+        located = locate_named_type(root, reason, policy)
     return EncodeError(
         f"portable mode cannot ship this {type(root).__qualname__} object: {reason}",
         path=located[0] if located else None,
