@@ -18,7 +18,7 @@ from ._id import Backend
 from ._lines import LineCollector
 from ..analysis._modules import ModulePolicy
 
-__all__ = ["Backend", "BackendImpl", "Writer", "get", "load_pickle_stream"]
+__all__ = ["PICKLER_ERRORS", "Backend", "BackendImpl", "PicklerBackend", "Writer", "get", "load_pickle_stream"]
 
 
 class Writer(Protocol):
@@ -61,6 +61,13 @@ class BackendImpl(Protocol):
         """
 
 
+PICKLER_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+"""A pickler's "cannot": what pickle, cloudpickle and dill raise for an object they cannot write.
+The facade still asks :func:`anypickle._api.is_refusal` whether one was raised by the pickler itself
+or by the object's own code (which propagates)."""
+
+
 class _Unpickler(pickle.Unpickler):
     """The C unpickler, as a subclass: since Python 3.13 only subclass instances accept a ``persistent_load``."""
 
@@ -99,3 +106,35 @@ def _load(backend: Backend) -> BackendImpl:
     else:
         from ._dill import DillBackend as cls  # type: ignore[assignment]
     return cls()
+
+
+class PicklerBackend:
+    """A backend that writes a pickle stream with a pickler class of its library; subclasses say which
+    (:meth:`make_pickler`) and with which unpickler it is read back (``unpickler``)."""
+
+    id: Backend
+    carries_code = True
+    library_version: str | None = None
+    dump_errors = PICKLER_ERRORS
+    unpickler: Callable[..., Any] = _Unpickler
+
+    def make_pickler(
+        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
+    ) -> Any:
+        """The pickler of one dump: the library's own (forced) or anypickle's enhanced one (auto)."""
+        raise NotImplementedError
+
+    def dump(
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
+    ) -> None:
+        pickler = self.make_pickler(file, policy, auto=auto, buffer_callback=buffer_callback, lines=lines)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
+
+    def loads(
+        self, payload: memoryview, *, buffers: Iterable[Any] | None = None,
+        persistent_load: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        return load_pickle_stream(payload, buffers, persistent_load, self.unpickler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import types
 import typing
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ import cloudpickle
 from cloudpickle import cloudpickle as _cp
 
 from .. import _reducers
-from . import load_pickle_stream
+from . import PicklerBackend
 from ._id import Backend
 from ..analysis._modules import MAIN_NAMES, ModulePolicy
 from ..analysis._needs import (
@@ -211,29 +210,16 @@ def _cell_value(cell: types.CellType) -> Any:
         return _reducers.EmptyCell
 
 
-class CloudpickleBackend:
-    """Raw ``cloudpickle.dumps`` when forced; :class:`AnyPickler` when auto picks it."""
+class CloudpickleBackend(PicklerBackend):
+    """Raw ``cloudpickle.dumps`` when forced; :class:`AnyPickler` when auto picks it. Its payloads are
+    plain pickle streams: the stdlib unpickler reads them."""
 
     id = Backend.CLOUDPICKLE
-    carries_code = True
     library_version: str | None = cloudpickle.__version__
-    dump_errors: tuple[type[BaseException], ...] = (
-        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(
-        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None, lines: LineCollector | None = None,
-    ) -> None:
+    def make_pickler(
+        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
+    ) -> Any:
         if auto:
-            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)
-        else:
-            pickler = cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
-        if persistent_id is not None:
-            pickler.persistent_id = persistent_id
-        pickler.dump(obj)
-
-    def loads(self, payload: memoryview, *, buffers: Any = None, persistent_load: Any = None) -> Any:
-        # cloudpickle writes plain pickle streams: the stdlib unpickler reads them.
-        if buffers is None and persistent_load is None:
-            return pickle.loads(payload)
-        return load_pickle_stream(payload, buffers, persistent_load)
+            return AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)
+        return cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)

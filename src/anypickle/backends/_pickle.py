@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from typing import TYPE_CHECKING, Any
 
-from . import load_pickle_stream
+from . import PICKLER_ERRORS, load_pickle_stream
 from ._id import Backend
 from ..analysis._modules import ModulePolicy
 
@@ -26,8 +26,7 @@ class PickleBackend:
     id = Backend.PICKLE
     carries_code = False
     library_version: str | None = None
-    dump_errors: tuple[type[BaseException], ...] = (
-        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+    dump_errors = PICKLER_ERRORS
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,

@@ -21,8 +21,8 @@ from .._allowlist import map_python2
 from ._opcodes import (
     APPEND, BINBYTES, BINFLOAT, BINGET, BININT, BININT1, BININT2, BINPERSID, BINPUT,
     BINSTRING, BINUNICODE, BUILD, BYTEARRAY8, DICT_OP, DUP, EXT1, EXT2, EXT4, FLOAT, FRAME,
-    FROZENSET_OP, GET, GLOBAL, HIGHEST_PROTOCOL, INT, LIST_OP, LONG, LONG1, LONG4, LONG_BINGET,
-    LONG_BINPUT, MEMOIZE, NEWOBJ_EX, OBJ, PERSID, POP, POP_MARK, PROTO, PUT, READONLY_BUFFER,
+    FROZENSET_OP, GET, GLOBAL, HIGHEST_PROTOCOL, INT, LIST_OP, LONG, LONG1, LONG4,
+    MEMOIZE, NEWOBJ_EX, OBJ, PERSID, POP, POP_MARK, PROTO, PUT, READONLY_BUFFER,
     REDUCE, SETITEMS, SHORT_BINBYTES, SHORT_BINSTRING, SHORT_BINUNICODE, STACK_GLOBAL, STOP,
     STRING, TABLE, TUPLE, TUPLE1, UNICODE, opname,
 )
@@ -561,42 +561,31 @@ def _op_pop_mark(w, data, pos, at):
     return pos
 
 
-def _op_get(w, data, pos, at):
-    raw, pos = _line(data, pos, w.n, GET)
-    _memo_get(w, at, GET, _decimal_int(raw, at, GET))
+def _memo_arg(w: _State, data: bytes, pos: int, at: int, op: int) -> tuple[int, int]:
+    """The memo index of GET/PUT (decimal text), BINGET/BINPUT (1 byte), LONG_BINGET/LONG_BINPUT (4 bytes)."""
+    if op == GET or op == PUT:
+        raw, pos = _line(data, pos, w.n, op)
+        return _decimal_int(raw, at, op), pos
+    if op == BINGET or op == BINPUT:
+        if pos >= w.n:
+            raise _truncated(at, op)
+        return data[pos], pos + 1
+    _need(w, pos, 4, op)
+    return _u32(data, pos)[0], pos + 4
+
+
+def _op_get(w, data, pos, at):  # GET, BINGET, LONG_BINGET
+    op = data[at]
+    idx, pos = _memo_arg(w, data, pos, at, op)
+    _memo_get(w, at, op, idx)
     return pos
 
 
-def _op_binget(w, data, pos, at):
-    if pos >= w.n:
-        raise _truncated(at, BINGET)
-    _memo_get(w, at, BINGET, data[pos])
-    return pos + 1
-
-
-def _op_long_binget(w, data, pos, at):
-    _need(w, pos, 4, LONG_BINGET)
-    _memo_get(w, at, LONG_BINGET, _u32(data, pos)[0])
-    return pos + 4
-
-
-def _op_put(w, data, pos, at):
-    raw, pos = _line(data, pos, w.n, PUT)
-    _memo_put(w, at, PUT, _decimal_int(raw, at, PUT))
+def _op_put(w, data, pos, at):  # PUT, BINPUT, LONG_BINPUT
+    op = data[at]
+    idx, pos = _memo_arg(w, data, pos, at, op)
+    _memo_put(w, at, op, idx)
     return pos
-
-
-def _op_binput(w, data, pos, at):
-    if pos >= w.n:
-        raise _truncated(at, BINPUT)
-    _memo_put(w, at, BINPUT, data[pos])
-    return pos + 1
-
-
-def _op_long_binput(w, data, pos, at):
-    _need(w, pos, 4, LONG_BINPUT)
-    _memo_put(w, at, LONG_BINPUT, _u32(data, pos)[0])
-    return pos + 4
 
 
 def _op_memoize(w, data, pos, at):
@@ -774,8 +763,8 @@ def _handler_table() -> list:
         "TUPLE3": _op_tuple_n, "EMPTY_DICT": _op_empty_dict, "DICT": _op_dict, "SETITEM": _op_append,
         "SETITEMS": _op_appends, "EMPTY_SET": _op_empty_set, "ADDITEMS": _op_appends,
         "FROZENSET": _op_frozenset, "POP": _op_pop, "DUP": _op_dup, "MARK": _op_mark, "POP_MARK": _op_pop_mark,
-        "GET": _op_get, "BINGET": _op_binget, "LONG_BINGET": _op_long_binget, "PUT": _op_put,
-        "BINPUT": _op_binput, "LONG_BINPUT": _op_long_binput, "MEMOIZE": _op_memoize,
+        "GET": _op_get, "BINGET": _op_get, "LONG_BINGET": _op_get, "PUT": _op_put,
+        "BINPUT": _op_put, "LONG_BINPUT": _op_put, "MEMOIZE": _op_memoize,
         "EXT1": _op_ext, "EXT2": _op_ext, "EXT4": _op_ext, "GLOBAL": _op_global, "STACK_GLOBAL": _op_stack_global,
         "REDUCE": _op_reduce, "BUILD": _op_build, "INST": _op_global, "OBJ": _op_obj, "NEWOBJ": _op_reduce,
         "NEWOBJ_EX": _op_newobj_ex, "PROTO": _op_proto, "STOP": _op_stop, "FRAME": _op_frame,
