@@ -167,210 +167,259 @@ def _measured_needs(sent: dict, case_name: str) -> "list | None":
 def _run(cases, backends, modes, pythons, search_pythons, timeout, workers, raw, version_spec,
          progress, workdir, pool):
     started = time.monotonic()
-    here = _interpreters.same_interpreter()
-    files = {case.name: _write_case_files(case, workdir) for case in cases}
-    # One entry per receiving mode: id, kind, the Receiver, the sender's id, its columns, its label.
-    receivers: list = []
-    senders: dict = {"here": here}
-    sender_columns: dict = {"here": list(backends)}
-    skipped: list = []
-    if "fresh" in modes:
-        receivers.append({"id": "fresh", "kind": "fresh", "receiver": here, "sender": "here",
-                          "columns": list(backends)})
-    if "other" in modes:
+    run = _Run(cases, backends, modes, timeout, workers, raw, progress, workdir, pool)
+    run.plan(pythons, search_pythons, version_spec)
+    run.send_all()
+    run.greet()
+    run.receive_all(run.receive_jobs())
+    return run.document(started)
+
+
+class _Run:
+    """One matrix run: the senders, the receiving modes, what each sender wrote, and the cells."""
+
+    def __init__(self, cases, backends, modes, timeout, workers, raw, progress, workdir, pool) -> None:
+        self.cases, self.backends, self.modes = cases, backends, modes
+        self.timeout, self.workers, self.raw, self.progress, self.pool = timeout, workers, raw, progress, pool
+        self.here = _interpreters.same_interpreter()
+        self.files = {case.name: _write_case_files(case, workdir) for case in cases}
+        self.workdir = workdir
+        # One entry per receiving mode: id, kind, the Receiver, the sender's id, its columns, its label.
+        self.receivers: list = []
+        self.senders: dict = {"here": self.here}
+        self.sender_columns: dict = {"here": list(backends)}
+        self.skipped: list = []
+        self.lock = threading.Lock()
+        self.done = self.total = 0
+        self.sent: dict = {}
+        self.cells: list = []
+        self.versions: dict = {}
+        self.sender_versions: dict = {}
+
+    # -- who receives ----------------------------------------------------------------------------
+
+    def plan(self, pythons, search_pythons, version_spec) -> None:
+        """The receiving modes asked for, and the senders they need."""
+        if "fresh" in self.modes:
+            self.receivers.append({"id": "fresh", "kind": "fresh", "receiver": self.here, "sender": "here",
+                                   "columns": list(self.backends)})
+        if "other" in self.modes:
+            self._plan_other(pythons, search_pythons)
+        if "versions" in self.modes:
+            self._plan_versions(version_spec)
+        self.kinds = {entry["id"]: entry for entry in self.receivers}
+        used = {"here"} if self.modes & {"same", "fresh", "other"} else set()
+        self.used_senders = used | {r["sender"] for r in self.receivers}
+        self.total = len(self.cases) * (len(self.used_senders) + sum(len(r["columns"]) for r in self.receivers))
+
+    def _plan_other(self, pythons, search_pythons) -> None:
         found, notes = _interpreters.find_other_pythons(pythons, search=search_pythons)
-        skipped += [{"mode": "other", "reason": note} for note in notes]
+        self.skipped += [{"mode": "other", "reason": note} for note in notes]
         if not found:
-            skipped.append({"mode": "other", "reason": "no other Python (3.10 or newer) found: looked "
-                            "in pyenv's versions and for python3.X on PATH; pass --python PATH"})
-        copy = _interpreters.copy_package(os.path.join(workdir, "lib"))
-        extra = [] if raw else [c for c in BARE if c.split(":")[0] in backends]
-        sender_columns["here"] += [c for c in extra if c not in sender_columns["here"]]
+            self.skipped.append({"mode": "other", "reason": "no other Python (3.10 or newer) found: looked "
+                                 "in pyenv's versions and for python3.X on PATH; pass --python PATH"})
+        copy = _interpreters.copy_package(os.path.join(self.workdir, "lib"))
+        extra = [] if self.raw else [c for c in BARE if c.split(":")[0] in self.backends]
+        self.sender_columns["here"] += [c for c in extra if c not in self.sender_columns["here"]]
         for python, version in found:
             try:
                 receiver = _interpreters.prepare_receiver(python, version, copy)
             except RuntimeError as exc:
-                skipped.append({"mode": f"py{version[0]}.{version[1]}", "reason": str(exc)})
+                self.skipped.append({"mode": f"py{version[0]}.{version[1]}", "reason": str(exc)})
                 continue
-            receivers.append({"id": f"py{receiver.label}", "kind": "other", "receiver": receiver,
-                              "sender": "here", "columns": list(backends) + extra})
-    if "versions" in modes:
+            self.receivers.append({"id": f"py{receiver.label}", "kind": "other", "receiver": receiver,
+                                   "sender": "here", "columns": list(self.backends) + extra})
+
+    def _plan_versions(self, version_spec) -> None:
         envs: dict = {}
         for library, releases in version_spec.items():
             for release in releases:
                 try:
-                    progress(0, 1, f"installing {library} {release}")
+                    self.progress(0, 1, f"installing {library} {release}")
                     envs[(library, release)] = _interpreters.prepare_versions({library: release})
                 except RuntimeError as exc:
-                    skipped.append({"mode": f"{library} {release}", "reason": str(exc)})
+                    self.skipped.append({"mode": f"{library} {release}", "reason": str(exc)})
             columns = [f"{library}:raw", library, "auto"]
             for sent_with in releases:
                 for received_with in releases:
                     if (library, sent_with) not in envs or (library, received_with) not in envs:
                         continue
                     sender_id = f"{library} {sent_with}"
-                    senders[sender_id] = envs[(library, sent_with)]
-                    sender_columns[sender_id] = columns
-                    receivers.append({
+                    self.senders[sender_id] = envs[(library, sent_with)]
+                    self.sender_columns[sender_id] = columns
+                    self.receivers.append({
                         "id": f"{library} {sent_with} -> {received_with}", "kind": "versions",
                         "receiver": envs[(library, received_with)], "sender": sender_id,
                         "columns": columns, "library": library, "sent_with": sent_with,
                         "received_with": received_with})
-    used_senders = {"here"} if modes & {"same", "fresh", "other"} else set()
-    used_senders |= {r["sender"] for r in receivers}
 
-    lock = threading.Lock()
-    state = {"done": 0, "total": len(cases) * (len(used_senders) + sum(len(r["columns"]) for r in receivers))}
+    # -- sending ---------------------------------------------------------------------------------
 
-    def tick(label: str, n: int = 1) -> None:
-        with lock:
-            state["done"] += n
-            progress(state["done"], state["total"], label)
+    def tick(self, label: str, n: int = 1) -> None:
+        with self.lock:
+            self.done += n
+            self.progress(self.done, self.total, label)
 
-    sent: dict = {}
-
-    def send(item) -> None:
+    def _send(self, item) -> None:
         sender_id, case = item
-        columns = sender_columns[sender_id]
-        payload_dir = os.path.join(files[case.name]["payload_dir"], _slug(sender_id))
+        columns = self.sender_columns[sender_id]
+        payload_dir = os.path.join(self.files[case.name]["payload_dir"], _slug(sender_id))
         os.makedirs(payload_dir, exist_ok=True)
-        job = {"kind": "send", "script": files[case.name]["script"], "build": case.build,
-               "check": case.check, "backends": columns, "timeout": _timeout(case, timeout), "raw": raw,
+        job = {"kind": "send", "script": self.files[case.name]["script"], "build": case.build,
+               "check": case.check, "backends": columns, "timeout": _timeout(case, self.timeout), "raw": self.raw,
                "payload_dir": payload_dir}
-        answer = pool.call(senders[sender_id], job, timeout * (4 + 2 * len(columns)))
-        result = answer.get("result") or {"error": answer.get("error", "no answer")}
-        sent[(sender_id, case.name)] = result
-        tick(case.name)
+        answer = self.pool.call(self.senders[sender_id], job, self.timeout * (4 + 2 * len(columns)))
+        self.sent[(sender_id, case.name)] = answer.get("result") or {"error": answer.get("error", "no answer")}
+        self.tick(case.name)
 
-    runnable = []
-    for sender_id in sorted(used_senders):
-        for case in cases:
-            missing = [name for name in case.requires if importlib.util.find_spec(name) is None]
-            if missing:  # e.g. numpy rows on a machine without numpy
-                sent[(sender_id, case.name)] = {
-                    "skip": f"the sender lacks {', '.join(missing)} (pip install {' '.join(missing)} "
-                            f"to run this row)"}
-                tick(case.name)
-            else:
-                runnable.append((sender_id, case))
-    with ThreadPoolExecutor(max_workers=workers) as executor:
-        list(executor.map(send, runnable))
+    def send_all(self) -> None:
+        """Every case from every sender in use (rows the sender cannot build are skipped)."""
+        runnable = []
+        for sender_id in sorted(self.used_senders):
+            for case in self.cases:
+                missing = [name for name in case.requires if importlib.util.find_spec(name) is None]
+                if missing:  # e.g. numpy rows on a machine without numpy
+                    self.sent[(sender_id, case.name)] = {
+                        "skip": f"the sender lacks {', '.join(missing)} (pip install {' '.join(missing)} "
+                                f"to run this row)"}
+                    self.tick(case.name)
+                else:
+                    runnable.append((sender_id, case))
+        with ThreadPoolExecutor(max_workers=self.workers) as executor:
+            list(executor.map(self._send, runnable))
 
-    versions = {}
-    for entry in receivers:
-        versions[entry["id"]] = pool.call(entry["receiver"], {"kind": "hello"}, 60).get("result") or {}
-    sender_versions = pool.call(here, {"kind": "hello"}, 60).get("result") or {}
+    def greet(self) -> None:
+        """The versions each receiver (and the sender) runs."""
+        for entry in self.receivers:
+            self.versions[entry["id"]] = self.pool.call(entry["receiver"], {"kind": "hello"}, 60).get("result") or {}
+        self.sender_versions = self.pool.call(self.here, {"kind": "hello"}, 60).get("result") or {}
 
-    cells: list = []
-    kinds = {entry["id"]: entry for entry in receivers}
+    # -- receiving -------------------------------------------------------------------------------
 
-    def add(case: Case, backend: str, mode: str, outcome: str, detail: str = "",
+    def add(self, case: Case, backend: str, mode: str, outcome: str, detail: str = "",
             written_by: "str | None" = None) -> None:
         cell = {"case": case.name, "group": case.group, "backend": backend,
                 "mode": mode, "outcome": outcome, "detail": detail}
         if written_by:
             cell["written_by"] = written_by
-        expected = _expected(case, backend, mode, kinds)
+        expected = _expected(case, backend, mode, self.kinds)
         if expected is not None:
             cell["expected"] = expected
-        with lock:
-            cells.append(cell)
+        with self.lock:
+            self.cells.append(cell)
 
-    jobs: list = []
-    for case in cases:
-        targets = ([{"id": "same", "sender": "here", "columns": sender_columns["here"]}]
-                   if "same" in modes else []) + receivers
-        for entry in targets:
-            result = sent[(entry["sender"], case.name)]
-            columns = [c for c in entry["columns"] if entry["id"] != "same" or not bare(c)]
-            if "error" in result or "skip" in result:
-                outcome, detail = (CASE_ERROR, result["error"]) if "error" in result else (SKIPPED, result["skip"])
-                for backend in columns:
-                    add(case, backend, entry["id"], outcome, detail)
-                if entry["id"] != "same":
-                    tick(case.name, len(columns))
-                continue
+    def receive_jobs(self) -> list:
+        """The cells decided without a receiver are added; the others become jobs."""
+        jobs: list = []
+        for case in self.cases:
+            targets = ([{"id": "same", "sender": "here", "columns": self.sender_columns["here"]}]
+                       if "same" in self.modes else []) + self.receivers
+            for entry in targets:
+                jobs += self._case_jobs(case, entry)
+        # Interleave interpreters so both workers stay busy with warm servers.
+        jobs.sort(key=lambda item: (item[2] != "fresh", item[2], item[0].name))
+        return jobs
+
+    def _case_jobs(self, case: Case, entry: dict) -> list:
+        result = self.sent[(entry["sender"], case.name)]
+        columns = [c for c in entry["columns"] if entry["id"] != "same" or not bare(c)]
+        if "error" in result or "skip" in result:
+            outcome, detail = (CASE_ERROR, result["error"]) if "error" in result else (SKIPPED, result["skip"])
             for backend in columns:
-                if backend in result["dumps"]:  # dumps failed: the same in every mode
-                    cell = result["dumps"][backend]
-                    add(case, backend, entry["id"], cell["outcome"], cell["detail"])
-                    if entry["id"] != "same":
-                        tick(case.name)
-                    continue
-                written_by = result["dumped"][backend].get("written_by")
-                if entry["id"] == "same":
-                    cell = result["same"][backend]
-                    add(case, backend, "same", cell["outcome"], cell["detail"], written_by)
-                    continue
-                missing = [r for r in case.requires if not versions[entry["id"]].get(r)]
-                if missing:
-                    add(case, backend, entry["id"], SKIPPED, f"receiver lacks {', '.join(missing)}")
-                    tick(case.name)
-                    continue
-                jobs.append((case, backend, entry["id"], entry["receiver"], written_by, {
-                    "kind": "receive", "backend": backend, "check": case.check, "raw": raw,
-                    "expected": result["expected"], "timeout": _timeout(case, timeout),
-                    "payload": result["dumped"][backend]["path"],
-                    "extra_path": files[case.name]["extra_path"],
-                }))
+                self.add(case, backend, entry["id"], outcome, detail)
+            if entry["id"] != "same":
+                self.tick(case.name, len(columns))
+            return []
+        jobs = []
+        for backend in columns:
+            if backend in result["dumps"]:  # dumps failed: the same in every mode
+                cell = result["dumps"][backend]
+                self.add(case, backend, entry["id"], cell["outcome"], cell["detail"])
+                if entry["id"] != "same":
+                    self.tick(case.name)
+                continue
+            written_by = result["dumped"][backend].get("written_by")
+            if entry["id"] == "same":
+                cell = result["same"][backend]
+                self.add(case, backend, "same", cell["outcome"], cell["detail"], written_by)
+                continue
+            missing = [r for r in case.requires if not self.versions[entry["id"]].get(r)]
+            if missing:
+                self.add(case, backend, entry["id"], SKIPPED, f"receiver lacks {', '.join(missing)}")
+                self.tick(case.name)
+                continue
+            jobs.append((case, backend, entry["id"], entry["receiver"], written_by, {
+                "kind": "receive", "backend": backend, "check": case.check, "raw": self.raw,
+                "expected": result["expected"], "timeout": _timeout(case, self.timeout),
+                "payload": result["dumped"][backend]["path"],
+                "extra_path": self.files[case.name]["extra_path"],
+            }))
+        return jobs
 
-    def receive(item) -> None:
+    def _receive(self, item) -> None:
         case, backend, mode_id, receiver, written_by, job = item
-        answer = pool.call(receiver, job, timeout * 3)
+        answer = self.pool.call(receiver, job, self.timeout * 3)
         if "result" not in answer:
-            add(case, backend, mode_id, "loads fails", answer.get("error", ""), written_by)
+            self.add(case, backend, mode_id, "loads fails", answer.get("error", ""), written_by)
         else:
-            add(case, backend, mode_id, answer["result"]["outcome"], answer["result"]["detail"],
-                written_by)
-        tick(case.name)
+            self.add(case, backend, mode_id, answer["result"]["outcome"], answer["result"]["detail"], written_by)
+        self.tick(case.name)
 
-    # Interleave interpreters so both workers stay busy with warm servers.
-    jobs.sort(key=lambda item: (item[2] != "fresh", item[2], item[0].name))
-    with ThreadPoolExecutor(max_workers=workers) as executor:
-        list(executor.map(receive, jobs))
+    def receive_all(self, jobs: list) -> None:
+        with ThreadPoolExecutor(max_workers=self.workers) as executor:
+            list(executor.map(self._receive, jobs))
 
-    mode_list: list = []
-    if "same" in modes:
-        mode_list.append({"id": "same", "kind": "same", "label": "same process",
-                          "python": sender_versions.get("python"), "columns": list(backends)})
-    for entry in receivers:
-        info = versions[entry["id"]]
-        receiver = entry["receiver"]
-        if entry["kind"] == "fresh":
-            label = "fresh process"
-        elif entry["kind"] == "other":
-            label = f"other Python {info.get('python', receiver.label)}"
-        else:
-            label = f"{entry['library']} {entry['sent_with']} → {entry['received_with']}"
-        mode: dict = {"id": entry["id"], "kind": entry["kind"], "label": label, "python": info.get("python"),
-                "versions": info, "columns": entry["columns"]}
-        for key in ("library", "sent_with", "received_with"):
-            if key in entry:
-                mode[key] = entry[key]
-        if receiver.note:
-            mode["note"] = receiver.note
-        mode_list.append(mode)
-    order = {name: i for i, name in enumerate(c.name for c in cases)}
-    mode_order = {m["id"]: i for i, m in enumerate(mode_list)}
-    all_columns = list(backends) + [c for c in BARE + tuple(f"{lib}:raw" for lib in VERSIONED)
-                                    if any(c in m["columns"] for m in mode_list) and c not in backends]
-    all_columns = list(dict.fromkeys(all_columns))
-    cells.sort(key=lambda c: (mode_order[c["mode"]], order[c["case"]], all_columns.index(c["backend"])
-                              if c["backend"] in all_columns else 99, c["backend"]))
-    return {
-        "schema": SCHEMA,
-        "generated_by": "anypickle matrix",
-        "raw": raw,
-        "sender": sender_versions,
-        "columns": backends,
-        "modes": mode_list,
-        "skipped_modes": skipped,
-        "cases": [{"name": c.name, "group": c.group, "note": c.note, "requires": list(c.requires),
-                   "needs": _measured_needs(sent, c.name)}
-                  for c in cases],
-        "cells": cells,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    # -- the document ----------------------------------------------------------------------------
+
+    def mode_list(self) -> list:
+        """One entry per mode, in order: id, kind, label, Python and library versions, columns."""
+        modes: list = []
+        if "same" in self.modes:
+            modes.append({"id": "same", "kind": "same", "label": "same process",
+                          "python": self.sender_versions.get("python"), "columns": list(self.backends)})
+        for entry in self.receivers:
+            info = self.versions[entry["id"]]
+            receiver = entry["receiver"]
+            if entry["kind"] == "fresh":
+                label = "fresh process"
+            elif entry["kind"] == "other":
+                label = f"other Python {info.get('python', receiver.label)}"
+            else:
+                label = f"{entry['library']} {entry['sent_with']} → {entry['received_with']}"
+            mode: dict = {"id": entry["id"], "kind": entry["kind"], "label": label, "python": info.get("python"),
+                          "versions": info, "columns": entry["columns"]}
+            for key in ("library", "sent_with", "received_with"):
+                if key in entry:
+                    mode[key] = entry[key]
+            if receiver.note:
+                mode["note"] = receiver.note
+            modes.append(mode)
+        return modes
+
+    def document(self, started: float) -> dict:
+        """The JSON-able matrix document, cells sorted by mode, case and column."""
+        mode_list = self.mode_list()
+        order = {name: i for i, name in enumerate(c.name for c in self.cases)}
+        mode_order = {m["id"]: i for i, m in enumerate(mode_list)}
+        all_columns = list(self.backends) + [c for c in BARE + tuple(f"{lib}:raw" for lib in VERSIONED)
+                                             if any(c in m["columns"] for m in mode_list) and c not in self.backends]
+        all_columns = list(dict.fromkeys(all_columns))
+        self.cells.sort(key=lambda c: (mode_order[c["mode"]], order[c["case"]], all_columns.index(c["backend"])
+                                       if c["backend"] in all_columns else 99, c["backend"]))
+        return {
+            "schema": SCHEMA,
+            "generated_by": "anypickle matrix",
+            "raw": self.raw,
+            "sender": self.sender_versions,
+            "columns": self.backends,
+            "modes": mode_list,
+            "skipped_modes": self.skipped,
+            "cases": [{"name": c.name, "group": c.group, "note": c.note, "requires": list(c.requires),
+                       "needs": _measured_needs(self.sent, c.name)}
+                      for c in self.cases],
+            "cells": self.cells,
+            "seconds": round(time.monotonic() - started, 1),
+        }
 
 
 def _expected(case: Case, backend: str, mode: str, entries: dict) -> "str | None":
