@@ -8,7 +8,7 @@
 
 from typing import TYPE_CHECKING
 
-from ._api import dump, dumps, load, loads
+from ._api import Decoder, Encoder, dump, dumps, load, loads
 from .backends._id import Backend
 from .lab._check import CheckResult, check
 from .analysis._explain import Explanation, explain
@@ -36,7 +36,9 @@ __all__ = [
     "Backend",
     "CheckResult",
     "DecodeError",
+    "Decoder",
     "EncodeError",
+    "Encoder",
     "Explanation",
     "Finding",
     "InterpreterMismatchError",
