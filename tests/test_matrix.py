@@ -22,7 +22,8 @@ from anypickle.lab._interpreters import find_other_pythons
 from anypickle.lab.render import render_markdown
 from anypickle.lab.pytest_plugin import set_matrix_run
 from anypickle.lab.catalogue import BACKENDS, CLEAR, LOADS, OK, WRONG, Case, all_cases, exp
-from anypickle.lab.matrix import CASE_ERROR, run_matrix
+from anypickle.lab import CASE_ERROR
+from anypickle.lab.matrix import run_matrix
 
 CASES = all_cases()
 OTHER_PYTHONS, _ = find_other_pythons()

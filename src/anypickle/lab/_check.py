@@ -18,11 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import LOADS_FAILS, OK, WRONG_RESULT
 from ..errors import UsageError
 
 __all__ = ["CheckResult", "check", "fingerprint"]
-
-OK = "ok"
 
 
 @dataclass(frozen=True)
@@ -92,16 +91,16 @@ def check(
                 cwd=cwd, env=receiver.env(), capture_output=True, text=True, timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            return CheckResult("loads fails", written_by, f"hang: no answer after {timeout:.0f} s")
+            return CheckResult(LOADS_FAILS, written_by, f"hang: no answer after {timeout:.0f} s")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if done.returncode < 0:
-        return CheckResult("loads fails", written_by, f"the receiver crashed with signal {-done.returncode}")
+        return CheckResult(LOADS_FAILS, written_by, f"the receiver crashed with signal {-done.returncode}")
     try:
         answer = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         tail = " ".join(done.stderr.strip().splitlines()[-3:])
-        return CheckResult("loads fails", written_by, f"the receiver exited with {done.returncode}: {tail}")
+        return CheckResult(LOADS_FAILS, written_by, f"the receiver exited with {done.returncode}: {tail}")
     return CheckResult(answer["outcome"], written_by, answer["detail"])
 
 
@@ -145,10 +144,10 @@ def _receive() -> None:
         try:
             got = exercise(obj) if exercise is not None else fingerprint(obj)
         except Exception as exc:
-            answer = {"outcome": "wrong result", "detail": f"exercising the loaded object raised {_describe(exc)}"}
+            answer = {"outcome": WRONG_RESULT, "detail": f"exercising the loaded object raised {_describe(exc)}"}
         else:
             same = _normalize_quietly(got) == _normalize_quietly(expected)
-            answer = {"outcome": OK if same else "wrong result",
+            answer = {"outcome": OK if same else WRONG_RESULT,
                       "detail": "" if same else f"expected {expected!r:.200}, got {got!r:.200}"}
     sys.stdout.write(json.dumps(answer) + "\n")
 

@@ -28,15 +28,11 @@ import traceback
 import types
 from typing import Any
 
+from . import CLEAR_ERROR, DUMPS_FAILS, LOADS_FAILS, OK, WRONG_RESULT
 from ._isolation import Isolated, run_isolated
 
 __all__ = ["serve"]
 
-OK = "ok"
-DUMPS_FAILS = "dumps fails"
-LOADS_FAILS = "loads fails"
-WRONG_RESULT = "wrong result"
-CLEAR_ERROR = "clear error"
 NOT_AVAILABLE = "n/a"
 
 _DETAIL_LIMIT = 300

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
-from . import _interpreters
+from . import CASE_ERROR, LOADS_FAILS, SKIPPED, _interpreters
 from ._servers import Pool
 from .catalogue import BACKENDS, Case, select_cases
 from ..errors import UsageError
@@ -37,8 +37,6 @@ from ..errors import UsageError
 __all__ = ["add_matrix_parser", "differences", "run_matrix"]
 
 SCHEMA = 1
-SKIPPED = "skipped"
-CASE_ERROR = "catalogue error"
 
 
 def _slug(name: str) -> str:
@@ -360,7 +358,7 @@ class _Run:
         case, backend, mode_id, receiver, written_by, job = item
         answer = self.pool.call(receiver, job, self.timeout * 3)
         if "result" not in answer:
-            self.add(case, backend, mode_id, "loads fails", answer.get("error", ""), written_by)
+            self.add(case, backend, mode_id, LOADS_FAILS, answer.get("error", ""), written_by)
         else:
             self.add(case, backend, mode_id, answer["result"]["outcome"], answer["result"]["detail"], written_by)
         self.tick(case.name)

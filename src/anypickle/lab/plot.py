@@ -18,17 +18,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from . import CLEAR_ERROR, DUMPS_FAILS, LOADS_FAILS, OK, WRONG_RESULT  # noqa: E402
 from .render import column_label, display_outcome  # noqa: E402
 
 __all__ = ["OUTCOME_COLOURS", "plot_mode", "plot_report", "plot_versions"]
 
 # Colour-blind-safe choices where it matters (green/blue/orange/red read apart; crash darkest).
 OUTCOME_COLOURS = {
-    "ok": ("#2e9e4f", "ok"),
-    "clear error": ("#4a7fd4", "clear error (anypickle refused, said why)"),
-    "dumps fails": ("#c9c9c9", "dumps fails"),
-    "loads fails": ("#f0a030", "loads fails"),
-    "wrong result": ("#d7301f", "WRONG result"),
+    OK: ("#2e9e4f", "ok"),
+    CLEAR_ERROR: ("#4a7fd4", "clear error (anypickle refused, said why)"),
+    DUMPS_FAILS: ("#c9c9c9", "dumps fails"),
+    LOADS_FAILS: ("#f0a030", "loads fails"),
+    WRONG_RESULT: ("#d7301f", "WRONG result"),
     "crashed": ("#3b0a45", "receiver CRASHED"),
     "skipped": ("#f4f4f4", "skipped (see summary)"),
     "n/a": ("#ffffff", "n/a"),
@@ -123,7 +124,7 @@ def plot_versions(doc: dict, library: str, path: str) -> None:
             elif pair is None:
                 colour, text = "#ffffff", "?"
             elif not pair["changed"]:
-                colour, text = OUTCOME_COLOURS["ok"][0], "safe"
+                colour, text = OUTCOME_COLOURS[OK][0], "safe"
             else:
                 share = len(pair["changed"]) / worst
                 colour = matplotlib.colors.to_hex((0.99 - 0.15 * share, 0.75 - 0.6 * share, 0.6 - 0.5 * share))

@@ -11,15 +11,17 @@ import io
 import json
 import os
 
+from . import CLEAR_ERROR, DUMPS_FAILS, LOADS_FAILS, OK, WRONG_RESULT
+
 __all__ = ["column_label", "display_outcome", "render", "render_csv", "render_json", "render_markdown",
            "render_summary", "write_report"]
 
 _SHORT = {
-    "ok": "ok",
-    "dumps fails": "dumps ✗",
-    "loads fails": "loads ✗",
-    "wrong result": "WRONG",
-    "clear error": "clear error",
+    OK: "ok",
+    DUMPS_FAILS: "dumps ✗",
+    LOADS_FAILS: "loads ✗",
+    WRONG_RESULT: "WRONG",
+    CLEAR_ERROR: "clear error",
     "skipped": "skipped",
     "n/a": "n/a",
     "crashed": "CRASH",
@@ -44,7 +46,7 @@ def column_label(column: str) -> str:
 
 def display_outcome(cell: dict) -> str:
     """The outcome, with a receiver's death by a signal told apart from other load failures."""
-    if cell["outcome"] in ("loads fails", "wrong result") and "crashed with signal" in cell.get("detail", ""):
+    if cell["outcome"] in (LOADS_FAILS, WRONG_RESULT) and "crashed with signal" in cell.get("detail", ""):
         return "crashed"
     return cell["outcome"]
 
@@ -109,10 +111,10 @@ def _count(cells: list) -> str:
     if not run:
         return "—"
     shown = [display_outcome(c) for c in run]
-    failed = shown.count("dumps fails") + shown.count("loads fails")
+    failed = shown.count(DUMPS_FAILS) + shown.count(LOADS_FAILS)
     extra = [f"{n} {word}" for n, word in
-             ((shown.count("wrong result"), "wrong"), (shown.count("crashed"), "crashed"), (failed, "failed"),
-              (shown.count("clear error"), "clear")) if n]
+             ((shown.count(WRONG_RESULT), "wrong"), (shown.count("crashed"), "crashed"), (failed, "failed"),
+              (shown.count(CLEAR_ERROR), "clear")) if n]
     return f"{shown.count('ok')}/{len(run)}" + (f" ({', '.join(extra)})" if extra else "")
 
 

@@ -33,12 +33,12 @@ __all__ = [
     "select_cases",
 ]
 
-OK = "ok"
-DUMPS = "dumps fails"
-LOADS = "loads fails"
-WRONG = "wrong result"
-CLEAR = "clear error"
-OUTCOMES = (OK, DUMPS, LOADS, WRONG, CLEAR)
+# The outcome vocabulary is the lab's (anypickle.lab); the catalogue's cases use these short names.
+from .. import CLEAR_ERROR as CLEAR
+from .. import DUMPS_FAILS as DUMPS
+from .. import LOADS_FAILS as LOADS
+from .. import OK, OUTCOMES
+from .. import WRONG_RESULT as WRONG
 
 BACKENDS = ("pickle", "marshal", "cloudpickle", "dill", "auto", "portable")
 
