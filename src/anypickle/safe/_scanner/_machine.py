@@ -418,7 +418,10 @@ def _op_short_binunicode(w, data, pos, at):
     if pos >= w.n or pos + 1 + data[pos] > w.n:
         raise _truncated(at, SHORT_BINUNICODE)
     k = data[pos] + 1
-    w.stack.append(_utf8(data, pos + 1, pos + k, at, SHORT_BINUNICODE))
+    try:  # _utf8, inlined: the most frequent opcode of string-keyed data
+        w.stack.append(data[pos + 1 : pos + k].decode("utf-8", "surrogatepass"))
+    except UnicodeDecodeError:
+        raise _Fail(at, "SHORT_BINUNICODE", "string is not valid UTF-8") from None
     return pos + k
 
 
@@ -574,7 +577,17 @@ def _memo_arg(w: _State, data: bytes, pos: int, at: int, op: int) -> tuple[int, 
     return _u32(data, pos)[0], pos + 4
 
 
-def _op_get(w, data, pos, at):  # GET, BINGET, LONG_BINGET
+def _op_binget(w, data, pos, at):  # _op_get's most frequent form, inlined
+    if pos >= w.n:
+        raise _truncated(at, BINGET)
+    try:
+        w.stack.append(w.memo[data[pos]])
+    except KeyError:
+        raise _Fail(at, "BINGET", f"memo index {data[pos]} was never stored") from None
+    return pos + 1
+
+
+def _op_get(w, data, pos, at):  # GET, LONG_BINGET (and BINGET: _op_binget)
     op = data[at]
     idx, pos = _memo_arg(w, data, pos, at, op)
     _memo_get(w, at, op, idx)
@@ -763,7 +776,7 @@ def _handler_table() -> list:
         "TUPLE3": _op_tuple_n, "EMPTY_DICT": _op_empty_dict, "DICT": _op_dict, "SETITEM": _op_append,
         "SETITEMS": _op_appends, "EMPTY_SET": _op_empty_set, "ADDITEMS": _op_appends,
         "FROZENSET": _op_frozenset, "POP": _op_pop, "DUP": _op_dup, "MARK": _op_mark, "POP_MARK": _op_pop_mark,
-        "GET": _op_get, "BINGET": _op_get, "LONG_BINGET": _op_get, "PUT": _op_put,
+        "GET": _op_get, "BINGET": _op_binget, "LONG_BINGET": _op_get, "PUT": _op_put,
         "BINPUT": _op_put, "LONG_BINPUT": _op_put, "MEMOIZE": _op_memoize,
         "EXT1": _op_ext, "EXT2": _op_ext, "EXT4": _op_ext, "GLOBAL": _op_global, "STACK_GLOBAL": _op_stack_global,
         "REDUCE": _op_reduce, "BUILD": _op_build, "INST": _op_global, "OBJ": _op_obj, "NEWOBJ": _op_reduce,
