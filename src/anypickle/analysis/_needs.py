@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from .. import _reducers
+from .._reducers import LOCK_TYPES
 from ._modules import MAIN_NAMES, ModulePolicy, lookup
 
 __all__ = [
@@ -76,7 +77,6 @@ UNSHIPPABLE_TYPES: dict[type, str] = {
     types.FrameType: "frames are live execution state; ship the data you need from them",
     types.TracebackType: "format it (traceback.format_tb) and ship the text",
 }
-LOCK_TYPES = (type(__import__("_thread").allocate_lock()), type(__import__("_thread").RLock()))
 # Open files: a by-value pickler reopens them by name on the receiver (dill), in their mode; for a
 # mode that writes, that truncates the very file ("w") or writes where the sender also writes.
 FILE_TYPES = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedReader, io.FileIO)

@@ -588,3 +588,8 @@ def dumps_portable(obj: Any, *, by_value: ModuleNames = (), by_reference: Module
 def loads_portable(payload: bytes) -> Any:
     """Load what :func:`dumps_portable` wrote (``pickle.loads`` does the same)."""
     return pickle.loads(payload)
+
+
+# Payloads name this module's rebuilders as anypickle._portable.*, where they lived before the
+# backends/ folder: they keep that name on the wire (anypickle._reducers.WIRE_NAMES).
+_reducers.keep_wire_name(globals(), "anypickle._portable")

@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
+from .. import _reducers
 from .._api import dumps, loads, note_skew
 
 __all__ = ["Wrapped", "wrap"]
@@ -162,3 +163,9 @@ def wrap(obj: T, **options: Any) -> Wrapped[T]:
     42
     """
     return Wrapped(obj, **options)
+
+
+# Payloads name Wrapped and its rebuilder as anypickle.wrap.*, where they lived before the shipping/
+# folder: they keep that name on the wire (anypickle._reducers.WIRE_NAMES), while the attribute
+# anypickle.wrap is the function.
+_reducers.keep_wire_name(globals(), "anypickle.wrap")
