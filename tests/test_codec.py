@@ -75,3 +75,16 @@ def test_threads_share_an_encoder():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_the_encoder_fast_path_is_a_dump_entry_point():
+    """is_refusal reads tracebacks: an error raised right under the pooled probe's dump is the
+    pickler's refusal, not anypickle's own bug (auto then tries the next backend)."""
+    assert _api.Encoder._encode_plain.__code__.co_name in _api._ENTRY_POINTS
+
+    class Refuses:
+        def __getstate__(self):
+            raise TypeError("cannot pickle 'Refuses' object")
+
+    with pytest.raises(anypickle.EncodeError):
+        anypickle.Encoder().encode(Refuses())

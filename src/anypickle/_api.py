@@ -399,7 +399,7 @@ _PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os
 # anypickle functions that call a pickler's dump(): an exception whose innermost Python frame is one
 # of them was raised by the C pickler itself (or by a C type's __reduce__), i.e. a refusal.
 # (``save`` is the line-noting dill pickler's pass-through: every object goes through it.)
-_ENTRY_POINTS = frozenset({"_probe", "_dumps_default", "_dump_auto", "_dump_forced", "dump", "dump_portable", "save"})
+_ENTRY_POINTS = frozenset({"_probe", "_encode_plain", "_dump_auto", "_dump_forced", "dump", "dump_portable", "save"})
 
 
 def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) -> bool:
