@@ -1,7 +1,9 @@
 """``anypickle.check(obj)``: will this object survive a trip to a fresh process? Find out by doing it.
 
 The object is dumped here and loaded in a new interpreter started in an empty temporary folder: it
-has neither this process's ``__main__`` nor any module that is not installed. There it is compared
+has neither this process's ``__main__`` nor any module that is not installed. That interpreter is a
+fork server of the matrix lab (:mod:`._servers`, :mod:`._child`): the one runner the matrix and
+``check()`` share, which also reports a crash or a hang of the receiver as the cell's detail. There it is compared
 with the original, by default through a structural fingerprint (types, data, object state, function
 code and defaults, recursively), or through ``exercise``, a callable that is itself shipped with
 anypickle and run on both sides (``exercise=lambda o: o.total()``).
@@ -12,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import LOADS_FAILS, OK, WRONG_RESULT
+from ._servers import Pool
 from ..errors import UsageError
 
 __all__ = ["CheckResult", "check", "fingerprint"]
@@ -82,26 +84,19 @@ def check(
         with open(os.path.join(workdir, "probe.bin"), "wb") as handle:
             handle.write(probe)
         receiver = _receiver(python, workdir)
-        cwd = os.path.join(workdir, "receiver")
-        os.mkdir(cwd)
+        pool = Pool(os.path.join(workdir, "servers"))
         try:
-            done = subprocess.run(
-                [receiver.python, "-c", "from anypickle.lab._check import _receive; _receive()", workdir,
-                 str(backend)],
-                cwd=cwd, env=receiver.env(), capture_output=True, text=True, timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            return CheckResult(LOADS_FAILS, written_by, f"hang: no answer after {timeout:.0f} s")
+            # The server's guard covers its start (interpreter, backends' imports) and the job, whose
+            # fork has ``timeout`` seconds: a hang is then reported by the server, not as a dead one.
+            answer = pool.call(receiver, {"kind": "check", "workdir": workdir, "backend": str(backend),
+                                          "timeout": timeout}, timeout + 60)
+        finally:
+            pool.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if done.returncode < 0:
-        return CheckResult(LOADS_FAILS, written_by, f"the receiver crashed with signal {-done.returncode}")
-    try:
-        answer = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        tail = " ".join(done.stderr.strip().splitlines()[-3:])
-        return CheckResult(LOADS_FAILS, written_by, f"the receiver exited with {done.returncode}: {tail}")
-    return CheckResult(answer["outcome"], written_by, answer["detail"])
+    if "result" not in answer:
+        return CheckResult(LOADS_FAILS, written_by, answer.get("error", "no answer from the receiver"))
+    return CheckResult(answer["result"]["outcome"], written_by, answer["result"]["detail"])
 
 
 def _describe(exc: BaseException) -> str:
@@ -126,30 +121,29 @@ def _receiver(python: "str | None", workdir: str):
         raise UsageError(str(exc)) from exc
 
 
-def _receive() -> None:
-    """The receiving side, run as ``python -c`` in an empty folder; prints one JSON line."""
+def receive_check(job: dict, emit: Callable[[dict], None]) -> dict:
+    """The receiving side of ``check()``: the ``"check"`` job of a fork server (see :mod:`._child`),
+    run in a fork in an empty folder; loads ``payload.bin``, exercises it, compares."""
     from .. import _api
     from ._child import _normalize_quietly, classify
 
-    workdir, backend = sys.argv[1], sys.argv[2]
+    workdir, backend = job["workdir"], job["backend"]
     with open(os.path.join(workdir, "payload.bin"), "rb") as handle:
         data = handle.read()
     try:
         obj = _api.loads(data)
     except Exception as exc:
-        answer = {"outcome": classify(exc, "loads", backend), "detail": _describe(exc)}
-    else:
-        with open(os.path.join(workdir, "probe.bin"), "rb") as handle:
-            exercise, expected = _api.loads(handle.read())
-        try:
-            got = exercise(obj) if exercise is not None else fingerprint(obj)
-        except Exception as exc:
-            answer = {"outcome": WRONG_RESULT, "detail": f"exercising the loaded object raised {_describe(exc)}"}
-        else:
-            same = _normalize_quietly(got) == _normalize_quietly(expected)
-            answer = {"outcome": OK if same else WRONG_RESULT,
-                      "detail": "" if same else f"expected {expected!r:.200}, got {got!r:.200}"}
-    sys.stdout.write(json.dumps(answer) + "\n")
+        return {"outcome": classify(exc, "loads", backend), "detail": _describe(exc)}
+    emit({"stage": "loaded"})
+    with open(os.path.join(workdir, "probe.bin"), "rb") as handle:
+        exercise, expected = _api.loads(handle.read())
+    try:
+        got = exercise(obj) if exercise is not None else fingerprint(obj)
+    except Exception as exc:
+        return {"outcome": WRONG_RESULT, "detail": f"exercising the loaded object raised {_describe(exc)}"}
+    same = _normalize_quietly(got) == _normalize_quietly(expected)
+    return {"outcome": OK if same else WRONG_RESULT,
+            "detail": "" if same else f"expected {expected!r:.200}, got {got!r:.200}"}
 
 
 _MAX_DEPTH = 24

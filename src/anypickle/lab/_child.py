@@ -29,6 +29,7 @@ import types
 from typing import Any
 
 from . import CLEAR_ERROR, DUMPS_FAILS, LOADS_FAILS, OK, WRONG_RESULT
+from ._check import receive_check
 from ._isolation import Isolated, run_isolated
 
 __all__ = ["serve"]
@@ -384,6 +385,8 @@ def _run_job(job: dict) -> dict:
         return {"result": {"error": f"sender: {detail}"}}
     if kind == "receive":
         return {"result": cell_from_isolated(run_isolated(lambda emit: _receive(job, emit), timeout))}
+    if kind == "check":  # anypickle.check(): the same runner as the matrix' cells
+        return {"result": cell_from_isolated(run_isolated(lambda emit: receive_check(job, emit), timeout))}
     return {"error": f"unknown job kind {kind!r}"}
 
 

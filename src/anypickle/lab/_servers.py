@@ -101,6 +101,7 @@ class Pool:
         self._lock = threading.Lock()
         self._workdir = workdir
         self._count = 0
+        os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)  # each server's stderr
 
     def call(self, receiver: _interpreters.Receiver, job: dict, guard: float) -> dict:
         """The server's answer to ``job``, or ``{"error": ...}`` saying how it died or that it hung."""

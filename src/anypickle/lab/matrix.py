@@ -144,7 +144,6 @@ def run_matrix(
     if not cases:
         raise UsageError("no catalogue case matches")
     workdir = tempfile.mkdtemp(prefix="anypickle-matrix-")
-    os.makedirs(os.path.join(workdir, "logs"))
     pool = Pool(workdir)
     try:
         return _run(cases, backends, modes, list(pythons), search_pythons, timeout, workers,
