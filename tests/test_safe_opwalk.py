@@ -90,6 +90,8 @@ def reference(data: bytes) -> int | None:
                 if not line or not all(48 <= c <= 57 for c in line) or int(line) != count:
                     return at
                 count += 1
+            if op.name == "GET" and (not line or not all(48 <= c <= 57 for c in line)):
+                return at  # the C walk refuses an empty or non-decimal GET index (the unpickler fails there)
             continue
         if arg.n in _COUNTED:
             width, signed = _COUNTED[arg.n]
