@@ -37,10 +37,9 @@ import resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))
 data = open(sys.argv[1], "rb").read()
 how = sys.argv[2]
-import importlib, pickle
+import pickle
 import anypickle
-scan = importlib.import_module("anypickle.scan")
-scan = getattr(scan, "scan", scan) if not callable(scan) else scan  # the function, wherever it lives
+scan = anypickle.scan
 limits = anypickle.Limits(max_hashed_keys=int(sys.argv[3])) if len(sys.argv) > 3 else None
 start = time.perf_counter()  # imports done: the time is the load's own
 try:

@@ -12,8 +12,8 @@ import pprint
 import sys
 from pathlib import Path
 
-from anypickle.catalogue import all_cases
-from anypickle.matrix import run_matrix
+from anypickle.lab.catalogue import all_cases
+from anypickle.lab.matrix import run_matrix
 
 TARGET = Path(__file__).resolve().parent.parent / "src" / "anypickle" / "catalogue" / "_measured.py"
 

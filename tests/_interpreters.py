@@ -1,6 +1,6 @@
 """The installed CPython 3.10-3.13 interpreters, each able to import this checkout's anypickle.
 
-A thin layer over :mod:`anypickle._interpreters`, which ``anypickle matrix`` uses too: the same
+A thin layer over :mod:`anypickle.lab._interpreters`, which ``anypickle matrix`` uses too: the same
 finder (pyenv, then ``python3.X`` on PATH) and the same cache of cloudpickle and dill installed once
 per interpreter (``pip --target``). anypickle itself always comes from ``<repo>/src``, so no cache
 holds a stale copy of the code under test.
@@ -13,7 +13,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from anypickle._interpreters import Receiver, find_other_pythons, prepare_receiver
+from anypickle.lab._interpreters import Receiver, find_other_pythons, prepare_receiver
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
@@ -67,7 +67,7 @@ def package_at(requirement: str) -> str:
     Put it first on a child's ``PYTHONPATH`` to run that child with another release of a backend than
     this environment's. Raises ``LookupError`` with pip's message when the index cannot provide it.
     """
-    from anypickle import _interpreters
+    from anypickle.lab import _interpreters
 
     target = os.path.join(_interpreters.cache_dir(), "packages", requirement.replace("==", "-"))
     if not os.path.isdir(target):

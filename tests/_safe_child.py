@@ -26,7 +26,7 @@ import collections, copyreg, datetime, decimal, fractions, uuid, _codecs
 import numpy as np
 import numpy._core.multiarray, numpy._core.numeric
 import numpy.core.multiarray, numpy.core.numeric
-import anypickle, anypickle.safe, anypickle.scan, anypickle.scan._rules
+import anypickle, anypickle.safe, anypickle.safe._scanner, anypickle.safe._scanner._rules
 import pickle
 anypickle.safe.C_FIRST = mode == "c_first" and anypickle.safe.C_FIRST
 if mode == "no_extension":  # as installed without a C compiler: the pure-Python paths only

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import anypickle
-from anypickle._interpreters import find_other_pythons
+from anypickle.lab._interpreters import find_other_pythons
 
 
 class Cart:

@@ -43,7 +43,7 @@ def test_a_doctored_number_is_caught(generator):
 
 def test_the_results_are_a_real_run_and_the_pictures_exist(generator):
     """The committed matrix holds every catalogue case in the fresh mode, and the pictures it names exist."""
-    from anypickle.catalogue import all_cases
+    from anypickle.lab.catalogue import all_cases
 
     matrix = generator.load(generator.MATRIX)
     fresh = {c["case"] for c in matrix["cells"] if c["mode"] == "fresh"}

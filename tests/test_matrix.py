@@ -17,12 +17,13 @@ import textwrap
 
 import pytest
 
-from anypickle import _isolation
-from anypickle._interpreters import find_other_pythons
-from anypickle._matrix_render import render_markdown
-from anypickle._pytest_plugin import set_matrix_run
-from anypickle.catalogue import BACKENDS, CLEAR, LOADS, OK, WRONG, Case, all_cases, exp
-from anypickle.matrix import CASE_ERROR, run_matrix
+from anypickle.lab import _isolation
+from anypickle.lab._interpreters import find_other_pythons
+from anypickle.lab.render import render_markdown
+from anypickle.lab.pytest_plugin import set_matrix_run
+from anypickle.lab.catalogue import BACKENDS, CLEAR, LOADS, OK, WRONG, Case, all_cases, exp
+from anypickle.lab import CASE_ERROR
+from anypickle.lab.matrix import run_matrix
 
 CASES = all_cases()
 OTHER_PYTHONS, _ = find_other_pythons()
@@ -123,7 +124,7 @@ def test_auto_lets_the_objects_own_exception_through(matrix):
 def test_the_measured_needs_of_every_case_are_the_ones_explain_uses(matrix):
     """explain's per-backend verdicts come from the catalogue's cases and the needs measured in them
     (catalogue/_measured.py): those must be what the analysis finds in each case's object now."""
-    from anypickle.catalogue._measured import NEEDS
+    from anypickle.lab.catalogue._measured import NEEDS
 
     measured = {c["name"]: c["needs"] for c in matrix.doc["cases"] if c.get("needs") is not None}
     stale = {name: (list(NEEDS.get(name, ["<missing>"])), needs)
@@ -134,7 +135,7 @@ def test_the_measured_needs_of_every_case_are_the_ones_explain_uses(matrix):
 def test_explain_vouches_for_a_raw_backend_only_where_the_matrix_shows_it_shipping(matrix):
     """Per case with needs: a raw backend explain says ships was measured "ok" in the fresh process."""
     from anypickle import Backend
-    from anypickle._explain import recorded_verdict
+    from anypickle.analysis._explain import recorded_verdict
 
     wrong = []
     for c in matrix.doc["cases"]:
@@ -384,7 +385,8 @@ def test_check_names_the_cells_that_differ_from_the_catalogue(tmp_path, monkeypa
     """--check exits 1 and names a cell whose expected outcome was doctored; 0 when all agree."""
     import dataclasses
 
-    from anypickle import cli, matrix as matrix_module
+    from anypickle import cli
+    from anypickle.lab import matrix as matrix_module
 
     lam = next(c for c in CASES if c.name == "function: lambda")
     doctored = dataclasses.replace(lam, expect={**lam.expect, "pickle": OK})  # pickle really cannot dump it
@@ -402,7 +404,7 @@ def test_check_names_the_cells_that_differ_from_the_catalogue(tmp_path, monkeypa
 
 def test_numpy_rows_say_why_they_are_skipped():
     """A row the sender cannot run is skipped, and the summary says which rows and why."""
-    from anypickle._matrix_render import render_summary
+    from anypickle.lab.render import render_summary
 
     case = Case("needs: a missing package", "test", "", "1", "def check(o):\n    return o\n",
                 exp(pickle=OK, marshal=OK, cloudpickle=OK, dill=OK, auto=OK),
@@ -440,12 +442,12 @@ def test_backend_version_mode_runs_a_skewed_pair_through_a_cached_environment():
 
 def test_report_without_matplotlib_has_the_text_formats_and_says_why(tmp_path, monkeypatch):
     """No matplotlib: Markdown, JSON and CSV are written, and the note names the extra to install."""
-    from anypickle._matrix_render import write_report
+    from anypickle.lab.render import write_report
 
     lam = [c for c in CASES if c.name == "function: lambda"]
     doc = run_matrix(lam, backends=["pickle", "auto"], modes=["fresh"])
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
-    monkeypatch.delitem(sys.modules, "anypickle._matrix_plot", raising=False)
+    monkeypatch.delitem(sys.modules, "anypickle.lab.plot", raising=False)
     written, note = write_report(doc, str(tmp_path))
     assert written == ["matrix.md", "matrix.json", "matrix.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["matrix.csv", "matrix.json", "matrix.md"]

@@ -183,7 +183,7 @@ def test_an_object_refusing_with_typeerror_is_a_refusal():
 @pytest.mark.parametrize("error", [TypeError, AttributeError, ValueError, KeyError])
 def test_a_fault_in_the_classifier_surfaces_instead_of_changing_the_backend(monkeypatch, error):
     """Only a backend's documented refusal moves auto on: a bug in anypickle's own analysis must raise."""
-    from anypickle import _needs
+    from anypickle.analysis import _needs
 
     real = _needs.classify
 
@@ -267,7 +267,7 @@ def test_explain_finds_a_need_after_a_quarter_million_objects():
 
 def test_explains_verdicts_name_the_catalogue_evidence():
     """Raw dill is vouched for only where the matrix shows it shipping: it breaks some __main__ functions."""
-    from anypickle._explain import recorded_verdict
+    from anypickle.analysis._explain import recorded_verdict
 
     ships, reason = recorded_verdict(Backend.DILL, frozenset({"main/function"}))
     assert ships is False and "catalogue case" in reason

@@ -18,8 +18,8 @@ import pytest
 
 import anypickle
 from anypickle import _envelope as env
-from anypickle import _source
-from anypickle._portable import dumps_portable, loads_portable
+from anypickle.backends import _source
+from anypickle.backends._portable import dumps_portable, loads_portable
 
 from _interpreters import child_env
 
@@ -472,3 +472,29 @@ def test_code_typed_in_ipython_cells_loads_in_another_version_without_ipython(tm
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert json.loads(_child(receiver, IPYTHON_RECEIVER, str(payload), cwd=tmp_path)) == [7, "P(x=3, y=1)", 2, False]
+
+
+def test_payloads_keep_their_wire_names(tmp_path):
+    """Moving code into folders must not change what payloads name: portable rebuilders stay
+    ``anypickle._portable.*`` and Wrapped stays ``anypickle.wrap.Wrapped`` (older and newer
+    anypickle read each other's payloads), and plain ``pickle.loads`` in a fresh interpreter
+    finds them; the attribute ``anypickle.wrap`` is still the function."""
+    import pickle
+    import pickletools
+    import subprocess
+    import sys
+
+    import anypickle
+
+    portable = dumps_portable(lambda x: x * 7)
+    wrapped = pickle.dumps(anypickle.wrap(lambda x: x + 1))
+    for data, wire in ((portable, "anypickle._portable"), (wrapped, "anypickle.wrap")):
+        strings = [arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)]
+        assert wire in strings and not any(s.startswith(("anypickle.backends", "anypickle.shipping")) for s in strings)
+    assert callable(anypickle.wrap) and not isinstance(anypickle.wrap, type(sys))
+    path = tmp_path / "p.bin"
+    path.write_bytes(portable)
+    code = "import pickle, sys; print(pickle.loads(open(sys.argv[1], 'rb').read())(6))"
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert done.stdout.strip() == "42", done.stderr

@@ -2,7 +2,7 @@
 with RLIMIT_AS and a timeout (tests/_safe_child.py): no crash, no hang, no import, no change to
 numpy's or uuid's shared objects, and each stream refused (naming the limit, for resource bombs) or,
 for the benign controls, loaded. Every path: C-first (the default), static-first, and without the C
-extension (the limits then come from anypickle._tracking)."""
+extension (the limits then come from anypickle.safe._tracking)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import anypickle
 from anypickle.safe import safe_loads
-from anypickle.scan import scan
+from anypickle import scan
 
 SAMPLES = [
     {"a": [1, 2.5, "x", b"y", None, True], "t": (1, (2,)), "s": {1, 2}, "f": frozenset({3})},
@@ -149,7 +149,7 @@ import random as _random  # noqa: E402
 
 from adversarial import Asm  # noqa: E402
 
-from anypickle._allowlist import _DEFAULT, CALL  # noqa: E402
+from anypickle.safe._allowlist import _DEFAULT, CALL  # noqa: E402
 from _safe_child import run_streams  # noqa: E402
 
 _CALLABLES = sorted(pair for pair, role in _DEFAULT.items() if role & CALL)

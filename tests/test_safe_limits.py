@@ -17,7 +17,7 @@ import pytest
 import anypickle
 from adversarial import Asm, int_hash_flood, scanner_reuse_stream
 from anypickle import Limits, UnsafePickleError, UsageError
-from anypickle.scan import scan
+from anypickle import scan
 
 
 def _deep_lists(depth: int) -> bytes:
@@ -117,7 +117,7 @@ def test_scanner_is_linear_in_reused_memoized_arguments(tmp_path):
     path = tmp_path / "reuse.pkl"
     path.write_bytes(scanner_reuse_stream(100_000, 180_000))
     code = (
-        "import sys, anypickle\nfrom anypickle.scan import scan\n"
+        "import sys, anypickle\nfrom anypickle import scan\n"
         "report = scan(sys.argv[1])\n"
         "try:\n    anypickle.loads(open(sys.argv[1], 'rb').read(), safe=True)\n"
         "except anypickle.AnyPickleError as exc:\n    print(type(exc).__name__)\n"
@@ -150,7 +150,7 @@ def bomb_path(tmp_path_factory):
 def test_zip_members_are_read_in_bounded_chunks(bomb_path):
     """A member of 768 MiB of zeros (deflated to ~0.75 MB): scanned in a child limited to 512 MiB
     of address space (the old scanner inflated each member whole to test it: MemoryError)."""
-    code = ("import sys\nfrom anypickle.scan import scan\nr = scan(sys.argv[1])\n"
+    code = ("import sys\nfrom anypickle import scan\nr = scan(sys.argv[1])\n"
             "print(r.safe, r.members)\n")
     done = _run(code, str(bomb_path), memory=512 << 20, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

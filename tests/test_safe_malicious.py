@@ -12,7 +12,7 @@ import pytest
 
 from anypickle import UnsafePickleError
 from anypickle.safe import safe_loads
-from anypickle.scan import scan
+from anypickle import scan
 from malicious import build_corpus
 
 # Runs in a child: loads each case (in "safe" or "plain" mode) and writes one outcome per case to a

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import anypickle.safe
-from anypickle.scan._machine import simulate
+from anypickle.safe._scanner._machine import simulate
 
 try:
     from anypickle._opwalk import memo_check
@@ -305,7 +305,7 @@ hidden = b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame + b"\x00\x00C" 
 memo_bomb = b"\x80\x04\x95\x04\x00\x00\x00\x00\x00\x00\x00]r\x00\x00\x00\x00)0."
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # the bomb asks for ~13 GB
 import anypickle, anypickle.safe
-from anypickle.scan import scan
+from anypickle import scan
 out = {"scan_hidden_safe": scan(hidden).safe, "scan_bomb_safe": scan(memo_bomb).safe}
 for c_first in (True, False):
     anypickle.safe.C_FIRST = c_first

@@ -17,7 +17,7 @@ import pytest
 
 import anypickle
 from anypickle.safe import safe_loads
-from anypickle.scan import scan
+from anypickle import scan
 
 
 def _recursive_list():

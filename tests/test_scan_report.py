@@ -14,7 +14,7 @@ import pytest
 
 import anypickle
 from anypickle.cli import main
-from anypickle.scan import Finding, scan
+from anypickle import ScanFinding, Severity, scan
 from malicious import build_corpus
 
 
@@ -25,7 +25,7 @@ def test_report_fields_dict_and_text(tmp_path):
     assert report.safe is False
     assert report.globals == [("os.system", "os.system")]
     finding = report.findings[0]
-    assert isinstance(finding, Finding)
+    assert isinstance(finding, ScanFinding)
     assert (finding.severity, finding.opcode, finding.position, finding.global_name) == ("unsafe", "GLOBAL", 0, "os.system")
     with pytest.raises(AttributeError):
         finding.severity = "info"  # frozen
@@ -33,6 +33,20 @@ def test_report_fields_dict_and_text(tmp_path):
     assert as_dict["safe"] is False and as_dict["findings"][0]["position"] == 0
     text = str(report)
     assert "UNSAFE" in text and "os.system" in text and "@0" in text
+    assert as_dict["findings"][0]["severity"] == "unsafe"
+
+
+def test_top_level_scan_and_ordered_severity():
+    """``anypickle.scan`` is the function (no subpackage in the way); severities compare by rank."""
+    import anypickle
+
+    assert anypickle.scan is scan and callable(anypickle.scan)
+    assert anypickle.safe_loads(pickle.dumps({"a": [1, 2]})) == {"a": [1, 2]}
+    assert Severity.INFO < Severity.WARNING < Severity.UNSAFE and max(Severity) is Severity.UNSAFE
+    assert sorted([Severity.UNSAFE, Severity.INFO, Severity.WARNING]) == [Severity.INFO, Severity.WARNING, Severity.UNSAFE]
+    assert Severity.UNSAFE == "unsafe" and str(Severity.WARNING) == "warning"
+    report = anypickle.scan(pickle.dumps(print))
+    assert max(f.severity for f in report.findings) is Severity.UNSAFE and not report.safe
 
 
 def test_scan_reads_paths(tmp_path):

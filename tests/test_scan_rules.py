@@ -12,7 +12,7 @@ import pytest
 
 from anypickle import DecodeError, UnsafePickleError
 from anypickle.safe import safe_loads
-from anypickle.scan import scan
+from anypickle import scan
 from malicious import BINGET, BINPUT, BUILD, C, EMPTY_DICT, EMPTY_TUPLE, MARK, NONE, POP, PROTO2, PROTO4, REDUCE, SG, STOP, TUPLE2, U, call
 
 
@@ -207,3 +207,19 @@ def test_scanner_follows_exactly_the_opcodes_the_unpickler_accepts():
             assert any("not a pickle opcode" in m for m in messages), (byte, messages)
             with pytest.raises(pickle.UnpicklingError):
                 pickle.loads(bytes([byte]) + b".")
+
+
+def test_the_scanner_has_one_handler_per_pickletools_opcode():
+    """The walk's table comes from pickletools: each opcode byte it defines has its own handler,
+    and every other byte is refused as "not a pickle opcode"."""
+    import pickletools
+
+    from anypickle.safe._scanner import _machine, _opcodes
+
+    known = {ord(op.code): op.name for op in pickletools.opcodes}
+    assert _opcodes.TABLE == known
+    for code in range(256):
+        handler = _machine._HANDLERS[code]
+        assert (handler is _machine._not_an_opcode) == (code not in known), hex(code)
+    trace = _machine.simulate(b"\x99.")
+    assert trace.broken is not None and "0x99 is not a pickle opcode" in trace.broken.message

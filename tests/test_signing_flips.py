@@ -66,7 +66,7 @@ def test_signed_malicious_payload_is_still_refused_by_safe_loading(tmp_path):
     evil = build_corpus(tmp_path)["stack_global_exec"].data
     # Sign a malicious plain pickle as a compromised sender would: wrap it with the pickle backend.
     from anypickle import _envelope as env
-    from anypickle._backend import Backend
+    from anypickle.backends._id import Backend
 
     header = env.build_header(Backend.PICKLE, env.SIGNED, len(evil), "k")
     tagged = header + env.sign(KEY, header, evil) + evil

@@ -2,7 +2,7 @@
 
 The sender is a real script; its folder is deleted before the receiver, a fresh interpreter in another
 folder, loads the payloads. Nothing on the receiver can read the sender's file: every source line a
-traceback shows there travelled in the envelope (see anypickle._lines).
+traceback shows there travelled in the envelope (see anypickle.backends._lines).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import anypickle
 from anypickle import _envelope as env
-from anypickle import _lines
+from anypickle.backends import _lines
 from _interpreters import package_at
 
 SENDER = '''

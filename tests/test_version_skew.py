@@ -20,7 +20,7 @@ import pytest
 
 import anypickle
 from anypickle import _envelope as env
-from anypickle import _interpreters
+from anypickle.lab import _interpreters
 from anypickle.backends import get as get_backend
 from _interpreters import package_at
 

@@ -8,12 +8,12 @@
 
 from typing import TYPE_CHECKING
 
-from ._api import dump, dumps, load, loads
-from ._backend import Backend
-from ._check import CheckResult, check
-from ._explain import Explanation, explain
-from ._limits import Limits
-from ._needs import Finding, Need
+from ._api import Decoder, Encoder, dump, dumps, load, loads
+from .backends._id import Backend
+from .lab._check import CheckResult, check
+from .analysis._explain import Explanation, explain
+from .safe._limits import Limits
+from .analysis._needs import Finding, Need
 from .errors import (
     AnyPickleError,
     DecodeError,
@@ -24,23 +24,30 @@ from .errors import (
     UsageError,
     WorkerCrashedError,
 )
-from .wrap import Wrapped, wrap
+from .shipping.wrap import Wrapped, wrap
 
 if TYPE_CHECKING:  # imported on first use at run time, by __getattr__ below
-    from .executor import ProcessPoolExecutor
+    from .safe import safe_loads
+    from .safe._scanner import ScanFinding, ScanReport, Severity, scan
+    from .shipping.executor import ProcessPoolExecutor
 
 __all__ = [
     "AnyPickleError",
     "Backend",
     "CheckResult",
     "DecodeError",
+    "Decoder",
     "EncodeError",
+    "Encoder",
     "Explanation",
     "Finding",
     "InterpreterMismatchError",
     "Limits",
     "Need",
     "ProcessPoolExecutor",
+    "ScanFinding",
+    "ScanReport",
+    "Severity",
     "SignatureError",
     "UnsafePickleError",
     "UsageError",
@@ -52,15 +59,31 @@ __all__ = [
     "explain",
     "load",
     "loads",
+    "safe_loads",
+    "scan",
     "wrap",
 ]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it: dynamic)
+
+# Imported on first use: the executor imports multiprocessing and concurrent.futures, the scanner
+# and safe loading their allowlists; ``import anypickle`` stays as cheap as the facade.
+_LAZY = {
+    "ProcessPoolExecutor": ("shipping.executor", "ProcessPoolExecutor"),
+    "safe_loads": ("safe", "safe_loads"),
+    "scan": ("safe._scanner", "scan"),
+    "ScanFinding": ("safe._scanner", "ScanFinding"),
+    "ScanReport": ("safe._scanner", "ScanReport"),
+    "Severity": ("safe._scanner", "Severity"),
+}
 
 
 def __getattr__(name: str) -> object:
-    # The executor imports multiprocessing and concurrent.futures: only on first use.
-    if name == "ProcessPoolExecutor":
-        from .executor import ProcessPoolExecutor
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'anypickle' has no attribute {name!r}") from None
+    import importlib
 
-        return ProcessPoolExecutor
-    raise AttributeError(f"module 'anypickle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value

@@ -1,4 +1,6 @@
-"""The facade: :func:`dumps`, :func:`loads`, :func:`dump`, :func:`load`."""
+"""The facade: :func:`dumps`, :func:`loads`, :func:`dump`, :func:`load`, and the reusable
+:class:`Encoder` / :class:`Decoder` that hold the fast paths (a pool of probe picklers; the C first
+step of ``loads``). The module-level functions use a default one of each."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import functools
 import io
 import os
 import pickle
-import re
 import types
 from typing import (
     IO, TYPE_CHECKING, Any, Callable, Iterable, List, Literal, Mapping, NoReturn, Sequence, Tuple, Union, overload,
@@ -14,16 +15,17 @@ from typing import (
 
 from . import _context
 from . import _envelope as env
-from . import _frames, _lines
+from . import _frames
+from .backends import _lines
 from ._frames import BufferCollector
-from ._backend import Backend, parse_backend
-from ._modules import ModuleNames, ModulePolicy
-from ._needs import _UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, unshippable_advice
+from .backends._id import Backend, parse_backend
+from .analysis._modules import ModuleNames, ModulePolicy
+from .analysis._needs import UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, locate_named_type, unshippable_advice
 from .backends import get as get_backend
-from ._limits import Limits, check_limits
+from .safe._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
 
-__all__ = ["dump", "dumps", "load", "loads"]
+__all__ = ["Decoder", "Encoder", "dump", "dumps", "load", "loads"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -82,7 +84,7 @@ def dumps(
     42
     """
     if backend == "auto" and key is None and context is None and not (by_value or by_reference or portable or buffers):
-        return _dumps_default(obj)
+        return _encode_default(obj)
     policy = _DEFAULT_POLICY if not by_value and not by_reference else ModulePolicy(by_value, by_reference)
     chosen = None if backend == "auto" else parse_backend(backend)
     frame = _Frame(key, key_id)
@@ -96,7 +98,7 @@ def dumps(
     if portable:
         if chosen is not None and chosen is not Backend.PICKLE:
             raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
-        from ._portable import dump_portable
+        from .backends._portable import dump_portable
 
         used = Backend.PICKLE
         dump_portable(obj, frame.start(env.PORTABLE), policy)
@@ -201,29 +203,26 @@ def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy
 
 
 _DEFAULT_POLICY = ModulePolicy()
-# Idle ProbePicklers for the default policy, each as (chunks its sink fills, pickler, its bound dump,
-# its bound clear_memo). list.pop and list.append are atomic, so a thread takes one nobody else
-# holds, and a dumps() nested in some __reduce__ finds none free and builds its own; the pool never
-# holds more picklers than were ever in use at once. Building a Pickler subclass costs more than
-# pickling a small dict, hence the pool.
+# An idle ProbePickler for the default policy: (chunks its sink fills, pickler, its bound dump, its
+# bound clear_memo). Building a Pickler subclass costs more than pickling a small dict, hence the
+# pools (one per Encoder, see there).
 _Probe = Tuple[List[Any], ProbePickler, Callable[[Any], None], Callable[[], None]]
-_free_probes: list[_Probe] = []
 _pickle_header = env._pickle_headers.get
 
 
-def _take_probe() -> _Probe:
+def _take_probe(free: list[_Probe]) -> _Probe:
     try:
-        return _free_probes.pop()
+        return free.pop()
     except IndexError:
         chunks: list[Any] = []
         probe = ProbePickler(_Sink(chunks), _DEFAULT_POLICY)
         return chunks, probe, probe.dump, probe.clear_memo
 
 
-def _give_back(pair: _Probe) -> None:
+def _give_back(free: list[_Probe], pair: _Probe) -> None:
     pair[0].clear()
-    pair[1].memo = {}  # a fresh memo table (see _dumps_default): it held a reference to every object pickled
-    _free_probes.append(pair)
+    pair[1].memo = {}  # a fresh memo table (see Encoder._encode_plain): it held a reference to every object pickled
+    free.append(pair)
 
 
 def _probe(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) -> None:
@@ -234,53 +233,92 @@ def _probe(obj: Any, frame: _Frame, policy: ModulePolicy, marker: Any = None) ->
             probe.persistent_id = marker  # type: ignore[method-assign]  # pickle's per-instance hook
         probe.dump(obj)
         return
-    pair = _take_probe()
+    free = _DEFAULT_ENCODER._free
+    pair = _take_probe(free)
     frame.start(0)
     try:
         pair[2](obj)
         frame.chunks = pair[0].copy()
     except BaseException:
-        _give_back(pair)
+        _give_back(free, pair)
         raise
     if len(pair[0]) <= 1:  # a pickler that wrote big frames keeps a big scratch buffer: drop it
-        _give_back(pair)
+        _give_back(free, pair)
 
 
-def _dumps_default(obj: Any) -> bytes:
-    """``dumps(obj)`` with every option at its default: the per-call cost of small tasks, kept lean.
+class Encoder:
+    """A reusable :func:`dumps` with its options fixed once, in the spirit of msgspec's ``Encoder``.
 
-    The same steps as the general path (probe, then the fallbacks), minus the frame object and the
-    option handling: a pooled ProbePickler, and a cached header for small pickle payloads.
+    ``Encoder(**options).encode(obj)`` is ``dumps(obj, **options)`` (every option but ``buffers``).
+    With every option at its default it keeps its own pool of probe picklers (list.pop and
+    list.append are atomic: a thread takes one nobody else holds, a nested ``encode`` builds its own),
+    and the module-level :func:`dumps` uses such a default encoder.
     """
-    try:
-        pair = _free_probes.pop()  # _take_probe(), inlined: this is the hot path
-    except IndexError:
-        pair = _take_probe()
-    chunks = pair[0]
-    try:
-        pair[2](obj)
-    except Exception as exc:  # NeedFound or a pickling error: the fallbacks decide, as in _dump_auto
-        _give_back(pair)
+
+    __slots__ = ("_free", "_options", "encode")
+
+    def __init__(
+        self, *, backend: str | Backend = "auto", by_value: ModuleNames = (), by_reference: ModuleNames = (),
+        key: bytes | None = None, key_id: str | None = None, portable: bool = False,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        parse_backend(backend)  # a wrong name fails here, not at the first encode
+        if key is not None:
+            env.check_key(key)
+        given = {"backend": backend, "by_value": tuple(by_value), "by_reference": tuple(by_reference), "key": key,
+                 "key_id": key_id, "portable": portable, "context": context}
+        defaults = {"backend": "auto", "by_value": (), "by_reference": (), "key": None, "key_id": None,
+                    "portable": False, "context": None}
+        self._options: dict[str, Any] = {name: value for name, value in given.items() if value != defaults[name]}
+        self._free: list[_Probe] = []
+        self.encode: Callable[[Any], bytes] = self._encode_with if self._options else self._encode_plain
+
+    def __repr__(self) -> str:
+        return f"anypickle.Encoder({', '.join(f'{k}={v!r}' for k, v in self._options.items())})"
+
+    def _encode_with(self, obj: Any) -> bytes:
+        return dumps(obj, **self._options)
+
+    def _encode_plain(self, obj: Any) -> bytes:
+        """``dumps(obj)`` with every option at its default: the per-call cost of small tasks, kept lean.
+
+        The same steps as the general path (probe, then the fallbacks), minus the frame object and the
+        option handling: a pooled ProbePickler, and a cached header for small pickle payloads.
+        """
+        free = self._free
+        try:
+            pair = free.pop()  # _take_probe(), inlined: this is the hot path
+        except IndexError:
+            pair = _take_probe(free)
+        chunks = pair[0]
+        try:
+            pair[2](obj)
+        except Exception as exc:  # NeedFound or a pickling error: the fallbacks decide, as in _dump_auto
+            _give_back(free, pair)
+            frame = _Frame(None, None)
+            return frame.finish(_dump_auto(obj, frame, _DEFAULT_POLICY, probe_error=exc))
+        if len(chunks) == 1:
+            payload = chunks.pop()
+            n = len(payload)
+            # The memo holds a reference to every object pickled: empty it. clear_memo() walks the
+            # memo table at the largest size it ever grew to (CPython never shrinks it), so after a
+            # payload with many objects the table is replaced by a fresh one instead; otherwise one
+            # 3000-string dumps would make every later small dumps 7x slower.
+            if n <= 128:
+                pair[3]()  # clear_memo(); a payload this small made at most 64 memo entries
+            else:
+                pair[1].memo = {}
+            free.append(pair)
+            return (_pickle_header(n) or env.pickle_header(n)) + payload
+        # A big payload: a pickler that wrote big frames keeps a big scratch buffer, so it is dropped.
+        pair[3]()
         frame = _Frame(None, None)
-        return frame.finish(_dump_auto(obj, frame, _DEFAULT_POLICY, probe_error=exc))
-    if len(chunks) == 1:
-        payload = chunks.pop()
-        n = len(payload)
-        # The memo holds a reference to every object pickled: empty it. clear_memo() walks the
-        # memo table at the largest size it ever grew to (CPython never shrinks it), so after a
-        # payload with many objects the table is replaced by a fresh one instead; otherwise one
-        # 3000-string dumps would make every later small dumps 7x slower.
-        if n <= 128:
-            pair[3]()  # clear_memo(); a payload this small made at most 64 memo entries
-        else:
-            pair[1].memo = {}
-        _free_probes.append(pair)
-        return (_pickle_header(n) or env.pickle_header(n)) + payload
-    # A big payload: a pickler that wrote big frames keeps a big scratch buffer, so it is dropped.
-    pair[3]()
-    frame = _Frame(None, None)
-    frame.chunks = chunks
-    return frame.finish(Backend.PICKLE)
+        frame.chunks = chunks
+        return frame.finish(Backend.PICKLE)
+
+
+_DEFAULT_ENCODER = Encoder()
+_encode_default = _DEFAULT_ENCODER._encode_plain  # what dumps(obj) runs: one bound method, no lookups
 
 
 def _dump_auto(
@@ -361,7 +399,7 @@ _PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os
 # anypickle functions that call a pickler's dump(): an exception whose innermost Python frame is one
 # of them was raised by the C pickler itself (or by a C type's __reduce__), i.e. a refusal.
 # (``save`` is the line-noting dill pickler's pass-through: every object goes through it.)
-_ENTRY_POINTS = frozenset({"_probe", "_dumps_default", "_dump_auto", "_dump_forced", "dump", "dump_portable", "save"})
+_ENTRY_POINTS = frozenset({"_probe", "_encode_plain", "_dump_auto", "_dump_forced", "dump", "dump_portable", "save"})
 
 
 def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) -> bool:
@@ -403,7 +441,6 @@ def is_refusal(exc: BaseException, documented: tuple[type[BaseException], ...]) 
 
 
 _NO_CULPRIT: Any = object()
-_CANNOT_PICKLE = re.compile(r"(?:cannot pickle|can't pickle) '?([\w.]+)'?")
 
 
 def _encode_error(
@@ -455,18 +492,14 @@ def _locate_culprit(
         located = (unshippable[0].path, unshippable[0].type_name)
     else:
         for _, exc in attempts:
-            m = _CANNOT_PICKLE.search(str(exc))
-            if m:
-                type_name = m.group(1).rpartition(".")[2]
-                # mypy cannot type a lambda with a default argument (python/mypy#15459).
-                hit = locate(obj, lambda o, n=type_name: type(o).__name__ == n, policy)  # type: ignore[misc]
-                if hit is not None:
-                    located = (hit[0], type(hit[1]).__qualname__)
-                    break
+            hit = locate_named_type(obj, str(exc), policy)
+            if hit is not None:
+                located = (hit[0], type(hit[1]).__qualname__)
+                break
     if unshippable:
         hint = unshippable[0].advice
     elif located is not None:
-        for t, advice in _UNSHIPPABLE_TYPES.items():
+        for t, advice in UNSHIPPABLE_TYPES.items():
             if t.__qualname__ == located[1] or t.__name__ == located[1]:
                 hint = advice
     return located, hint
@@ -541,11 +574,11 @@ def loads(
     if header.source is not None:
         _lines.register(header.source)
     try:
-        if header.flags & env.BUFFERS:
-            return _frames.load(header.backend, payload, buffers)  # type: ignore[arg-type]
-        if header.flags & env.CONTEXT:
-            return _context.load(header.backend, payload, context)
-        return get_backend(header.backend).loads(payload)
+        given = None
+        if header.flags & env.BUFFERS:  # the buffers must match the payload's size table
+            given, payload = _frames.check_buffers(payload, buffers)  # type: ignore[arg-type]
+        resolve = _context.resolver(context) if header.flags & env.CONTEXT else None
+        return get_backend(header.backend).loads(payload, buffers=given, persistent_load=resolve)
     except AnyPickleError:
         raise
     except Exception as exc:
@@ -713,8 +746,50 @@ def load(file: IO[bytes] | PathLike, **options: Any) -> Any:
     return loads(data, **options)
 
 
-if not TYPE_CHECKING and _FastLoads is not None:
-    # The same loads with its first step in C: a call with one bytes argument (and at most safe=)
-    # holding a plain-data envelope never enters the Python function above, whose frame and argument
-    # checks cost 200 ns, a third of pickle.loads on a 60-byte payload. Everything else runs it.
-    loads = functools.update_wrapper(_FastLoads(loads, _raise_pickle_error), loads)
+def _plain_decode() -> Callable[..., Any]:
+    """:func:`loads` with its first step in C, when the extension is built.
+
+    A call with one bytes argument (and at most ``safe=``) holding a plain-data envelope never enters
+    the Python function, whose frame and argument checks cost 200 ns, a third of pickle.loads on a
+    60-byte payload. Everything else runs it (it is the result's ``__wrapped__``).
+    """
+    if _FastLoads is None:
+        return loads
+    return functools.update_wrapper(_FastLoads(loads, _raise_pickle_error), loads)
+
+
+class Decoder:
+    """A reusable :func:`loads` with its options fixed once, in the spirit of msgspec's ``Decoder``.
+
+    ``Decoder(**options).decode(data)`` is ``loads(data, **options)`` (every option but ``buffers``).
+    Its ``decode`` is the C fast path (``_opwalk.FastLoads``) wrapped around the Python ``loads``;
+    the module-level :func:`loads` is the default decoder's ``decode``.
+    """
+
+    __slots__ = ("_options", "decode")
+    _plain: Callable[..., Any] | None = None  # the fast path, built once for every Decoder
+
+    def __init__(
+        self, *, key: env.Key | None = None, safe: bool = False, allow: Iterable[str] = (),
+        context: Mapping[str, Any] | None = None, limits: Limits | None = None,
+    ) -> None:
+        if limits is not None:
+            if not safe:
+                raise UsageError("limits= applies to safe=True loading only (plain loading runs the pickle's code)")
+            check_limits(limits)
+        given = {"key": key, "safe": safe, "allow": tuple(allow), "context": context, "limits": limits}
+        defaults = {"key": None, "safe": False, "allow": (), "context": None, "limits": None}
+        self._options: dict[str, Any] = {name: value for name, value in given.items() if value != defaults[name]}
+        if Decoder._plain is None:
+            Decoder._plain = _plain_decode()
+        plain = Decoder._plain
+        self.decode: Callable[[bytes | bytearray | memoryview], Any] = (
+            functools.partial(plain, **self._options) if self._options else plain)
+
+    def __repr__(self) -> str:
+        return f"anypickle.Decoder({', '.join(f'{k}={v!r}' for k, v in self._options.items())})"
+
+
+_DEFAULT_DECODER = Decoder()
+if not TYPE_CHECKING:
+    loads = _DEFAULT_DECODER.decode

@@ -7,19 +7,16 @@ connection, a large model already loaded on the worker.
 
 Underneath: pickle's ``persistent_id`` hook on every pickler anypickle uses (the probe, stdlib pickle,
 cloudpickle, dill; marshal cannot carry references and is skipped), ``persistent_load`` on the
-receiver, and the envelope flag ``CONTEXT`` so a receiver that forgot its context gets a clear error.
+receiver (:func:`resolver`, handed to the backend's ``loads``), and the envelope flag ``CONTEXT`` so a receiver that forgot its context gets a clear error.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from ._backend import Backend
 from .errors import DecodeError, UsageError
 
-__all__ = ["Marker", "load", "marker"]
+__all__ = ["Marker", "marker", "resolver"]
 
 # Values without an identity of their own: small ints, interned strings and singletons are shared by
 # unrelated code, so matching them by identity would replace values the sender never meant.
@@ -65,12 +62,9 @@ def marker(context: Mapping[str, Any] | None) -> Marker | None:
     return Marker(context) if context else None
 
 
-class _Unpickler(pickle.Unpickler):
-    """The C unpickler, as a subclass: since Python 3.13 only subclass instances accept a ``persistent_load``."""
 
-
-def load(backend: Backend, payload: memoryview, context: Mapping[str, Any] | None) -> Any:
-    """Load a payload written with a context, resolving each name from the receiver's ``context``."""
+def resolver(context: Mapping[str, Any] | None) -> Callable[[Any], Any]:
+    """The ``persistent_load`` of ``loads(context=...)``: each name the payload wrote comes from ``context``."""
     if context is not None and not isinstance(context, Mapping):
         raise UsageError(f"context must be a mapping of names to objects, not {type(context).__qualname__}")
     given = {} if context is None else context
@@ -84,11 +78,4 @@ def load(backend: Backend, payload: memoryview, context: Mapping[str, Any] | Non
                 f"the payload refers to {name!r} in the receiver context, but the context passed to "
                 f"loads() has no such name ({have}): pass loads(data, context={{{name!r}: ...}})") from None
 
-    if backend is Backend.DILL:
-        import dill
-
-        unpickler: Any = dill.Unpickler(io.BytesIO(payload))
-    else:  # pickle and cloudpickle payloads are both read by the stdlib unpickler
-        unpickler = _Unpickler(io.BytesIO(payload))
-    unpickler.persistent_load = persistent_load
-    return unpickler.load()
+    return persistent_load

@@ -12,7 +12,7 @@ Layout (all integers little-endian)::
     [BYTECODE]  1 + n  implementation name (e.g. b"cpython"); 1 major; 1 minor; 4 importlib MAGIC_NUMBER
     [SIGNED]    1 + n  key id (utf-8, may be empty)
     [LIBRARY]   1 + n  version of the library that wrote the payload (cloudpickle, dill), ascii
-    [SOURCE]    4 + n  source lines of the code shipped by value, for tracebacks (see anypickle._lines)
+    [SOURCE]    4 + n  source lines of the code shipped by value, for tracebacks (see anypickle.backends._lines)
     ..  4  CRC-32 of every header byte before it
     [SIGNED]   32  HMAC-SHA256 over the header (CRC included) and the payload
     payload
@@ -32,7 +32,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Sequence, Union
 
-from ._backend import Backend
+from .backends._id import Backend
 from .errors import DecodeError, InterpreterMismatchError, SignatureError, UsageError
 
 __all__ = ["Header", "Interpreter", "MAGIC", "Key", "build_header", "parse", "sign", "verify"]
@@ -104,7 +104,7 @@ class Header(NamedTuple):
     library_version: str | None = None
     """The version of cloudpickle or dill that wrote the payload (None for other backends)."""
     source: bytes | None = None
-    """The encoded source lines of the code inside (see :mod:`anypickle._lines`), or None."""
+    """The encoded source lines of the code inside (see :mod:`anypickle.backends._lines`), or None."""
 
     @property
     def carries_code(self) -> bool:

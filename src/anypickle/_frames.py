@@ -21,10 +21,9 @@ import pickle
 import struct
 from typing import Any, Iterable
 
-from ._backend import Backend
 from .errors import DecodeError, UsageError
 
-__all__ = ["BufferCollector", "check_buffers", "load", "table"]
+__all__ = ["BufferCollector", "check_buffers", "table"]
 
 _COUNT = struct.Struct("<I")
 _SIZE = struct.Struct("<Q")
@@ -83,19 +82,3 @@ def check_buffers(payload: memoryview, buffers: Iterable[Any]) -> tuple[list[Any
             raise DecodeError(f"buffers[{i}] has {nbytes} bytes; this payload needs {size} there (buffers out of order?)")
     return given, stream
 
-
-def load(backend: Backend, payload: memoryview, buffers: Iterable[Any]) -> Any:
-    """Unpickle a BUFFERS payload over the caller's buffers (arrays share their memory, no copy).
-
-    Arrays come back writable when the buffers passed are writable (bytearray, writable memoryview).
-    """
-    given, stream = check_buffers(payload, buffers)
-    if backend is Backend.DILL:
-        import dill
-
-        return dill.loads(stream, buffers=given)
-    if backend is Backend.MARSHAL:  # marshal has no buffers: the table is empty
-        from .backends import get
-
-        return get(backend).loads(stream)
-    return pickle.loads(stream, buffers=given)

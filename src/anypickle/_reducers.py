@@ -6,14 +6,19 @@ locks, patches on installed classes). Never rename or remove one: old payloads n
 
 from __future__ import annotations
 
+import _thread
 import collections
 import functools
 import importlib
+import importlib.util
 import sys
 import threading
 import types
 import weakref
 from typing import Any
+
+LOCK_TYPES = (type(_thread.allocate_lock()), type(_thread.RLock()))
+"""``_thread.lock`` and ``_thread.RLock``: what :func:`reduce_lock` rebuilds (the analysis refuses neither)."""
 
 __all__: list[str] = []
 
@@ -194,9 +199,7 @@ def reduce_lru_cache(func: Any) -> tuple:
 
 def reduce_lock(lock: Any) -> tuple:
     """A ``_thread.lock`` in the same state, or a released ``_thread.RLock``."""
-    from ._needs import _LOCK_TYPES
-
-    if type(lock) is _LOCK_TYPES[0]:
+    if type(lock) is LOCK_TYPES[0]:
         return make_lock, (lock.locked(),)
     return make_rlock, ()
 
@@ -374,3 +377,52 @@ def is_array_subclass(t: type) -> bool:
     """True for a strict subclass of numpy's ndarray (numpy imported already)."""
     numpy = sys.modules.get("numpy")
     return numpy is not None and t is not numpy.ndarray and issubclass(t, getattr(numpy, "ndarray", ()))
+
+
+# --- wire names -------------------------------------------------------------------------------------
+# Payloads name reconstructors by module path, so a module that payloads name keeps that path on the
+# wire when the code moves: its objects' ``__module__`` stays the old path (see keep_wire_name), and
+# that path stays importable. WIRE_NAMES maps each such path to the module that owns the code now;
+# the finder below serves it on first import (``pickle.loads`` alone, in a process that has not
+# imported the owner yet).
+WIRE_NAMES = {
+    "anypickle._portable": "anypickle.backends._portable",  # portable mode's rebuilders
+    "anypickle.wrap": "anypickle.shipping.wrap",  # anypickle.Wrapped and its rebuilder
+}
+
+
+def keep_wire_name(namespace: dict, wire_name: str) -> None:
+    """Give every class and function defined in the module of ``namespace`` the ``__module__``
+    ``wire_name``, and register that name in ``sys.modules``, so payloads keep naming ``wire_name``.
+
+    The import system does not set a package attribute for a module found in ``sys.modules``:
+    ``anypickle.wrap`` stays the function while ``anypickle.wrap.Wrapped`` still loads.
+    """
+    owner = namespace["__name__"]
+    for value in list(namespace.values()):
+        if (isinstance(value, type) or isinstance(value, types.FunctionType)) and value.__module__ == owner:
+            value.__module__ = wire_name
+    sys.modules.setdefault(wire_name, sys.modules[owner])
+
+
+class _WireNameFinder:
+    """Imports a wire name of :data:`WIRE_NAMES` as the module that owns its code now (a meta path
+    finder and its loader: the module object returned is the owner itself, nothing is executed twice)."""
+
+    @staticmethod
+    def find_spec(fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in WIRE_NAMES:
+            return None
+        return importlib.util.spec_from_loader(fullname, _WireNameFinder)  # type: ignore[arg-type]
+
+    @staticmethod
+    def create_module(spec: Any) -> types.ModuleType:
+        return importlib.import_module(WIRE_NAMES[spec.name])
+
+    @staticmethod
+    def exec_module(module: types.ModuleType) -> None:
+        """Nothing to run: the owner module ran when it was imported."""
+
+
+if _WireNameFinder not in sys.meta_path:
+    sys.meta_path.append(_WireNameFinder)

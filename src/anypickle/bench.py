@@ -22,7 +22,7 @@ __all__ = ["CODECS", "Measurement", "add_bench_parser", "measure"]
 
 
 def _marshal_dumps(obj: Any) -> bytes:
-    from ._modules import ModulePolicy
+    from .analysis._modules import ModulePolicy
     from .backends._marshal import encode_function
 
     if callable(obj):  # marshal has no function type: anypickle's codec, without the envelope
@@ -105,7 +105,7 @@ def _best(func: Callable[[], Any], repeat: int, min_time: float) -> float:
 
 def measure(obj: Any, repeat: int = 3, min_time: float = 0.1, backends: tuple[str, ...] = tuple(CODECS)) -> list[Measurement]:
     """Time dumps and loads of ``obj`` with each backend that can serialize it."""
-    from ._explain import explain
+    from .analysis._explain import explain
 
     verdicts = {v.backend.label: v.ships for v in explain(obj).backends}
     results = []

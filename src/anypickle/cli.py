@@ -38,7 +38,7 @@ def _resolve(spec: str) -> Any:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from ._explain import explain
+    from .analysis._explain import explain
 
     report = explain(_resolve(args.target))
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
@@ -88,7 +88,7 @@ class _VersionAction(argparse.Action):
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ._check import check
+    from .lab._check import check
 
     result = check(_resolve(args.target), backend=args.backend, python=args.python, timeout=args.timeout)
     where = f"the Python at {args.python}" if args.python else "a fresh interpreter"
@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain_parser(sub)
     _add_check_parser(sub)
     from .bench import add_bench_parser
-    from .matrix import add_matrix_parser
-    from .scan._cli import add_scan_parser
+    from .lab.matrix import add_matrix_parser
+    from .safe._scanner._cli import add_scan_parser
 
     add_matrix_parser(sub)
     add_scan_parser(sub)

@@ -1,14 +1,24 @@
-"""One module per serializer, behind one small protocol; :func:`get` is the registry."""
+"""One module per serializer, behind one small protocol; :func:`get` is the registry.
+
+Each backend owns both directions: ``dump`` (with the receiver context's ``persistent_id`` and pickle
+protocol 5's ``buffer_callback``) and ``loads`` (with the out-of-band ``buffers`` and the context's
+``persistent_load``). What a backend *cannot* serialize it says by raising one of its ``dump_errors``;
+the facade (:mod:`anypickle._api`) then tries the next one or raises :class:`~anypickle.EncodeError`.
+Portable mode (:mod:`._portable`, with :mod:`._source`, :mod:`._recompile`, :mod:`._classes` and
+:mod:`._lines`) ships code as source and is readable by plain ``pickle.loads``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import io
+import pickle
+from typing import Any, Callable, Iterable, Protocol
 
-from .._backend import Backend
-from .._lines import LineCollector
-from .._modules import ModulePolicy
+from ._id import Backend
+from ._lines import LineCollector
+from ..analysis._modules import ModulePolicy
 
-__all__ = ["BackendImpl", "Writer", "get"]
+__all__ = ["PICKLER_ERRORS", "Backend", "BackendImpl", "PicklerBackend", "Writer", "get", "load_pickle_stream"]
 
 
 class Writer(Protocol):
@@ -40,8 +50,39 @@ class BackendImpl(Protocol):
         ``lines``, when given, is told every code object written by value (its source lines travel).
         """
 
-    def loads(self, payload: memoryview) -> Any:
-        """Rebuild the object from a payload this backend wrote."""
+    def loads(
+        self, payload: memoryview, *, buffers: Iterable[Any] | None = None,
+        persistent_load: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Rebuild the object from a payload this backend wrote.
+
+        ``buffers`` are the out-of-band buffers in order (protocol 5); ``persistent_load`` resolves the
+        persistent ids ``dump(persistent_id=...)`` wrote (the receiver context).
+        """
+
+
+PICKLER_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+"""A pickler's "cannot": what pickle, cloudpickle and dill raise for an object they cannot write.
+The facade still asks :func:`anypickle._api.is_refusal` whether one was raised by the pickler itself
+or by the object's own code (which propagates)."""
+
+
+class _Unpickler(pickle.Unpickler):
+    """The C unpickler, as a subclass: since Python 3.13 only subclass instances accept a ``persistent_load``."""
+
+
+def load_pickle_stream(
+    payload: memoryview, buffers: Iterable[Any] | None = None, persistent_load: Callable[[Any], Any] | None = None,
+    unpickler: Callable[..., Any] = _Unpickler,
+) -> Any:
+    """Unpickle ``payload`` with ``unpickler`` (the C one by default), its buffers and persistent ids."""
+    if persistent_load is None and unpickler is _Unpickler:
+        return pickle.loads(payload, buffers=buffers)
+    reader = unpickler(io.BytesIO(payload), buffers=buffers)
+    if persistent_load is not None:
+        reader.persistent_load = persistent_load
+    return reader.load()
 
 
 def get(backend: Backend) -> BackendImpl:
@@ -65,3 +106,35 @@ def _load(backend: Backend) -> BackendImpl:
     else:
         from ._dill import DillBackend as cls  # type: ignore[assignment]
     return cls()
+
+
+class PicklerBackend:
+    """A backend that writes a pickle stream with a pickler class of its library; subclasses say which
+    (:meth:`make_pickler`) and with which unpickler it is read back (``unpickler``)."""
+
+    id: Backend
+    carries_code = True
+    library_version: str | None = None
+    dump_errors = PICKLER_ERRORS
+    unpickler: Callable[..., Any] = _Unpickler
+
+    def make_pickler(
+        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
+    ) -> Any:
+        """The pickler of one dump: the library's own (forced) or anypickle's enhanced one (auto)."""
+        raise NotImplementedError
+
+    def dump(
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        buffer_callback: Any = None, lines: LineCollector | None = None,
+    ) -> None:
+        pickler = self.make_pickler(file, policy, auto=auto, buffer_callback=buffer_callback, lines=lines)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
+
+    def loads(
+        self, payload: memoryview, *, buffers: Iterable[Any] | None = None,
+        persistent_load: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        return load_pickle_stream(payload, buffers, persistent_load, self.unpickler)

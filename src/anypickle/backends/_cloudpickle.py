@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import types
 import typing
 from typing import TYPE_CHECKING, Any
@@ -11,14 +10,15 @@ import cloudpickle
 from cloudpickle import cloudpickle as _cp
 
 from .. import _reducers
-from .._backend import Backend
-from .._modules import ModulePolicy
-from .._needs import (
-    _FILE_TYPES,
-    _LOCK_TYPES,
+from . import PicklerBackend
+from ._id import Backend
+from ..analysis._modules import MAIN_NAMES, ModulePolicy
+from ..analysis._needs import (
+    FILE_TYPES,
+    LOCK_TYPES,
     _LRU_WRAPPER,
-    _definition_need,
-    _patched_attributes,
+    definition_need,
+    patched_attributes,
     _plain_instance_types,
     exception_needs_own_reducer,
     gap_reduce,
@@ -28,13 +28,12 @@ from .._needs import (
 )
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5
 # Position of co_filename among types.CodeType's constructor arguments (3.8 to 3.14).
 _CO_FILENAME = 10
-_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # Types whose instances AnyPickler.reducer_override never handles itself (not a function, class,
 # cell, module, TypeVar, lock, memoryview...): a fact about the type alone, so it is cached across calls.
 _passthrough_types: set[type] = set()
@@ -67,7 +66,7 @@ class AnyPickler(cloudpickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
         if t is types.FunctionType:  # first: the hot path of code (1k lambdas, every method of a class)
-            if obj.__module__ not in _MAIN_NAMES and _definition_need(obj, self._policy) is None:
+            if obj.__module__ not in MAIN_NAMES and definition_need(obj, self._policy) is None:
                 return NotImplemented  # (a __main__ function always goes by value: no need to ask)
             if _reducers.is_singledispatch(obj):
                 return _reducers.reduce_singledispatch(obj)
@@ -82,10 +81,10 @@ class AnyPickler(cloudpickle.Pickler):
             return NotImplemented
         if has_gap(t):  # objects every serializer gets silently wrong (dict views, descriptors...)
             return gap_reduce(obj, self)
-        if t in _FILE_TYPES:
+        if t in FILE_TYPES:
             refuse_unshippable(obj)  # cloudpickle refuses a file open for writing; dill would truncate it
         if t is _LRU_WRAPPER:
-            if _definition_need(obj, self._policy) is None:
+            if definition_need(obj, self._policy) is None:
                 return NotImplemented
             return _reducers.reduce_lru_cache(obj)
         # mypy refuses a class as lru_cache's Hashable argument (python/mypy#20409).
@@ -110,9 +109,9 @@ class AnyPickler(cloudpickle.Pickler):
         if t is typing.TypeVar and self._policy.goes_by_value(obj.__module__):
             # cloudpickle decides by its global registry, which never names local modules
             return _cp._make_typevar, _cp._decompose_typevar(obj)
-        if t in _LOCK_TYPES:
+        if t in LOCK_TYPES:
             return _reducers.reduce_lock(obj)
-        if t is not typing.TypeVar and t is not typing.NewType and t not in _FILE_TYPES:  # every other type handled above returned already
+        if t is not typing.TypeVar and t is not typing.NewType and t not in FILE_TYPES:  # every other type handled above returned already
             _passthrough_types.add(t)
         return NotImplemented
 
@@ -178,8 +177,8 @@ class AnyPickler(cloudpickle.Pickler):
         return rv
 
     def _class_reduce(self, obj: type) -> Any:
-        if _definition_need(obj, self._policy) is None:
-            patched = _patched_attributes(obj, self._policy)
+        if definition_need(obj, self._policy) is None:
+            patched = patched_attributes(obj, self._policy)
             if patched:
                 return _reducers.reduce_patched_class(obj, patched)
             return _cp._class_reduce(obj)
@@ -195,14 +194,14 @@ class AnyPickler(cloudpickle.Pickler):
         # Creating the class again runs __init_subclass__ of its bases; those shipped by value carry the
         # hook's effects already (a registry holding this very class): silence them while it is made.
         quiet = tuple(b for b in obj.__mro__[1:-1]
-                      if "__init_subclass__" in vars(b) and _definition_need(b, self._policy) is not None)
+                      if "__init_subclass__" in vars(b) and definition_need(b, self._policy) is not None)
         if quiet:
             rv = (_reducers.make_class_quietly, (rv[0], rv[1], quiet)) + tuple(rv[2:])
         return rv
 
     def _module_reduce(self, module: types.ModuleType) -> Any:
         name = module.__name__
-        if name in ("__main__", "__mp_main__") or not self._policy.module_by_value(module):
+        if name in MAIN_NAMES or not self._policy.module_by_value(module):
             return _cp.subimport, (name,)
         state = dict(vars(module))
         state.pop("__builtins__", None)
@@ -223,26 +222,16 @@ def _cell_value(cell: types.CellType) -> Any:
         return _reducers.EmptyCell
 
 
-class CloudpickleBackend:
-    """Raw ``cloudpickle.dumps`` when forced; :class:`AnyPickler` when auto picks it."""
+class CloudpickleBackend(PicklerBackend):
+    """Raw ``cloudpickle.dumps`` when forced; :class:`AnyPickler` when auto picks it. Its payloads are
+    plain pickle streams: the stdlib unpickler reads them."""
 
     id = Backend.CLOUDPICKLE
-    carries_code = True
     library_version: str | None = cloudpickle.__version__
-    dump_errors: tuple[type[BaseException], ...] = (
-        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
 
-    def dump(
-        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None, lines: LineCollector | None = None,
-    ) -> None:
+    def make_pickler(
+        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
+    ) -> Any:
         if auto:
-            pickler = AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)
-        else:
-            pickler = cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
-        if persistent_id is not None:
-            pickler.persistent_id = persistent_id
-        pickler.dump(obj)
-
-    def loads(self, payload: memoryview) -> Any:
-        return pickle.loads(payload)
+            return AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)
+        return cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import pickle
 import types
 from typing import TYPE_CHECKING, Any
 
 import dill
 
-from .._backend import Backend
-from .._modules import ModulePolicy
-from .._needs import _FILE_TYPES, _UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
+from . import PicklerBackend
+from ._id import Backend
+from ..analysis._modules import ModulePolicy
+from ..analysis._needs import FILE_TYPES, UNSHIPPABLE_TYPES, gap_reduce, has_gap, refuse_unshippable
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5
@@ -28,7 +28,7 @@ class _AutoDillPickler(dill.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
-        if t in _FILE_TYPES or t in _UNSHIPPABLE_TYPES:
+        if t in FILE_TYPES or t in UNSHIPPABLE_TYPES:
             refuse_unshippable(obj)
         elif has_gap(t):
             return gap_reduce(obj, self)
@@ -50,7 +50,7 @@ class _AutoNotingPickler(_NotingPickler, _AutoDillPickler):
     """Both: auto's dill, telling a :class:`LineCollector` each code object it writes."""
 
 
-class DillBackend:
+class DillBackend(PicklerBackend):
     """dill with its defaults when forced; with ``recurse=True`` when auto falls back to it.
 
     ``recurse=True`` makes dill ship the ``__main__`` globals a function uses (by default it expects
@@ -58,25 +58,16 @@ class DillBackend:
     """
 
     id = Backend.DILL
-    carries_code = True
     library_version: str | None = dill.__version__
-    dump_errors: tuple[type[BaseException], ...] = (
-        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+    unpickler = dill.Unpickler
 
-    def dump(
-        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
-        buffer_callback: Any = None, lines: LineCollector | None = None,
-    ) -> None:
+    def make_pickler(
+        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
+    ) -> Any:
         if lines is None:
             cls = _AutoDillPickler if auto else dill.Pickler
-            pickler = cls(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
-        else:
-            noting = _AutoNotingPickler if auto else _NotingPickler
-            pickler = noting(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
-            pickler.lines = lines
-        if persistent_id is not None:
-            pickler.persistent_id = persistent_id
-        pickler.dump(obj)
-
-    def loads(self, payload: memoryview) -> Any:
-        return dill.loads(payload)
+            return cls(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        noting = _AutoNotingPickler if auto else _NotingPickler
+        pickler = noting(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
+        pickler.lines = lines
+        return pickler

@@ -21,12 +21,12 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from .._backend import Backend
-from .._modules import ModulePolicy
-from .._needs import _code_globals, _definition_need, imported_by_value
+from ._id import Backend
+from ..analysis._modules import ModulePolicy
+from ..analysis._needs import code_globals, definition_need, imported_by_value
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 _FORMAT = "anypickle-marshal-1"
@@ -62,7 +62,8 @@ class MarshalBackend:
         if lines is not None:
             lines.add(obj.__code__)
 
-    def loads(self, payload: memoryview) -> Any:
+    def loads(self, payload: memoryview, *, buffers: Any = None, persistent_load: Any = None) -> Any:
+        # marshal carries neither buffers (its BUFFERS table is empty) nor persistent ids.
         return decode_function(marshal.loads(payload))
 
 
@@ -82,9 +83,9 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
             # submodules the code reaches through attributes too, as cloudpickle does.
             if not hasattr(v, "__path__"):  # not a package: no submodules (skips a scan of sys.modules)
                 return ("m", v.__name__)
-            return ("m", v.__name__, *_used_submodules(v.__name__, code_names))
+            return ("m", v.__name__, *used_submodules(v.__name__, code_names))
         if isinstance(v, (types.FunctionType, type, types.BuiltinFunctionType)):
-            if isinstance(v, types.BuiltinFunctionType) or _definition_need(v, policy) is None:
+            if isinstance(v, types.BuiltinFunctionType) or definition_need(v, policy) is None:
                 module = getattr(v, "__module__", None)
                 if module is not None:
                     return ("r", module, v.__qualname__)
@@ -96,7 +97,7 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
     imported = imported_by_value(func, policy)
     if imported:
         raise CannotMarshal(f"{name}: its body imports module {imported[-1][0]!r}, which must travel by value")
-    code_names = frozenset(_code_globals(func.__code__))
+    code_names = frozenset(code_globals(func.__code__))
     closure = None
     if func.__closure__ is not None:
         cells = []
@@ -109,7 +110,7 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
         closure = tuple(cells)
     g = func.__globals__
     used = {}
-    for gname in dict.fromkeys(_code_globals(func.__code__)):
+    for gname in dict.fromkeys(code_globals(func.__code__)):
         if gname in g:
             used[gname] = value(g[gname], f"global {gname!r}")
     defaults = None if func.__defaults__ is None else tuple(
@@ -123,7 +124,7 @@ def encode_function(func: Any, policy: ModulePolicy) -> tuple[Any, ...]:
             defaults, kwdefaults, closure, used, annotations)
 
 
-def _used_submodules(package: str, code_names: frozenset) -> list:
+def used_submodules(package: str, code_names: frozenset) -> list:
     """Imported submodules ``package.a.b`` whose every part ``a``, ``b`` the code names."""
     prefix = package + "."
     return sorted(name for name in list(sys.modules)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pickle
 from typing import TYPE_CHECKING, Any
 
-from .._backend import Backend
-from .._modules import ModulePolicy
+from . import PICKLER_ERRORS, load_pickle_stream
+from ._id import Backend
+from ..analysis._modules import ModulePolicy
 
 if TYPE_CHECKING:
-    from .._lines import LineCollector
+    from ._lines import LineCollector
     from . import Writer
 
 PROTOCOL = 5  # out-of-band buffers and compact framing; readable by Python >= 3.8
@@ -25,8 +26,7 @@ class PickleBackend:
     id = Backend.PICKLE
     carries_code = False
     library_version: str | None = None
-    dump_errors: tuple[type[BaseException], ...] = (
-        pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+    dump_errors = PICKLER_ERRORS
 
     def dump(
         self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
@@ -40,5 +40,7 @@ class PickleBackend:
             pickler.persistent_id = persistent_id  # type: ignore[method-assign]
             pickler.dump(obj)
 
-    def loads(self, payload: memoryview) -> Any:
-        return pickle.loads(payload)
+    def loads(self, payload: memoryview, *, buffers: Any = None, persistent_load: Any = None) -> Any:
+        if buffers is None and persistent_load is None:
+            return pickle.loads(payload)
+        return load_pickle_stream(payload, buffers, persistent_load)

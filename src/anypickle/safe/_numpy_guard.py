@@ -1,0 +1,256 @@
+"""The numpy guard of safe loading: numpy reconstructions only in the shapes numpy's own pickler writes.
+
+numpy's reconstructors trust their input: a dtype given a BUILD state with the object flag set makes
+``scalar`` read raw bytes as an object pointer; an object array whose shape is larger than its item
+list reads pointers past the list; a structured dtype whose object field overlaps an integer field
+crashes when the array is printed or freed. So streams naming numpy load through a Python unpickler
+whose REDUCE and BUILD pass every numpy call and state through :class:`NumpyGuard` first:
+
+- ``numpy.dtype(str, bool, True)`` makes a *pending* dtype, which takes exactly one BUILD, and only
+  with the state numpy's own ``__reduce__`` gives for the dtype that state describes (rebuilt through
+  numpy's public constructor, which refuses overlapping object fields); it is then *sealed*;
+- ``_reconstruct(numpy.ndarray, (0,), b'b')`` makes a pending array, which takes exactly one BUILD
+  ``(1, shape, <sealed dtype>, is_fortran, data)`` with data of exactly the size the shape asks for:
+  bytes, or for dtypes holding objects an item list of exactly prod(shape) items;
+- ``scalar(<sealed dtype>, bytes)`` and ``_frombuffer(buffer, <sealed dtype>, shape, order)`` never
+  with a dtype that holds objects, and with exactly as many bytes as the dtype and shape need.
+Anything else numpy-shaped is refused with :class:`UnsafePickleError`.
+"""
+
+from __future__ import annotations
+
+import copyreg
+from typing import Any
+
+from ._limits import Limits
+from ..errors import UnsafePickleError
+
+__all__ = ["NumpyGuard"]
+
+
+def _refuse(message: str, limit: str | None = None) -> UnsafePickleError:
+    return UnsafePickleError(f"refused numpy reconstruction: {message}", limit=limit)
+
+
+class NumpyGuard:
+    """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
+
+    def __init__(self, limits: Limits) -> None:
+        import numpy as np
+
+        self.np = np
+        self.limits = limits
+        self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
+        self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
+        self.pending_arrays: dict[int, Any] = {}
+        core = np._core if hasattr(np, "_core") else np.core
+        # Unbound methods, so the guard holds no reference cycle: it (and the arrays it saw) must be
+        # freed as soon as the load returns, not at the next garbage collection (an 8 MB array kept
+        # alive until then makes the next load fault in fresh pages: 8x slower).
+        self.calls: dict[int, Any] = {
+            id(np.dtype): NumpyGuard._dtype,
+            id(core.multiarray._reconstruct): NumpyGuard._reconstruct,
+            id(core.multiarray.scalar): NumpyGuard._scalar,
+        }
+        frombuffer = getattr(core.numeric, "_frombuffer", None)
+        if frombuffer is not None:
+            self.calls[id(frombuffer)] = NumpyGuard._frombuffer
+        self.classes = (np.dtype, np.ndarray, np.generic)
+        self.helpers = {id(copyreg.__newobj__), id(copyreg.__newobj_ex__), id(copyreg._reconstructor)}  # type: ignore[attr-defined]
+
+    # -- calls --------------------------------------------------------------------------------
+    def handles(self, func: Any) -> bool:
+        """Whether ``func`` is one of numpy's reconstructors, a numpy class or a copyreg helper."""
+        return (id(func) in self.calls or id(func) in self.helpers
+                or (isinstance(func, type) and issubclass(func, self.classes)))
+
+    def call(self, func: Any, args: tuple) -> Any:
+        """``func(*args)`` when func is not numpy's, or numpy's checked call; refuses other numpy calls."""
+        check = self.calls.get(id(func))
+        if check is not None:
+            return check(self, func, args)
+        if isinstance(func, type) and issubclass(func, self.classes):
+            raise _refuse(f"{func.__module__}.{func.__qualname__} may not be constructed directly")
+        if id(func) in self.helpers and args and isinstance(args[0], type) and issubclass(args[0], self.classes):
+            raise _refuse(f"copyreg.{func.__name__} may not construct {args[0].__qualname__}")
+        return func(*args)
+
+    def _dtype(self, func: Any, args: tuple) -> Any:
+        if not (len(args) == 3 and type(args[0]) is str and type(args[1]) is bool and args[2] is True):
+            raise _refuse("numpy.dtype must be called as numpy writes it: (str, bool, True)")
+        dtype = func(*args)
+        self.pending_dtypes[id(dtype)] = (dtype, args)
+        return dtype
+
+    def _sealed(self, dtype: object, what: str) -> Any:
+        if id(dtype) not in self.sealed or self.sealed[id(dtype)] is not dtype:
+            raise _refuse(f"{what} is not a dtype this stream made and set up as numpy writes it")
+        return dtype
+
+    def _nbytes(self, shape: object, itemsize: int, what: str) -> int:
+        if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
+            raise _refuse(f"{what}: the shape must be a tuple of non-negative ints, not {shape!r}")
+        items = 1
+        for d in shape:
+            items *= d
+        nbytes = items * itemsize
+        cap = self.limits.value("max_array_bytes")
+        if cap >= 0 and nbytes > cap:
+            raise _refuse(f"{what} of shape {shape} asks for {nbytes} bytes (limits.max_array_bytes is {cap})",
+                          "max_array_bytes")
+        return items
+
+    def _reconstruct(self, func: Any, args: tuple) -> Any:
+        if not (len(args) == 3 and args[0] is self.np.ndarray and args[1] == (0,) and type(args[1][0]) is int
+                and args[2] == b"b"):
+            raise _refuse("_reconstruct must be called as numpy writes it: (numpy.ndarray, (0,), b'b')")
+        array = func(*args)
+        self.pending_arrays[id(array)] = array
+        return array
+
+    def _scalar(self, func: Any, args: tuple) -> Any:
+        if len(args) != 2:
+            raise _refuse("scalar takes (dtype, bytes)")
+        dtype = self._sealed(args[0], "scalar's dtype")
+        if dtype.hasobject:
+            raise _refuse("scalar with a dtype holding objects (its bytes would be read as object pointers)")
+        if type(args[1]) is not bytes or len(args[1]) != dtype.itemsize:
+            raise _refuse(f"scalar of dtype {dtype} needs exactly {dtype.itemsize} bytes")
+        return func(*args)
+
+    def _frombuffer(self, func: Any, args: tuple) -> Any:
+        if len(args) != 4 or args[3] not in ("C", "F"):
+            raise _refuse("_frombuffer takes (buffer, dtype, shape, 'C' or 'F')")
+        dtype = self._sealed(args[1], "_frombuffer's dtype")
+        if dtype.hasobject:
+            raise _refuse("_frombuffer with a dtype holding objects (raw bytes would be read as object pointers)")
+        items = self._nbytes(args[2], dtype.itemsize, "_frombuffer")
+        try:
+            size = memoryview(args[0]).nbytes
+        except TypeError:
+            raise _refuse("_frombuffer's buffer is not a bytes-like object") from None
+        if size != items * dtype.itemsize:
+            raise _refuse(f"_frombuffer given {size} bytes for shape {args[2]} of {dtype}")
+        return func(*args)
+
+    def close(self) -> None:
+        """Drop every reference the guard holds (called when the load ends, whatever its outcome)."""
+        self.pending_dtypes.clear()
+        self.sealed.clear()
+        self.pending_arrays.clear()
+
+    # -- BUILD --------------------------------------------------------------------------------
+    def build(self, inst: Any, state: Any) -> bool:
+        """Apply a BUILD on a numpy object after checking it; False when inst is not numpy's."""
+        np = self.np
+        if isinstance(inst, np.dtype):
+            self._build_dtype(inst, state)
+            return True
+        if isinstance(inst, np.ndarray):
+            self._build_array(inst, state)
+            return True
+        if isinstance(inst, np.generic):
+            raise _refuse("BUILD on a numpy scalar (numpy never writes it; scalars may be shared)")
+        return False
+
+    def _build_dtype(self, dtype: Any, state: Any) -> None:
+        entry = self.pending_dtypes.pop(id(dtype), None)
+        if entry is None or entry[0] is not dtype:
+            raise _refuse("BUILD on a dtype this stream did not just make (a shared or already set-up dtype)")
+        args = entry[1]
+        if not (type(state) is tuple and len(state) in (8, 9)):
+            raise _refuse("a dtype's BUILD state must be the 8- or 9-tuple numpy writes")
+        # Every dtype inside the state (fields, subarray base) must be one this stream set up.
+        if state[2] is not None:
+            if not (type(state[2]) is tuple and len(state[2]) == 2):
+                raise _refuse("malformed subarray in a dtype state")
+            self._sealed(state[2][0], "a subarray's base dtype")
+        if state[4] is not None:
+            if type(state[4]) is not dict:
+                raise _refuse("malformed fields in a dtype state")
+            for value in state[4].values():
+                if not (type(value) is tuple and 2 <= len(value) <= 3):
+                    raise _refuse("malformed field in a dtype state")
+                self._sealed(value[0], "a field's dtype")
+        try:
+            candidates = self._candidates(args[0], state)
+        except UnsafePickleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
+            raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
+        for canonical in candidates:
+            expected = canonical.__reduce__()
+            if expected[1] == args and _same_state(expected[2], state):
+                break
+        else:
+            raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}")
+        # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
+        # public, validating constructors: applying it is what unpickling numpy's own pickle does.
+        # (numpy's __setstate__ itself trusts its input: a datetime type given a state without
+        # metadata crashes inside it, so no state is applied before this comparison.)
+        dtype.__setstate__(state)
+        self.sealed[id(dtype)] = dtype
+
+    def _candidates(self, typestr: str, state: tuple) -> list[Any]:
+        """The dtypes a state could describe, built through numpy's public constructors only."""
+        np = self.np
+        endian, sub, names, fields, elsize = state[1], state[2], state[3], state[4], state[5]
+        if names is not None:
+            if not (type(names) is tuple and all(type(n) is str for n in names) and type(fields) is dict
+                    and all(n in fields for n in names)):
+                raise _refuse("malformed names or fields in a dtype state")
+            spec = {
+                "names": list(names),
+                "formats": [fields[n][0] for n in names],
+                "offsets": [fields[n][1] for n in names],
+                "titles": [fields[n][2] if len(fields[n]) > 2 else None for n in names],
+                "itemsize": elsize,
+            }
+            found = []
+            for align in (False, True):  # numpy refuses offsets an aligned struct cannot have
+                try:
+                    found.append(np.dtype(spec, align=align))
+                except (TypeError, ValueError):
+                    continue
+            if not found:
+                raise _refuse("a structured dtype numpy's constructor refuses (overlapping objects, bad offsets)")
+            return found
+        if sub is not None:
+            return [np.dtype((sub[0], sub[1]))]
+        if type(endian) is not str or endian not in "<>|=" or len(endian) != 1:
+            raise _refuse("malformed byte order in a dtype state")
+        prefix = "" if endian == "|" else endian
+        if len(state) == 9 and typestr[:1] in ("M", "m"):
+            meta = state[8]
+            if not (type(meta) is tuple and len(meta) == 2 and type(meta[1]) is tuple and len(meta[1]) == 4
+                    and type(meta[1][0]) is bytes and type(meta[1][1]) is int):
+                raise _refuse("malformed datetime metadata in a dtype state")
+            unit, num = meta[1][0].decode("ascii"), meta[1][1]
+            suffix = "" if unit == "generic" else f"[{num if num != 1 else ''}{unit}]"
+            return [np.dtype(prefix + typestr + suffix)]
+        return [np.dtype(prefix + typestr)]
+
+    def _build_array(self, array: Any, state: Any) -> None:
+        if self.pending_arrays.pop(id(array), None) is not array:
+            raise _refuse("BUILD on an array this stream did not just make with _reconstruct")
+        if not (type(state) is tuple and len(state) == 5 and state[0] == 1 and type(state[3]) is bool):
+            raise _refuse("an array's BUILD state must be (1, shape, dtype, is_fortran, data) as numpy writes it")
+        _, shape, dtype, _fortran, data = state
+        dtype = self._sealed(dtype, "the array's dtype")
+        items = self._nbytes(shape, dtype.itemsize if not dtype.hasobject else max(dtype.itemsize, 8), "array")
+        if dtype.hasobject:
+            if type(data) is not list or len(data) != items:
+                raise _refuse(f"an array of shape {shape} holding objects needs a list of exactly {items} items")
+        else:
+            try:
+                size = memoryview(data).nbytes
+            except TypeError:
+                raise _refuse("an array's data must be bytes") from None
+            if size != items * dtype.itemsize:
+                raise _refuse(f"an array of shape {shape} and dtype {dtype} given {size} bytes")
+        array.__setstate__(state)
+
+
+def _same_state(expected: tuple, given: tuple) -> bool:
+    """State tuples equal element by element, of the same types (dtypes inside compare by numpy's ==)."""
+    return len(expected) == len(given) and all(type(a) is type(b) and a == b for a, b in zip(expected, given))
