@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from anypickle._matrix_render import (  # noqa: E402  (after the path is set)
+from anypickle.lab.render import (  # noqa: E402  (after the path is set)
     SUMMARY_NOTE, column_label, display_outcome, render_markdown, version_pairs,
 )
 
@@ -335,7 +335,7 @@ def _sender(doc: dict) -> str:
 
 
 def _summary_table(doc: dict, columns: list, modes: list) -> list:
-    from anypickle._matrix_render import _count
+    from anypickle.lab.render import _count
 
     lines = ["| mode | " + " | ".join(column_label(c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
     for mode in modes:
@@ -642,7 +642,7 @@ def files(matrix: "dict | None" = None, versions: "dict | None" = None) -> dict:
 
 def pictures(matrix: dict, versions: dict) -> list:
     """The committed pictures: the fresh-process heatmap, the newest other Python's, one grid per library."""
-    from anypickle import _matrix_plot
+    from anypickle.lab import plot as _matrix_plot
 
     docs = ROOT / "docs"
     written = []
