@@ -6,7 +6,6 @@ added by hand) is *local*: the receiver usually lacks it, so its functions and c
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import sys
 import sysconfig
@@ -51,7 +50,10 @@ def _top_levels_of_distributions() -> frozenset[str]:
             if _distribution_top_levels is None:
                 # packages_distributions() reads every installed RECORD/top_level.txt once: tens of ms,
                 # paid only the first time a module outside site-packages needs classifying
-                # (editable installs live in the user's checkout, not in site-packages).
+                # (editable installs live in the user's checkout, not in site-packages). Imported here:
+                # importlib.metadata (with email.*) alone is a third of `import anypickle` otherwise.
+                import importlib.metadata
+
                 _distribution_top_levels = frozenset(importlib.metadata.packages_distributions())
     return _distribution_top_levels
 
