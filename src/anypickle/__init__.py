@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING
 
 from ._api import Decoder, Encoder, dump, dumps, load, loads
 from .backends._id import Backend
-from .lab._check import CheckResult, check
-from .analysis._explain import Explanation, explain
 from .safe._limits import Limits
 from .analysis._needs import Finding, Need
 from .errors import (
@@ -27,6 +25,8 @@ from .errors import (
 from .shipping.wrap import Wrapped, wrap
 
 if TYPE_CHECKING:  # imported on first use at run time, by __getattr__ below
+    from .analysis._explain import Explanation, explain
+    from .lab._check import CheckResult, check
     from .safe import safe_loads
     from .safe._scanner import ScanFinding, ScanReport, Severity, scan
     from .shipping.executor import ProcessPoolExecutor
@@ -66,8 +66,13 @@ __all__ = [
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it: dynamic)
 
 # Imported on first use: the executor imports multiprocessing and concurrent.futures, the scanner
-# and safe loading their allowlists; ``import anypickle`` stays as cheap as the facade.
+# and safe loading their allowlists, check() the lab's fork servers; ``import anypickle`` stays as
+# cheap as the facade.
 _LAZY = {
+    "check": ("lab._check", "check"),
+    "CheckResult": ("lab._check", "CheckResult"),
+    "explain": ("analysis._explain", "explain"),
+    "Explanation": ("analysis._explain", "Explanation"),
     "ProcessPoolExecutor": ("shipping.executor", "ProcessPoolExecutor"),
     "safe_loads": ("safe", "safe_loads"),
     "scan": ("safe._scanner", "scan"),
