@@ -61,10 +61,7 @@ def save(doc: dict, path: Path) -> None:
     doc = json.loads(json.dumps(doc))
     for cell in doc["cells"]:
         cell["detail"] = cell.get("detail", "")[:200]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
-        handle.write(data)
+    save_raw(doc, path)
 
 
 def save_bench(path: Path, index: int) -> None:
@@ -83,6 +80,7 @@ def save_bench(path: Path, index: int) -> None:
 
 
 def save_raw(doc: dict, path: Path) -> None:
+    """Write ``doc`` as gzipped JSON, byte-deterministic (sorted keys, no timestamp in the gzip header)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:

@@ -13,8 +13,6 @@ The int-hash flood is timed at a few sizes on plain data through the default saf
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import platform
 import signal
@@ -27,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import adversarial  # noqa: E402  (tests/adversarial.py: the corpus)
+from generate_docs import save_raw  # noqa: E402  (the results' one writer, beside this script)
 
 RESULT = ROOT / "docs" / "results" / "security.json.gz"
 TIMEOUT = 20.0
@@ -96,10 +95,7 @@ def main() -> int:
     doc = {"python": platform.python_version(), "rows": rows, "flood": flood,
            "flood_capped": {"keys": 20_000, "max_hashed_keys": 10_000, "safe": _load(capped, "safe", "10000")},
            "timeout": TIMEOUT, "memory": MEMORY}
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    with open(RESULT, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
-        handle.write(data)
+    save_raw(doc, RESULT)
     print(f"wrote {RESULT.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
