@@ -54,10 +54,6 @@ class LineCollector:
         """Note ``code`` (its nested code objects are noted by :meth:`encode`)."""
         self.codes[id(code)] = code
 
-    def clear(self) -> None:
-        """Forget every code object (a backend's failed attempt wrote nothing that stays)."""
-        self.codes.clear()
-
     def encode(self) -> bytes:
         """The SOURCE section for the noted code, or ``b""`` when no line is known."""
         codes = self.codes
