@@ -1,4 +1,4 @@
-"""The C helper anypickle._opwalk.memo_check, which makes safe loading's C-first path safe.
+"""The C helper anypickle.safe._opwalk.memo_check, which makes safe loading's C-first path safe.
 
 It must agree with an independent walker built from pickletools' opcode table (same verdict, same
 position), with the static scanner's memo findings, and it must stop the streams that make CPython's
@@ -24,18 +24,18 @@ import anypickle.safe
 from anypickle.safe._scanner._machine import simulate
 
 try:
-    from anypickle._opwalk import memo_check
+    from anypickle.safe._opwalk import memo_check
 except ImportError:  # built optionally: without it safe loading runs the static pass first
     memo_check = None
 
-needs_extension = pytest.mark.skipif(memo_check is None, reason="the optional C extension anypickle._opwalk was not built")
+needs_extension = pytest.mark.skipif(memo_check is None, reason="the optional C extension anypickle.safe._opwalk was not built")
 
 
 def test_c_first_is_on_exactly_when_the_extension_is_built():
     """C-first is the default iff the extension imports; under CI (CI=true) it must have been built."""
     assert anypickle.safe.C_FIRST is (memo_check is not None)
     if os.environ.get("CI") == "true":
-        assert memo_check is not None, "CI must build anypickle._opwalk (pip install -e .)"
+        assert memo_check is not None, "CI must build anypickle.safe._opwalk (pip install -e .)"
         assert anypickle.safe.C_FIRST
 
 
@@ -362,7 +362,7 @@ def test_uuid_class_cannot_be_changed_by_a_stream(monkeypatch, c_first, mutation
     import uuid
 
     if c_first and anypickle.safe._memo_check is None:
-        pytest.skip("the optional C extension anypickle._opwalk was not built")
+        pytest.skip("the optional C extension anypickle.safe._opwalk was not built")
     monkeypatch.setattr(anypickle.safe, "C_FIRST", c_first)
     before = dict(vars(uuid.UUID))
     with pytest.raises(anypickle.UnsafePickleError) as info:
@@ -388,7 +388,7 @@ def _reference_plain_data(data: bytes) -> bool:
 def test_plain_data_accepts_builtin_data_and_refuses_anything_that_imports(proto):
     """Containers of scalars are plain data at every protocol; a datetime, a set at protocol 0-1
     (written as a builtins.set call), or bytes at protocol 0-2 (a _codecs.encode call) are not."""
-    from anypickle._opwalk import plain_data
+    from anypickle.safe._opwalk import plain_data
 
     assert plain_data(pickle.dumps({"a": [1, 2.5, "x", None, True], "b": (1, (2,))}, proto))
     assert not plain_data(pickle.dumps(__import__("datetime").date(2020, 1, 2), proto))
@@ -406,7 +406,7 @@ def test_plain_data_accepts_builtin_data_and_refuses_anything_that_imports(proto
                         for p in range(6)]), st.integers(0, 10_000), st.integers(0, 255))
 def test_plain_data_agrees_with_a_pickletools_reference(stream, where, byte):
     """On mutated streams, the C verdict equals a reference built from pickletools' opcode table."""
-    from anypickle._opwalk import plain_data
+    from anypickle.safe._opwalk import plain_data
 
     data = bytearray(stream)
     data[where % len(data)] = byte

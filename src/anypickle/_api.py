@@ -647,9 +647,9 @@ def _raise_pickle_error(exc: Exception) -> NoReturn:
 
 
 try:
-    from ._opwalk import MISS as _MISS
-    from ._opwalk import FastLoads as _FastLoads
-    from ._opwalk import load_pickle_envelope as _load_pickle_envelope
+    from .safe._opwalk import MISS as _MISS
+    from .safe._opwalk import FastLoads as _FastLoads
+    from .safe._opwalk import load_pickle_envelope as _load_pickle_envelope
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
     _MISS = object()
     _FastLoads = None

@@ -54,7 +54,7 @@ def _add_explain_parser(sub: Any) -> None:
 
 def versions() -> dict[str, str]:
     """What a bug report or a version-skew diagnosis needs first: anypickle's, its backends' and
-    Python's versions, and whether the C helper ``anypickle._opwalk`` is built."""
+    Python's versions, and whether the C helper ``anypickle.safe._opwalk`` is built."""
     import platform
 
     import cloudpickle
@@ -63,7 +63,7 @@ def versions() -> dict[str, str]:
     from . import __version__
 
     try:
-        from . import _opwalk  # noqa: F401
+        from .safe import _opwalk  # noqa: F401
 
         opwalk = "built"
     except ImportError as exc:
