@@ -137,10 +137,11 @@ def exp(pickle: str, marshal: str, cloudpickle: str, dill: str, auto: str, porta
 
 def all_cases() -> list:
     """Every case of the built-in catalogue, sorted by group then name."""
-    from . import _classes, _containers, _functions, _helper, _installed, _outside, _patched, _unshippable
+    from . import _classes, _containers, _functions, _helper, _installed, _outside, _patched, _source, _unshippable
 
     cases = []
-    for module in (_functions, _classes, _patched, _helper, _installed, _containers, _unshippable, _outside):
+    for module in (_functions, _classes, _patched, _helper, _installed, _containers, _unshippable, _outside,
+                   _source):
         cases.extend(module.CASES)
     names = [case.name for case in cases]
     duplicates = {name for name in names if names.count(name) > 1}
