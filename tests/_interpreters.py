@@ -13,7 +13,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from anypickle.lab._interpreters import Receiver, find_other_pythons, prepare_receiver
+from anypickle.lab._interpreters import Receiver, find_other_pythons, prepare_receiver, same_interpreter
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
@@ -48,6 +48,13 @@ def venv_python(version: str) -> str:
     if path not in _receivers:
         _receivers[path] = prepare_receiver(path, full, str(SRC))
     return path
+
+
+def receiver_for(version: str) -> Receiver:
+    """The lab runner's receiver for ``version``: this interpreter, or a prepared one (see :func:`venv_python`)."""
+    if version == _HERE:
+        return same_interpreter()
+    return _receivers[venv_python(version)]
 
 
 def child_env(python: str | None = None) -> dict[str, str]:

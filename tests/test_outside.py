@@ -14,7 +14,7 @@ import pytest
 
 import anypickle
 from anypickle import Backend, EncodeError, Need
-from fresh import receive, send
+from anypickle.lab.runner import receive, send
 
 
 def _backend(data: bytes) -> Backend:
