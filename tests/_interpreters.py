@@ -37,35 +37,18 @@ def find_interpreter(version: str) -> str | None:
 _receivers: dict[str, Receiver] = {}
 
 
-def venv_python(version: str) -> str:
-    """A python of ``version`` that can import cloudpickle and dill (prepared once, then reused)."""
+def receiver_for(version: str) -> Receiver:
+    """The lab runner's receiver (:mod:`anypickle.lab.runner`) for Python ``version``: this interpreter, or
+    an installed one given cloudpickle and dill once (then reused). Raises ``LookupError`` if it is missing."""
     if version == _HERE:
-        return sys.executable
+        return same_interpreter()
     hit = _found().get(version)
     if hit is None:
         raise LookupError(f"Python {version} is not installed")
     path, full = hit
     if path not in _receivers:
         _receivers[path] = prepare_receiver(path, full, str(SRC))
-    return path
-
-
-def receiver_for(version: str) -> Receiver:
-    """The lab runner's receiver for ``version``: this interpreter, or a prepared one (see :func:`venv_python`)."""
-    if version == _HERE:
-        return same_interpreter()
-    return _receivers[venv_python(version)]
-
-
-def child_env(python: str | None = None) -> dict[str, str]:
-    """Environment for a child ``python``: anypickle from this checkout, its backends, nothing else of ours."""
-    receiver = _receivers.get(python) if python is not None else None
-    if receiver is not None:
-        return receiver.env()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = str(SRC)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+    return _receivers[path]
 
 
 def package_at(requirement: str) -> str:

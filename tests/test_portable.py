@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import linecache
 import pickle
-import subprocess
 import sys
 import textwrap
 
@@ -21,7 +20,9 @@ from anypickle import _envelope as env
 from anypickle.backends import _source
 from anypickle.backends._portable import dumps_portable, loads_portable
 
-from _interpreters import child_env
+from _interpreters import find_interpreter, receiver_for
+from anypickle.lab._interpreters import Receiver
+from anypickle.lab.runner import run_script
 
 FIRST, SECOND = (lambda x: x + 1), (lambda x: x * 2)
 SAME_A, SAME_B = (lambda x: x + 1), (lambda x: x + 1)
@@ -261,14 +262,6 @@ def test_a_method_bound_onto_an_instance_under_any_name_stays_bound():
     assert loaded.extra.__self__ is loaded
 
 
-def _run_script(path, text: str, *args: str) -> None:
-    """Run ``text`` as a script file (portable mode needs the source of what it ships)."""
-    path.write_text(text)
-    proc = subprocess.run([sys.executable, str(path), *args], cwd=path.parent, env=child_env(), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-
-
 def test_a_patched_installed_class_is_patched_again_on_load(tmp_path):
     """A method of a stdlib class replaced by local code is set again when the payload loads elsewhere."""
     sender = textwrap.dedent("""
@@ -278,10 +271,10 @@ def test_a_patched_installed_class_is_patched_again_on_load(tmp_path):
         fractions.Fraction.__repr__ = as_text
         open(sys.argv[1], "wb").write(anypickle.dumps(fractions.Fraction(3, 4), portable=True))
     """)
-    receiver = "import sys, anypickle; print(repr(anypickle.loads(open(sys.argv[1], 'rb').read())))"
+    receiver = "import json, sys, anypickle; print(json.dumps(repr(anypickle.loads(open(sys.argv[1], 'rb').read()))))"
     out = tmp_path / "f.bin"
-    _run_script(tmp_path / "sender.py", sender, str(out))
-    assert _child(sys.executable, receiver, str(out), cwd=tmp_path).strip() == "3/4"
+    run_script(tmp_path / "sender", sender, args=[str(out)])
+    assert run_script(tmp_path / "receiver", receiver, args=[str(out)]) == "3/4"
 
 
 def test_a_submodule_read_through_its_package_is_imported_on_load(tmp_path):
@@ -293,14 +286,14 @@ def test_a_submodule_read_through_its_package_is_imported_on_load(tmp_path):
         open(sys.argv[1], "wb").write(anypickle.dumps(tag, portable=True))
     """)
     receiver = textwrap.dedent("""
-        import sys, anypickle
+        import json, sys, anypickle
         before = "xml.dom.minidom" in sys.modules
         f = anypickle.loads(open(sys.argv[1], "rb").read())
-        print(before, f("<a/>"))
+        print(json.dumps([before, f("<a/>")]))
     """)
     out = tmp_path / "f.bin"
-    _run_script(tmp_path / "sender.py", sender, str(out))
-    assert _child(sys.executable, receiver, str(out), cwd=tmp_path).split() == ["False", "a"]
+    run_script(tmp_path / "sender", sender, args=[str(out)])
+    assert run_script(tmp_path / "receiver", receiver, args=[str(out)]) == [False, "a"]
 
 
 def test_a_class_whose_machinery_made_methods_close_over_names_still_sees_its_own_name():
@@ -346,30 +339,20 @@ print(json.dumps(out))
 '''
 
 
-def _python(version: str) -> str:
-    from _interpreters import find_interpreter, venv_python
-
+def _python(version: str) -> Receiver:
     if find_interpreter(version) is None:
         pytest.skip(f"Python {version} is not installed (looked in pyenv and on PATH)")
-    return venv_python(version)
-
-
-def _child(python: str, script: str, *args: str, cwd) -> str:
-    proc = subprocess.run([python, "-c", script, *args], cwd=cwd, env=child_env(python), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return receiver_for(version)
 
 
 def test_bytecode_payload_from_another_version_is_refused_before_anything_runs(tmp_path):
     """A cloudpickle payload written by 3.12 is refused by 3.11, naming both and suggesting portable=True."""
-    import json
 
     sender, receiver = _python("3.12"), _python("3.11")
     payload, marker = tmp_path / "payload.apkl", tmp_path / "marker"
-    _child(sender, SENDER_312, str(payload), str(marker), cwd=tmp_path)
+    run_script(tmp_path / "sender", SENDER_312, args=[str(payload), str(marker)], receiver=sender)
     assert not marker.exists()
-    out = json.loads(_child(receiver, RECEIVER, str(payload), str(marker), cwd=tmp_path))
+    out = run_script(tmp_path / "receiver", RECEIVER, args=[str(payload), str(marker)], receiver=receiver)
     assert out["error"] == "InterpreterMismatchError"
     assert "3.12" in out["written_by"] and "3.11" in out["running"]
     assert "3.12" in out["message"] and "3.11" in out["message"] and "portable=True" in out["message"]
@@ -387,16 +370,11 @@ with open(sys.argv[1], "wb") as f:
 
 def test_source_with_syntax_the_receiver_lacks_fails_with_a_clear_decode_error(tmp_path):
     """PEP 701 f-strings (3.12) reach 3.10 as source that cannot compile there: DecodeError says why."""
-    import json
 
     sender, receiver = _python("3.12"), _python("3.10")
-    script = tmp_path / "send.py"
-    script.write_text(NEW_SYNTAX_SENDER)
     payload = tmp_path / "payload.apkl"
-    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(sender), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(_child(receiver, RECEIVER, str(payload), str(tmp_path / "unused"), cwd=tmp_path))
+    run_script(tmp_path / "sender", NEW_SYNTAX_SENDER, args=[str(payload)], receiver=sender)
+    out = run_script(tmp_path / "receiver", RECEIVER, args=[str(payload), str(tmp_path / "unused")], receiver=receiver)
     assert out["error"] == "DecodeError"
     assert "does not compile on Python 3.10" in out["message"] and "quote" in out["message"]
 
@@ -422,16 +400,11 @@ print(json.dumps([first([7, 8]), [p.__name__ for p in first.__type_params__], Bo
 
 def test_type_parameter_syntax_crosses_from_312_to_313(tmp_path):
     """``def f[T]`` and ``class C[T]`` (3.12) rebuild with their type parameters under 3.13."""
-    import json
 
     sender, receiver = _python("3.12"), _python("3.13")
-    script = tmp_path / "send.py"
-    script.write_text(PEP695_SENDER)
     payload = tmp_path / "payload.apkl"
-    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(sender), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(_child(receiver, PEP695_RECEIVER, str(payload), cwd=tmp_path)) == [
+    run_script(tmp_path / "sender", PEP695_SENDER, args=[str(payload)], receiver=sender)
+    assert run_script(tmp_path / "receiver", PEP695_RECEIVER, args=[str(payload)], receiver=receiver) == [
         7, ["U"], 3, ["V"], "__main__.Box[int]"]
 
 
@@ -452,6 +425,7 @@ for cell in cells:
     result = shell.run_cell(cell)
     if not result.success:
         raise SystemExit(f"cell failed: {cell!r}: {result.error_in_exec or result.error_before_exec}")
+print('"sent"')  # the shell echoes cell values; the runner reads this last line
 '''
 
 IPYTHON_RECEIVER = '''
@@ -463,15 +437,13 @@ print(json.dumps([total(p), repr(p), counter.hit(), "IPython" in sys.modules]))
 
 def test_code_typed_in_ipython_cells_loads_in_another_version_without_ipython(tmp_path):
     """Cells run by a real IPython shell (3.11) ship from linecache and load under 3.13, which lacks IPython."""
-    import json
 
     pytest.importorskip("IPython", reason="IPython is not installed (pip install -e '.[test]')")
     receiver = _python("3.13")
     payload = tmp_path / "cells.apkl"
-    proc = subprocess.run([sys.executable, "-c", IPYTHON_SENDER, str(payload)], cwd=tmp_path, env=child_env(),
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert json.loads(_child(receiver, IPYTHON_RECEIVER, str(payload), cwd=tmp_path)) == [7, "P(x=3, y=1)", 2, False]
+    assert run_script(tmp_path / "sender", IPYTHON_SENDER, args=[str(payload)]) == "sent"
+    assert run_script(tmp_path / "receiver", IPYTHON_RECEIVER, args=[str(payload)], receiver=receiver) == [
+        7, "P(x=3, y=1)", 2, False]
 
 
 def test_payloads_keep_their_wire_names(tmp_path):
@@ -481,7 +453,6 @@ def test_payloads_keep_their_wire_names(tmp_path):
     finds them; the attribute ``anypickle.wrap`` is still the function."""
     import pickle
     import pickletools
-    import subprocess
     import sys
 
     import anypickle
@@ -495,6 +466,4 @@ def test_payloads_keep_their_wire_names(tmp_path):
     path = tmp_path / "p.bin"
     path.write_bytes(portable)
     code = "import pickle, sys; print(pickle.loads(open(sys.argv[1], 'rb').read())(6))"
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=60)
-    assert done.stdout.strip() == "42", done.stderr
+    assert run_script(tmp_path / "receiver", code, args=[str(path)]) == 42

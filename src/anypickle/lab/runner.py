@@ -310,7 +310,7 @@ class Pool:
 
 
 class RunnerError(AssertionError):
-    """A script run by :func:`run_script` failed, printed nothing, or overran its timeout.
+    """A script run by :func:`run_script` failed, did not end with a JSON line, or overran its timeout.
 
     An ``AssertionError``, so that a test that runs a script reads as failed (not errored) with the
     child's output in the message.
@@ -336,11 +336,11 @@ def run_script(
     timeout: float = 120,
 ) -> Any:
     """Write ``main.py`` (and ``helpers``, ``{module name: source}``) into ``folder``, run it there as
-    ``__main__`` with ``args``, and return the JSON of the last line it printed.
+    ``__main__`` with ``args``, and return the JSON of the last line it printed (None if it printed nothing).
 
     ``receiver`` is the interpreter and its environment (default: this interpreter, see
     :func:`anypickle.lab._interpreters.same_interpreter`). Raises :class:`RunnerError` with the child's
-    output when it exits non-zero, prints nothing, or runs longer than ``timeout`` seconds.
+    output when it exits non-zero, ends with a line that is not JSON, or runs longer than ``timeout`` seconds.
     """
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
@@ -357,8 +357,11 @@ def run_script(
         raise RunnerError(f"script in {folder} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     lines = proc.stdout.strip().splitlines()
     if not lines:
-        raise RunnerError(f"script in {folder} printed nothing:\n{proc.stderr}")
-    return json.loads(lines[-1])
+        return None
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        raise RunnerError(f"script in {folder} did not end with a JSON line:\n{proc.stdout}\n{proc.stderr}") from None
 
 
 _SEND_FOOTER = """
