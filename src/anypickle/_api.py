@@ -21,6 +21,7 @@ from ._frames import BufferCollector
 from .backends._id import Backend, parse_backend
 from .analysis._modules import ModuleNames, ModulePolicy
 from .analysis._needs import UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, locate_named_type, unshippable_advice
+from .backends import enhanced as enhanced_backend
 from .backends import get as get_backend
 from .safe._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
@@ -194,7 +195,7 @@ def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy
     impl = get_backend(backend)
     try:
         sink = frame.start(_code_flags(backend))
-        impl.dump(obj, sink, policy, auto=False, persistent_id=marker, buffer_callback=frame.buffer_callback,
+        impl.dump(obj, sink, policy, persistent_id=marker, buffer_callback=frame.buffer_callback,
                   lines=frame.lines)
     except Exception as exc:
         if not is_refusal(exc, impl.dump_errors):
@@ -351,10 +352,10 @@ def _dump_auto(
     if type(obj) is types.FunctionType and marker is None:
         candidates.insert(0, Backend.MARSHAL)
     for backend in candidates:
-        impl = get_backend(backend)
+        impl = enhanced_backend(backend)
         try:
             sink = frame.start(_code_flags(backend))
-            impl.dump(obj, sink, policy, auto=True, persistent_id=marker, buffer_callback=frame.buffer_callback,
+            impl.dump(obj, sink, policy, persistent_id=marker, buffer_callback=frame.buffer_callback,
                       lines=frame.lines)
             # The failed attempts' tracebacks reference this frame, which references them: break
             # the cycle, or every fallback leaves garbage (and the object) for the collector.

@@ -150,7 +150,7 @@ def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames =
     for backend in Backend:
         impl = get_backend(backend)
         try:
-            impl.dump(obj, io.BytesIO(), policy, auto=False)
+            impl.dump(obj, io.BytesIO(), policy)
         except Exception as exc:  # noqa: BLE001 - whatever the raw library raises, its dumps fails
             verdicts.append(BackendVerdict(backend, False, f"dumps fails: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             continue

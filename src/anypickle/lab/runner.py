@@ -352,7 +352,7 @@ def run_script(
         proc = subprocess.run([child.python, "main.py", *args], cwd=folder, capture_output=True, text=True,
                               timeout=timeout, env=child.env())
     except subprocess.TimeoutExpired as exc:
-        raise RunnerError(f"script in {folder} overran {timeout:.0f} s:\n{exc.stdout}\n{exc.stderr}") from None
+        raise RunnerError(f"script in {folder} overran {timeout:.0f} s: stdout {exc.stdout!r}, stderr {exc.stderr!r}") from None
     if proc.returncode != 0:
         raise RunnerError(f"script in {folder} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     lines = proc.stdout.strip().splitlines()
