@@ -187,6 +187,6 @@ def test_frames_load_in_a_fresh_interpreter(tmp_path):
 def test_buffers_with_portable_or_context_is_a_usage_error():
     """Combinations the frames format does not carry are refused up front."""
     with pytest.raises(UsageError, match="buffers=True cannot be combined"):
-        anypickle.dumps(np.arange(3), buffers=True, portable=True)
+        anypickle.dumps(np.arange(3), buffers=True, backend="portable")
     with pytest.raises(UsageError, match="buffers=True cannot be combined"):
         anypickle.dumps(np.arange(3), buffers=True, context={"x": object()})

@@ -128,9 +128,31 @@ def test_closures_sharing_a_cell_still_share_it():
     assert size() == 1
 
 
+def test_backend_portable_is_the_spelling_and_portable_true_still_works_with_a_warning():
+    """``backend="portable"`` asks for portable mode (dumps, Encoder, any case); the old ``portable=True``
+    warns with a DeprecationWarning that names the new spelling and writes the same bytes."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spelling warns about nothing
+        data = anypickle.dumps(FIRST, backend="portable")
+        assert anypickle.Encoder(backend="Portable").encode(FIRST) == data
+    with pytest.warns(DeprecationWarning, match='backend="portable"'):
+        assert anypickle.dumps(FIRST, portable=True) == data
+    with pytest.warns(DeprecationWarning, match='backend="portable"'):
+        assert anypickle.dumps(FIRST, portable=True, backend="pickle") == data  # allowed before, still
+    with pytest.warns(DeprecationWarning, match='backend="portable"'):
+        encoder = anypickle.Encoder(portable=True)
+    assert encoder.encode(FIRST) == data and "backend='portable'" in repr(encoder)
+    with pytest.warns(DeprecationWarning), pytest.raises(anypickle.UsageError, match="cannot be combined"):
+        anypickle.dumps(FIRST, portable=True, backend="dill")
+    with pytest.raises(anypickle.UsageError, match="portable"):  # the choices a wrong name lists
+        anypickle.dumps(FIRST, backend="portble")
+
+
 def test_portable_envelope_has_no_bytecode_and_no_interpreter_record():
     """The envelope says PORTABLE, not BYTECODE, so no receiver refuses it for being another version."""
-    data = anypickle.dumps(FIRST, portable=True)
+    data = anypickle.dumps(FIRST, backend="portable")
     header = env.parse(memoryview(data))
     assert header.backend is anypickle.Backend.PICKLE
     assert header.flags & env.PORTABLE and not header.flags & env.BYTECODE
@@ -151,7 +173,7 @@ def test_function_made_by_exec_without_source_is_refused_with_its_path():
     namespace: dict = {}
     exec("def made(): return 1", namespace)  # noqa: S102
     with pytest.raises(anypickle.EncodeError) as info:
-        anypickle.dumps({"jobs": [1, namespace["made"]]}, portable=True)
+        anypickle.dumps({"jobs": [1, namespace["made"]]}, backend="portable")
     assert info.value.path == "obj['jobs'][1]"
     assert "no source" in str(info.value) and "'made'" in str(info.value)
 
@@ -166,7 +188,7 @@ def test_closure_over_sourceless_function_names_the_cell_path():
         return target()
 
     with pytest.raises(anypickle.EncodeError) as info:
-        anypickle.dumps(outer, portable=True)
+        anypickle.dumps(outer, backend="portable")
     assert info.value.path is not None and "closure" in info.value.path and "target" in info.value.path
 
 
@@ -178,14 +200,14 @@ def test_local_class_whose_body_reads_an_enclosing_variable_is_refused():
         return Holder
 
     with pytest.raises(anypickle.EncodeError, match="reads 'v'") as info:
-        anypickle.dumps({"cls": make(3)}, portable=True)
+        anypickle.dumps({"cls": make(3)}, backend="portable")
     assert info.value.path == "obj['cls']"
 
 
 def test_code_object_is_refused():
     """A bare code object is bytecode: portable mode refuses it and says to ship its function."""
     with pytest.raises(anypickle.EncodeError, match="bytecode"):
-        anypickle.dumps({"code": FIRST.__code__}, portable=True)
+        anypickle.dumps({"code": FIRST.__code__}, backend="portable")
 
 
 def test_source_that_no_longer_matches_the_code_is_refused(tmp_path):
@@ -197,7 +219,7 @@ def test_source_that_no_longer_matches_the_code_is_refused(tmp_path):
     path.write_text("def f(x):\n    return x\n")
     linecache.checkcache(str(path))
     with pytest.raises(anypickle.EncodeError, match="no longer matches"):
-        anypickle.dumps(namespace["f"], portable=True)
+        anypickle.dumps(namespace["f"], backend="portable")
 
 
 def test_installed_library_function_travels_by_reference():
@@ -269,7 +291,7 @@ def test_a_patched_installed_class_is_patched_again_on_load(tmp_path):
         def as_text(self):
             return f"{self.numerator}/{self.denominator}"
         fractions.Fraction.__repr__ = as_text
-        open(sys.argv[1], "wb").write(anypickle.dumps(fractions.Fraction(3, 4), portable=True))
+        open(sys.argv[1], "wb").write(anypickle.dumps(fractions.Fraction(3, 4), backend="portable"))
     """)
     receiver = "import json, sys, anypickle; print(json.dumps(repr(anypickle.loads(open(sys.argv[1], 'rb').read()))))"
     out = tmp_path / "f.bin"
@@ -283,7 +305,7 @@ def test_a_submodule_read_through_its_package_is_imported_on_load(tmp_path):
         import sys, xml.dom.minidom, anypickle
         def tag(text):
             return xml.dom.minidom.parseString(text).documentElement.tagName
-        open(sys.argv[1], "wb").write(anypickle.dumps(tag, portable=True))
+        open(sys.argv[1], "wb").write(anypickle.dumps(tag, backend="portable"))
     """)
     receiver = textwrap.dedent("""
         import json, sys, anypickle
@@ -346,7 +368,7 @@ def _python(version: str) -> Receiver:
 
 
 def test_bytecode_payload_from_another_version_is_refused_before_anything_runs(tmp_path):
-    """A cloudpickle payload written by 3.12 is refused by 3.11, naming both and suggesting portable=True."""
+    """A cloudpickle payload written by 3.12 is refused by 3.11, naming both and suggesting backend='portable'."""
 
     sender, receiver = _python("3.12"), _python("3.11")
     payload, marker = tmp_path / "payload.apkl", tmp_path / "marker"
@@ -355,7 +377,7 @@ def test_bytecode_payload_from_another_version_is_refused_before_anything_runs(t
     out = run_script(tmp_path / "receiver", RECEIVER, args=[str(payload), str(marker)], receiver=receiver)
     assert out["error"] == "InterpreterMismatchError"
     assert "3.12" in out["written_by"] and "3.11" in out["running"]
-    assert "3.12" in out["message"] and "3.11" in out["message"] and "portable=True" in out["message"]
+    assert "3.12" in out["message"] and "3.11" in out["message"] and "backend='portable'" in out["message"]
     assert out["marker"] is False, "the payload's __reduce__ ran: something was unpickled before the check"
 
 
@@ -364,7 +386,7 @@ import sys, anypickle
 def quote(d):
     return f"{d["key"]}"
 with open(sys.argv[1], "wb") as f:
-    f.write(anypickle.dumps(quote, portable=True))
+    f.write(anypickle.dumps(quote, backend="portable"))
 '''
 
 
@@ -387,7 +409,7 @@ class Box[V]:
     def __init__(self, v: V):
         self.v = v
 with open(sys.argv[1], "wb") as f:
-    f.write(anypickle.dumps((first, Box), portable=True))
+    f.write(anypickle.dumps((first, Box), backend="portable"))
 '''
 
 PEP695_RECEIVER = '''
@@ -419,7 +441,7 @@ cells = [
     "def total(p):\\n    return double(p) + p.y",
     "class Counter:\\n    def __init__(self):\\n        self.n = 0\\n    def hit(self):\\n        self.n += 1\\n        return self.n",
     "c = Counter(); c.hit()",
-    f"_ = open({sys.argv[1]!r}, 'wb').write(anypickle.dumps((P(3), total, c), portable=True))",
+    f"_ = open({sys.argv[1]!r}, 'wb').write(anypickle.dumps((P(3), total, c), backend='portable'))",
 ]
 for cell in cells:
     result = shell.run_cell(cell)

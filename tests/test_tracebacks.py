@@ -71,8 +71,8 @@ payloads = {
     "cloudpickle+": anypickle.dumps(account.withdraw),
     "cloudpickle+-multiline": anypickle.dumps([multiline]),
     "dill": anypickle.dumps(plain_refuse, backend="dill"),  # raw dill ships no globals (recurse=False)
-    "portable": anypickle.dumps(refuse, portable=True),
-    "portable-method": anypickle.dumps(account.withdraw, portable=True),
+    "portable": anypickle.dumps(refuse, backend="portable"),
+    "portable-method": anypickle.dumps(account.withdraw, backend="portable"),
 }
 backends = {}
 for name, data in payloads.items():

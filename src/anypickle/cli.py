@@ -110,7 +110,7 @@ def _add_check_parser(sub: Any) -> None:
                     "this __main__ nor local modules) and compare it with the original; print the "
                     "outcome and the reason. Exit 0 when it arrives intact, 1 otherwise.")
     p.add_argument("target", help="module:attr naming the object, e.g. myscript:task")
-    p.add_argument("--backend", default="auto", help="the backend to dump with (default auto)")
+    p.add_argument("--backend", default="auto", help="the backend to dump with: auto (default), pickle, marshal, cloudpickle, dill or portable")
     p.add_argument("--python", metavar="PATH", default=None,
                    help="the receiving interpreter (default: this one); another version gets the "
                         "backends installed into anypickle's cache")

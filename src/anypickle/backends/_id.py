@@ -6,7 +6,12 @@ import enum
 
 from ..errors import UsageError
 
-__all__ = ["Backend", "parse_backend"]
+__all__ = ["PORTABLE", "Backend", "is_portable", "parse_backend"]
+
+PORTABLE = "portable"
+"""``dumps(obj, backend="portable")``: code as source, loadable by any Python 3.10+. Not a serializer of
+its own: the payload is a pickle stream, so the envelope records :attr:`Backend.PICKLE` with its
+``PORTABLE`` flag (the matrix shows it as a column of its own)."""
 
 
 class Backend(enum.IntEnum):
@@ -23,8 +28,16 @@ class Backend(enum.IntEnum):
         return self.name.lower()
 
 
+def is_portable(value: "str | Backend") -> bool:
+    """Whether ``value`` asks for portable mode (``"portable"``, any case)."""
+    return isinstance(value, str) and value.strip().lower() == PORTABLE
+
+
 def parse_backend(value: "str | Backend") -> "Backend | None":
-    """Turn ``"auto"``, a backend name or a :class:`Backend` into a Backend (``None`` for auto)."""
+    """Turn ``"auto"``, a backend name or a :class:`Backend` into a Backend (``None`` for auto).
+
+    ``"portable"`` is no serializer (see :data:`PORTABLE`): callers test :func:`is_portable` first.
+    """
     if isinstance(value, Backend):
         return value
     if isinstance(value, str):
@@ -35,5 +48,5 @@ def parse_backend(value: "str | Backend") -> "Backend | None":
             return Backend[name.upper()]
         except KeyError:
             pass
-    choices = ", ".join(["auto"] + [b.label for b in Backend])
+    choices = ", ".join(["auto"] + [b.label for b in Backend] + [PORTABLE])
     raise UsageError(f"unknown backend {value!r}: expected one of {choices}")

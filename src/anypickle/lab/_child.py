@@ -103,8 +103,8 @@ def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
     api = _api()
     if backend == "portable":
         if api is None:
-            raise Unavailable("the portable column needs anypickle.dumps(..., portable=True)")
-        return api.dumps(obj, portable=True)
+            raise Unavailable("the portable column needs anypickle.dumps(..., backend=\"portable\")")
+        return api.dumps(obj, backend="portable")
     if api is not None and not (raw and backend != "auto"):
         return api.dumps(obj, backend=backend)
     if backend == "pickle":

@@ -70,7 +70,7 @@ class Case:
     # the object's own __reduce__ raises: every column, auto included, lets that exception through
     # unchanged (as pickle, cloudpickle and dill do), so "dumps fails" is auto's right outcome here
     raises_own: bool = False
-    # the portable column (``dumps(obj, portable=True)``: code as source) where it differs from auto:
+    # the portable column (``dumps(obj, backend="portable")``: code as source) where it differs from auto:
     # its fresh-process outcome, and its same-process outcome when that differs again
     portable: "str | None" = None
     portable_same: "str | None" = None
