@@ -142,7 +142,6 @@ NEEDS: dict[str, tuple[str, ...]] = {'class: ABC and concrete subclass': ('dynam
  'source: notebook cell dataclass': ('main/function', 'main/other'),
  'source: notebook cell function': ('main/function',),
  'source: private (name-mangled) attributes': ('main/function', 'main/other'),
- 'source: slots dataclass naming its own class': ('main/function', 'main/other'),
  'source: stacked decorators': ('local-function/function', 'main/function'),
  'source: two identical lambdas on one line': ('main/function',),
  'source: two lambdas on one line': ('main/function',),

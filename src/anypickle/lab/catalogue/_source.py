@@ -394,22 +394,4 @@ CASES = [
         """,
         exp(pickle=DUMPS, marshal=OK, cloudpickle=OK, dill=WRONG, auto=OK),
     ),
-    Case(
-        "source: slots dataclass naming its own class", G,
-        """
-        import dataclasses
-        @dataclasses.dataclass(slots=True)
-        class Pixel:
-            x: int
-            y: int
-            def shift(self):
-                return Pixel(self.x + 1, self.y)
-        """,
-        "Pixel(1, 2)",
-        """
-        def check(p):
-            return [repr(p.shift()), hasattr(p, "__dict__"), list(type(p).__slots__)]
-        """,
-        exp(pickle=LOADS, marshal=DUMPS, cloudpickle=WRONG, dill=WRONG, auto=OK),
-    ),
 ]
