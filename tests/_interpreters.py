@@ -8,7 +8,6 @@ holds a stale copy of the code under test.
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -49,27 +48,3 @@ def receiver_for(version: str) -> Receiver:
     if path not in _receivers:
         _receivers[path] = prepare_receiver(path, full, str(SRC))
     return _receivers[path]
-
-
-def package_at(requirement: str) -> str:
-    """A folder holding ``requirement`` (e.g. ``"cloudpickle==3.1.2"``), installed once into the receiver cache.
-
-    Put it first on a child's ``PYTHONPATH`` to run that child with another release of a backend than
-    this environment's. Raises ``LookupError`` with pip's message when the index cannot provide it.
-    """
-    from anypickle.lab import _interpreters
-
-    target = os.path.join(_interpreters.cache_dir(), "packages", requirement.replace("==", "-"))
-    if not os.path.isdir(target):
-        staging = f"{target}.{os.getpid()}"
-        error = _interpreters._pip_target(sys.executable, staging, [requirement, "--no-deps"])
-        if error is not None:
-            raise LookupError(f"cannot install {requirement} from the package index: {error}")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        try:
-            os.rename(staging, target)
-        except OSError:  # another run installed it first
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
-    return target

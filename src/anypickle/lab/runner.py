@@ -334,9 +334,10 @@ def run_script(
     *,
     receiver: "_interpreters.Receiver | None" = None,
     timeout: float = 120,
+    name: str = "main.py",
 ) -> Any:
-    """Write ``main.py`` (and ``helpers``, ``{module name: source}``) into ``folder``, run it there as
-    ``__main__`` with ``args``, and return the JSON of the last line it printed (None if it printed nothing).
+    """Write ``script`` as ``name`` (and ``helpers``, ``{module name: source}``) into ``folder``, run it there
+    as ``__main__`` with ``args``, and return the JSON of the last line it printed (None if it printed nothing).
 
     ``receiver`` is the interpreter and its environment (default: this interpreter, see
     :func:`anypickle.lab._interpreters.same_interpreter`). Raises :class:`RunnerError` with the child's
@@ -346,10 +347,10 @@ def run_script(
     os.makedirs(folder, exist_ok=True)
     for name, source in (helpers or {}).items():
         _write(folder, f"{name}.py", source)
-    _write(folder, "main.py", script)
+    _write(folder, name, script)
     child = _receiver(receiver)
     try:
-        proc = subprocess.run([child.python, "main.py", *args], cwd=folder, capture_output=True, text=True,
+        proc = subprocess.run([child.python, name, *args], cwd=folder, capture_output=True, text=True,
                               timeout=timeout, env=child.env())
     except subprocess.TimeoutExpired as exc:
         raise RunnerError(f"script in {folder} overran {timeout:.0f} s: stdout {exc.stdout!r}, stderr {exc.stderr!r}") from None
