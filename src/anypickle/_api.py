@@ -19,7 +19,7 @@ from . import _envelope as env
 from . import _frames
 from .backends import _lines
 from ._frames import BufferCollector
-from .backends._id import Backend, is_portable, parse_backend
+from .backends._id import PORTABLE, Backend, parse_backend
 from .analysis._modules import ModuleNames, ModulePolicy
 from .analysis._needs import UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, locate_named_type, unshippable_advice
 from .backends import enhanced as enhanced_backend
@@ -90,9 +90,10 @@ def dumps(
         return _encode_default(obj)
     if portable:
         backend = _portable_flag(backend)
-    portable = is_portable(backend)
+    choice = None if backend == "auto" else parse_backend(backend)
+    portable = choice is PORTABLE
+    chosen = choice if isinstance(choice, Backend) else None
     policy = _DEFAULT_POLICY if not by_value and not by_reference else ModulePolicy(by_value, by_reference)
-    chosen = None if backend == "auto" or portable else parse_backend(backend)
     frame = _Frame(key, key_id)
     if buffers:
         if portable or context is not None:
@@ -122,7 +123,7 @@ def dumps(
 def _portable_flag(backend: str | Backend) -> str:
     """``portable=True`` (deprecated): the ``backend`` it stands for, with a warning naming the new spelling."""
     warnings.warn('anypickle: portable=True is deprecated; use backend="portable"', DeprecationWarning, stacklevel=3)
-    if backend != "auto" and not is_portable(backend) and parse_backend(backend) is not Backend.PICKLE:
+    if parse_backend(backend) not in (None, PORTABLE, Backend.PICKLE):
         raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
     return "portable"
 
@@ -277,8 +278,7 @@ class Encoder:
         if portable:
             backend = _portable_flag(backend)
             portable = False
-        if not is_portable(backend):
-            parse_backend(backend)  # a wrong name fails here, not at the first encode
+        parse_backend(backend)  # a wrong name fails here, not at the first encode
         if key is not None:
             env.check_key(key)
         given = {"backend": backend, "by_value": tuple(by_value), "by_reference": tuple(by_reference), "key": key,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 from ..errors import UsageError
 
-__all__ = ["PORTABLE", "Backend", "is_portable", "parse_backend"]
+__all__ = ["PORTABLE", "Backend", "parse_backend"]
 
-PORTABLE = "portable"
+PORTABLE: Literal["portable"] = "portable"
 """``dumps(obj, backend="portable")``: code as source, loadable by any Python 3.10+. Not a serializer of
 its own: the payload is a pickle stream, so the envelope records :attr:`Backend.PICKLE` with its
 ``PORTABLE`` flag (the matrix shows it as a column of its own)."""
@@ -28,22 +29,17 @@ class Backend(enum.IntEnum):
         return self.name.lower()
 
 
-def is_portable(value: "str | Backend") -> bool:
-    """Whether ``value`` asks for portable mode (``"portable"``, any case)."""
-    return isinstance(value, str) and value.strip().lower() == PORTABLE
-
-
-def parse_backend(value: "str | Backend") -> "Backend | None":
-    """Turn ``"auto"``, a backend name or a :class:`Backend` into a Backend (``None`` for auto).
-
-    ``"portable"`` is no serializer (see :data:`PORTABLE`): callers test :func:`is_portable` first.
-    """
+def parse_backend(value: "str | Backend") -> "Backend | Literal['portable'] | None":
+    """Turn ``"auto"``, a backend name or a :class:`Backend` into a Backend (``None`` for auto), and
+    ``"portable"`` into :data:`PORTABLE` (portable mode is no serializer of its own)."""
     if isinstance(value, Backend):
         return value
     if isinstance(value, str):
         name = value.strip().lower()
         if name == "auto":
             return None
+        if name == PORTABLE:
+            return PORTABLE
         try:
             return Backend[name.upper()]
         except KeyError:
