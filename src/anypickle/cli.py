@@ -12,35 +12,16 @@ import json
 import sys
 from typing import Any, Sequence
 
+from .analysis._modules import resolve_target
 from .errors import AnyPickleError
 
 __all__ = ["main"]
 
 
-def _resolve(spec: str) -> Any:
-    """``module:attr`` (dotted attr allowed) to the object it names."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise AnyPickleError(f"expected module:attr, got {spec!r}")
-    sys.path.insert(0, ".")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AnyPickleError(f"cannot import {module_name!r}: {exc}") from None
-    finally:
-        sys.path.pop(0)
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AnyPickleError(f"{module_name!r} has no attribute path {attr!r}") from None
-    return obj
-
-
 def _explain(args: argparse.Namespace) -> int:
     from .analysis._explain import explain
 
-    report = explain(_resolve(args.target))
+    report = explain(resolve_target(args.target))
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     return 0 if report.backend is not None else 1
 
@@ -90,7 +71,7 @@ class _VersionAction(argparse.Action):
 def _check(args: argparse.Namespace) -> int:
     from .lab._check import check
 
-    result = check(_resolve(args.target), backend=args.backend, python=args.python, timeout=args.timeout)
+    result = check(resolve_target(args.target), backend=args.backend, python=args.python, timeout=args.timeout)
     where = f"the Python at {args.python}" if args.python else "a fresh interpreter"
     if result.backend is None:  # dumps raised: nothing was sent
         print(f"{args.target}: {result.outcome} (dumps with backend {args.backend} raised; nothing was sent)")

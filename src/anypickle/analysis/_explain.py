@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._api import dumps
 from ..backends._id import Backend
 from ._modules import ModuleNames, ModulePolicy
 from ._needs import Finding, find_needs
@@ -131,8 +132,6 @@ def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames =
     >>> print(explain(lambda: 1).backend.label)
     marshal
     """
-    from .._api import dumps  # the facade imports this module's public names
-
     by_value, by_reference = tuple(by_value), tuple(by_reference)  # read twice: by the analysis and by dumps
     policy = ModulePolicy(by_value, by_reference)
     needs = tuple(find_needs(obj, policy))
