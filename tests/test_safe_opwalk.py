@@ -8,13 +8,10 @@ straddling a FRAME's end), before the C unpickler runs.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import pickletools
 import struct
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +19,7 @@ from hypothesis import strategies as st
 
 import anypickle.safe
 from anypickle.safe._scanner._machine import simulate
+from anypickle.lab.runner import run_script
 
 try:
     from anypickle.safe._opwalk import memo_check
@@ -332,11 +330,7 @@ def test_frame_straddling_streams_are_refused_in_a_child(tmp_path):
     refused by safe loading (C-first and static-first) before anything runs; they are real: plain
     pickle.load runs the hidden os.system and attempts the hidden 13 GB memo."""
     marker = tmp_path / "straddle_marker"
-    proc = subprocess.run(
-        [sys.executable, "-c", FRAME_STRADDLE, str(marker)], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script(tmp_path / "child", FRAME_STRADDLE, args=[str(marker)])
     assert out["scan_hidden_safe"] is False and out["scan_bomb_safe"] is False
     for key in ("hidden_True", "hidden_False", "bomb_True", "bomb_False"):
         assert out[key] == "UnsafePickleError", (key, out)
