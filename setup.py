@@ -1,4 +1,4 @@
-"""Builds the optional C helper anypickle._opwalk; all other metadata lives in pyproject.toml.
+"""Builds the optional C helper anypickle.safe._opwalk; all other metadata lives in pyproject.toml.
 
 ``optional=True``: when no C compiler is available the install still succeeds, and safe loading
 falls back to running its pure-Python static pass first (see docs/security.md, "Speed").
@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "anypickle._opwalk",
-            sources=["src/anypickle/_opwalk.c"],
+            "anypickle.safe._opwalk",
+            sources=["src/anypickle/safe/_opwalk.c"],
             optional=True,
         )
     ]

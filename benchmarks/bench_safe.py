@@ -1,7 +1,7 @@
 """Safe loading against plain pickle.loads on ordinary data (run: pytest benchmarks/bench_safe.py).
 
 Groups are cases; within a group the "backend" parameter is "pickle.loads" (the baseline),
-"anypickle safe" (the default: C-first when the anypickle._opwalk extension is built) and
+"anypickle safe" (the default: C-first when the anypickle.safe._opwalk extension is built) and
 "anypickle safe static-first" (anypickle.safe.C_FIRST = False: the static pass runs first, as
 without the extension). Quote ratios between backends of the same run.
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 from anypickle.lab.catalogue import all_cases
 from anypickle.lab.matrix import run_matrix
 
-TARGET = Path(__file__).resolve().parent.parent / "src" / "anypickle" / "catalogue" / "_measured.py"
+TARGET = Path(__file__).resolve().parent.parent / "src" / "anypickle" / "lab" / "catalogue" / "_measured.py"
 
 
 def main() -> int:

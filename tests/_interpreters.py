@@ -8,12 +8,11 @@ holds a stale copy of the code under test.
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import lru_cache
 from pathlib import Path
 
-from anypickle.lab._interpreters import Receiver, find_other_pythons, prepare_receiver
+from anypickle.lab._interpreters import Receiver, find_other_pythons, prepare_receiver, same_interpreter
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
@@ -37,49 +36,15 @@ def find_interpreter(version: str) -> str | None:
 _receivers: dict[str, Receiver] = {}
 
 
-def venv_python(version: str) -> str:
-    """A python of ``version`` that can import cloudpickle and dill (prepared once, then reused)."""
+def receiver_for(version: str) -> Receiver:
+    """The lab runner's receiver (:mod:`anypickle.lab.runner`) for Python ``version``: this interpreter, or
+    an installed one given cloudpickle and dill once (then reused). Raises ``LookupError`` if it is missing."""
     if version == _HERE:
-        return sys.executable
+        return same_interpreter()
     hit = _found().get(version)
     if hit is None:
         raise LookupError(f"Python {version} is not installed")
     path, full = hit
     if path not in _receivers:
         _receivers[path] = prepare_receiver(path, full, str(SRC))
-    return path
-
-
-def child_env(python: str | None = None) -> dict[str, str]:
-    """Environment for a child ``python``: anypickle from this checkout, its backends, nothing else of ours."""
-    receiver = _receivers.get(python) if python is not None else None
-    if receiver is not None:
-        return receiver.env()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = str(SRC)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
-def package_at(requirement: str) -> str:
-    """A folder holding ``requirement`` (e.g. ``"cloudpickle==3.1.2"``), installed once into the receiver cache.
-
-    Put it first on a child's ``PYTHONPATH`` to run that child with another release of a backend than
-    this environment's. Raises ``LookupError`` with pip's message when the index cannot provide it.
-    """
-    from anypickle.lab import _interpreters
-
-    target = os.path.join(_interpreters.cache_dir(), "packages", requirement.replace("==", "-"))
-    if not os.path.isdir(target):
-        staging = f"{target}.{os.getpid()}"
-        error = _interpreters._pip_target(sys.executable, staging, [requirement, "--no-deps"])
-        if error is not None:
-            raise LookupError(f"cannot install {requirement} from the package index: {error}")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        try:
-            os.rename(staging, target)
-        except OSError:  # another run installed it first
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return _receivers[path]

@@ -10,15 +10,17 @@ then names the stream that was running.
 from __future__ import annotations
 
 import json
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
+
+from anypickle.lab.runner import RunnerError, run_script
 
 ADDRESS_SPACE = 3 << 30  # RLIMIT_AS of the child: numpy and its BLAS threads need ~1 GB of it
 
 CHILD = r"""
+import os, resource
+resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"  # before numpy loads its BLAS
 import gc, json, sys, warnings
 warnings.simplefilter("ignore")
 cases_path, out_path, progress_path, mode = sys.argv[1:5]
@@ -79,11 +81,8 @@ for name, hexdata in json.load(open(cases_path)):
     outcomes[name] = out
 gc.collect()
 json.dump(outcomes, open(out_path, "w"))
-"""
-
-
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+print(json.dumps(len(outcomes)))
+""".replace("ADDRESS_SPACE", str(ADDRESS_SPACE))
 
 
 def run_streams(streams: dict[str, bytes], workdir: Path, mode: str = "c_first", timeout: float = 120) -> dict:
@@ -93,17 +92,11 @@ def run_streams(streams: dict[str, bytes], workdir: Path, mode: str = "c_first",
     out_path = workdir / f"out-{mode}.json"
     progress = workdir / f"progress-{mode}.txt"
     cases_path.write_text(json.dumps([[name, data.hex()] for name, data in streams.items()]))
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", CHILD, str(cases_path), str(out_path), str(progress), mode],
-            capture_output=True, text=True, timeout=timeout, preexec_fn=_limit_memory, env=env,
-        )
-    except subprocess.TimeoutExpired:
+        count = run_script(workdir / f"child-{mode}", CHILD, args=[str(cases_path), str(out_path), str(progress), mode],
+                           timeout=timeout)
+    except RunnerError as exc:  # a crash (exit code or signal) or a hang (killed after timeout)
         running = progress.read_text() if progress.exists() else "<before the first stream>"
-        raise AssertionError(f"the child hung (> {timeout} s) while loading stream {running!r}") from None
-    if proc.returncode != 0:
-        running = progress.read_text() if progress.exists() else "<before the first stream>"
-        raise AssertionError(
-            f"the child died (exit {proc.returncode}) while loading stream {running!r}:\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"the child died or hung while loading stream {running!r}: {str(exc)[-3000:]}") from None
+    assert count == len(streams)
     return json.loads(out_path.read_text())

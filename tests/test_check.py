@@ -97,3 +97,20 @@ def test_cli_check_with_a_forced_backend_names_its_failure(tmp_path):
     """--backend pickle on a lambda: pickle cannot dump it, exit 1."""
     done = _check_cli(tmp_path, "mytasks:task", "--backend", "pickle")
     assert done.returncode == 1 and "mytasks:task: dumps fails" in done.stdout, done.stdout + done.stderr
+
+
+def test_cli_check_with_backend_portable_ships_source(tmp_path):
+    """--backend portable: the lambda travels as source (a pickle payload), exit 0."""
+    done = _check_cli(tmp_path, "mytasks:task", "--backend", "portable")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("mytasks:task: ok (written by pickle"), done.stdout
+
+
+def test_check_with_backend_portable_loads_in_another_python():
+    """check(backend="portable") crosses Python versions where a bytecode payload is refused."""
+    from anypickle.lab._interpreters import find_other_pythons
+
+    others = [path for path, _ in find_other_pythons()[0]]
+    if not others:
+        pytest.skip("no other Python (3.10 or newer) in pyenv or on PATH")
+    assert anypickle.check(lambda x: x + 1, backend="portable", python=others[-1]).ok

@@ -7,7 +7,7 @@ import pytest
 import anypickle
 from anypickle import DecodeError, UsageError
 from anypickle import _envelope as env
-from child import run_script
+from anypickle.lab.runner import run_script
 
 
 class Handle:

@@ -16,7 +16,7 @@ from distributed import LocalCluster  # noqa: E402
 from distributed.protocol.serialize import deserialize, serialize  # noqa: E402
 
 import anypickle.dask  # noqa: E402
-from child import run_script  # noqa: E402
+from anypickle.lab.runner import run_script  # noqa: E402
 
 HELPER = """
 class Thing:

@@ -12,7 +12,7 @@ import pytest
 
 import anypickle
 from anypickle import EncodeError, UsageError, WorkerCrashedError
-from child import run_script
+from anypickle.lab.runner import run_script
 
 HELPER = """
 def greet(who):

@@ -27,16 +27,16 @@ from anypickle import _envelope as env
 from anypickle.errors import AnyPickleError, DecodeError, UnsafePickleError
 
 try:
-    from anypickle import _opwalk
+    from anypickle.safe import _opwalk
 except ImportError:  # built optionally (setup.py)
     _opwalk = None
 
-needs_extension = pytest.mark.skipif(_opwalk is None, reason="the optional C extension anypickle._opwalk was not built")
+needs_extension = pytest.mark.skipif(_opwalk is None, reason="the optional C extension anypickle.safe._opwalk was not built")
 
 
 def test_loads_has_the_fast_path_exactly_when_the_extension_is_built():
     if os.environ.get("CI") == "true":
-        assert _opwalk is not None, "CI must build anypickle._opwalk (pip install -e .)"
+        assert _opwalk is not None, "CI must build anypickle.safe._opwalk (pip install -e .)"
     assert isinstance(anypickle.loads, _opwalk.FastLoads) if _opwalk else inspect.isfunction(anypickle.loads)
 
 

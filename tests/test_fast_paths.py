@@ -11,7 +11,7 @@ import pytest
 import anypickle
 from anypickle import DecodeError
 from anypickle import _envelope as env
-from fresh import receive, send
+from anypickle.lab.runner import receive, send
 
 
 class _Nested:

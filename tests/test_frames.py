@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 import anypickle
 from anypickle import DecodeError, SignatureError, UsageError
+from anypickle.lab.runner import run_script
 
 
 def _writable(buffers):
@@ -171,22 +167,15 @@ print(json.dumps({
 
 def test_frames_load_in_a_fresh_interpreter(tmp_path):
     """A __main__ function and an array sent as frames load in a process that never ran the script."""
-    sender, receiver = tmp_path / "sender", tmp_path / "receiver"
-    sender.mkdir()
-    receiver.mkdir()
-    (sender / "main.py").write_text(textwrap.dedent(SENDER))
-    (receiver / "receiver.py").write_text(textwrap.dedent(RECEIVER))
-    count = subprocess.run([sys.executable, "main.py"], cwd=sender, capture_output=True, text=True, check=True)
-    done = subprocess.run(
-        [sys.executable, "receiver.py", str(sender), count.stdout.strip()],
-        cwd=receiver, capture_output=True, text=True, check=True)
-    report = json.loads(done.stdout)
+    sender = tmp_path / "sender"
+    count = run_script(sender, SENDER)
+    report = run_script(tmp_path / "receiver", RECEIVER, args=[str(sender), str(count)])
     assert report == {"shares": True, "writable": True, "write_reached_buffer": True, "result": 3.0}
 
 
 def test_buffers_with_portable_or_context_is_a_usage_error():
     """Combinations the frames format does not carry are refused up front."""
     with pytest.raises(UsageError, match="buffers=True cannot be combined"):
-        anypickle.dumps(np.arange(3), buffers=True, portable=True)
+        anypickle.dumps(np.arange(3), buffers=True, backend="portable")
     with pytest.raises(UsageError, match="buffers=True cannot be combined"):
         anypickle.dumps(np.arange(3), buffers=True, context={"x": object()})

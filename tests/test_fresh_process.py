@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fresh import receive, send
+from anypickle.lab.runner import receive, send
 
 EXAMPLE = """
 def triple(x):

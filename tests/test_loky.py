@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from child import run_script
+from anypickle.lab.runner import run_script
 
 pytest.importorskip("joblib", reason="joblib (which vendors loky) is not installed")
 

@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from anypickle.lab import _isolation
+from anypickle.lab import runner
 from anypickle.lab._interpreters import find_other_pythons
 from anypickle.lab.render import render_markdown
 from anypickle.lab.pytest_plugin import set_matrix_run
@@ -262,7 +262,7 @@ def test_without_fork_every_job_gets_a_new_interpreter_and_the_cells_stay_the_sa
     Every cell must be what the catalogue records (what the fork servers measure), a crash must still
     cost one case only, and the receiver still must not see the sender's __main__ or folder."""
     monkeypatch.setenv("ANYPICKLE_NO_FORK", "1")
-    monkeypatch.setattr(_isolation, "HAS_FORK", False)
+    monkeypatch.setattr(runner, "HAS_FORK", False)
     by_group: dict = {}
     for case in CASES:  # the first two cases of every group
         by_group.setdefault(case.group, [])

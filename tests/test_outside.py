@@ -14,7 +14,7 @@ import pytest
 
 import anypickle
 from anypickle import Backend, EncodeError, Need
-from fresh import receive, send
+from anypickle.lab.runner import receive, send
 
 
 def _backend(data: bytes) -> Backend:
@@ -33,7 +33,7 @@ def test_a_file_open_for_writing_is_refused_and_left_intact(tmp_path, mode):
     with open(path, mode) as f:
         holder = types.SimpleNamespace(log=f, step=lambda: 1)  # the lambda sends auto past pickle
         for obj, where in ((f, "obj"), (holder, "obj.log")):
-            for options in ({}, {"portable": True}):
+            for options in ({}, {"backend": "portable"}):
                 with pytest.raises(EncodeError) as info:
                     anypickle.dumps(obj, **options)
                 assert info.value.path == where, str(info.value)
@@ -56,7 +56,7 @@ def test_a_file_open_for_reading_still_ships(tmp_path):
 def test_every_descriptor_of_type_comes_back_as_itself():
     """All entries of type.__dict__ (16 used to come back as values, 2 did not load), in auto and portable."""
     entries = list(type.__dict__.items()) + [("fromkeys", dict.__dict__["fromkeys"])]
-    for options in ({}, {"portable": True}):
+    for options in ({}, {"backend": "portable"}):
         loaded = anypickle.loads(anypickle.dumps(entries, **options))
         assert [(name, value is entries[i][1]) for i, (name, value) in enumerate(loaded)] == [
             (name, True) for name, _ in entries]
@@ -71,7 +71,7 @@ def test_descriptors_load_in_a_fresh_interpreter(tmp_path):
 
 def test_dict_views_stay_views_of_the_shipped_dict():
     x = {"a": 1}
-    for options in ({}, {"portable": True}, {"backend": "cloudpickle"}, {"backend": "dill"}):
+    for options in ({}, {"backend": "portable"}, {"backend": "cloudpickle"}, {"backend": "dill"}):
         if "backend" in options:
             continue  # the raw backends are the matrix's business
         keys, values, items, d = anypickle.loads(anypickle.dumps((x.keys(), x.values(), x.items(), x), **options))
@@ -121,7 +121,7 @@ def test_weak_proxies_arrive_as_proxies_or_are_refused():
     def answer():
         return 42
 
-    for options in ({}, {"portable": True}):
+    for options in ({}, {"backend": "portable"}):
         with pytest.raises(EncodeError, match="does not hold") as info:
             anypickle.dumps(weakref.proxy(answer), **options)
         assert "ship the referent itself" in str(info.value)
@@ -161,7 +161,7 @@ class _Refuses:
 
 
 @pytest.mark.parametrize("options", [{}, {"backend": "pickle"}, {"backend": "cloudpickle"}, {"backend": "dill"},
-                                     {"portable": True}, {"by_value": ["json"]}])
+                                     {"backend": "portable"}, {"by_value": ["json"]}])
 def test_the_objects_own_exception_reaches_the_caller_unchanged(options):
     """As with pickle, cloudpickle and dill: `except ValueError` around dumps keeps working."""
     with pytest.raises(ValueError, match="Refuses cannot be copied") as info:
@@ -302,7 +302,7 @@ def test_a_local_package_imported_inside_a_function_travels_with_it(tmp_path, po
     (sender / "__init__.py").write_text("")
     (sender / "kernels.py").write_text(_KERNELS)
     (sender / "core.py").write_text(_CORE)
-    sent = send(tmp_path, "from lazylib.core import compute, make\nobj = [compute, make()]\n", portable=portable)
+    sent = send(tmp_path, "from lazylib.core import compute, make\nobj = [compute, make()]\n", backend="portable" if portable else "auto")
     assert sent.backend == "pickle" if portable else "cloudpickle"
     got = receive(tmp_path, sent.payload, "[obj[0]([1, 2]), obj[1]([1])]")
     assert got == {"result": [31, 12]}
@@ -335,7 +335,7 @@ obj = [Point(1), Frozen(3), Point]
 def test_attrs_classes_from_a_script_reach_a_fresh_interpreter(tmp_path, portable):
     """attrs rewrites the class (slots, generated __init__ with a factory lambda): auto and portable ship it."""
     pytest.importorskip("attrs", reason="attrs is not installed (pip install attrs, or the test extra)")
-    sent = send(tmp_path, _ATTRS_SCRIPT, portable=portable)
+    sent = send(tmp_path, _ATTRS_SCRIPT, backend="portable" if portable else "auto")
     got = receive(tmp_path, sent.payload,
                   "[obj[0].norm(), obj[1].double, obj[2](2).y, __import__('attrs').asdict(obj[0]), "
                   "hasattr(obj[0], '__dict__')]")

@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import linecache
 import pickle
-import subprocess
 import sys
 import textwrap
 
@@ -21,7 +20,9 @@ from anypickle import _envelope as env
 from anypickle.backends import _source
 from anypickle.backends._portable import dumps_portable, loads_portable
 
-from _interpreters import child_env
+from _interpreters import find_interpreter, receiver_for
+from anypickle.lab._interpreters import Receiver
+from anypickle.lab.runner import run_script
 
 FIRST, SECOND = (lambda x: x + 1), (lambda x: x * 2)
 SAME_A, SAME_B = (lambda x: x + 1), (lambda x: x + 1)
@@ -127,9 +128,31 @@ def test_closures_sharing_a_cell_still_share_it():
     assert size() == 1
 
 
+def test_backend_portable_is_the_spelling_and_portable_true_still_works_with_a_warning():
+    """``backend="portable"`` asks for portable mode (dumps, Encoder, any case); the old ``portable=True``
+    warns with a DeprecationWarning that names the new spelling and writes the same bytes."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spelling warns about nothing
+        data = anypickle.dumps(FIRST, backend="portable")
+        assert anypickle.Encoder(backend="Portable").encode(FIRST) == data
+    with pytest.warns(DeprecationWarning, match='backend="portable"'):
+        assert anypickle.dumps(FIRST, portable=True) == data
+    with pytest.warns(DeprecationWarning, match='backend="portable"'):
+        assert anypickle.dumps(FIRST, portable=True, backend="pickle") == data  # allowed before, still
+    with pytest.warns(DeprecationWarning, match='backend="portable"'):
+        encoder = anypickle.Encoder(portable=True)
+    assert encoder.encode(FIRST) == data and "backend='portable'" in repr(encoder)
+    with pytest.warns(DeprecationWarning), pytest.raises(anypickle.UsageError, match="cannot be combined"):
+        anypickle.dumps(FIRST, portable=True, backend="dill")
+    with pytest.raises(anypickle.UsageError, match="portable"):  # the choices a wrong name lists
+        anypickle.dumps(FIRST, backend="portble")
+
+
 def test_portable_envelope_has_no_bytecode_and_no_interpreter_record():
     """The envelope says PORTABLE, not BYTECODE, so no receiver refuses it for being another version."""
-    data = anypickle.dumps(FIRST, portable=True)
+    data = anypickle.dumps(FIRST, backend="portable")
     header = env.parse(memoryview(data))
     assert header.backend is anypickle.Backend.PICKLE
     assert header.flags & env.PORTABLE and not header.flags & env.BYTECODE
@@ -150,7 +173,7 @@ def test_function_made_by_exec_without_source_is_refused_with_its_path():
     namespace: dict = {}
     exec("def made(): return 1", namespace)  # noqa: S102
     with pytest.raises(anypickle.EncodeError) as info:
-        anypickle.dumps({"jobs": [1, namespace["made"]]}, portable=True)
+        anypickle.dumps({"jobs": [1, namespace["made"]]}, backend="portable")
     assert info.value.path == "obj['jobs'][1]"
     assert "no source" in str(info.value) and "'made'" in str(info.value)
 
@@ -165,7 +188,7 @@ def test_closure_over_sourceless_function_names_the_cell_path():
         return target()
 
     with pytest.raises(anypickle.EncodeError) as info:
-        anypickle.dumps(outer, portable=True)
+        anypickle.dumps(outer, backend="portable")
     assert info.value.path is not None and "closure" in info.value.path and "target" in info.value.path
 
 
@@ -177,14 +200,14 @@ def test_local_class_whose_body_reads_an_enclosing_variable_is_refused():
         return Holder
 
     with pytest.raises(anypickle.EncodeError, match="reads 'v'") as info:
-        anypickle.dumps({"cls": make(3)}, portable=True)
+        anypickle.dumps({"cls": make(3)}, backend="portable")
     assert info.value.path == "obj['cls']"
 
 
 def test_code_object_is_refused():
     """A bare code object is bytecode: portable mode refuses it and says to ship its function."""
     with pytest.raises(anypickle.EncodeError, match="bytecode"):
-        anypickle.dumps({"code": FIRST.__code__}, portable=True)
+        anypickle.dumps({"code": FIRST.__code__}, backend="portable")
 
 
 def test_source_that_no_longer_matches_the_code_is_refused(tmp_path):
@@ -196,7 +219,7 @@ def test_source_that_no_longer_matches_the_code_is_refused(tmp_path):
     path.write_text("def f(x):\n    return x\n")
     linecache.checkcache(str(path))
     with pytest.raises(anypickle.EncodeError, match="no longer matches"):
-        anypickle.dumps(namespace["f"], portable=True)
+        anypickle.dumps(namespace["f"], backend="portable")
 
 
 def test_installed_library_function_travels_by_reference():
@@ -261,14 +284,6 @@ def test_a_method_bound_onto_an_instance_under_any_name_stays_bound():
     assert loaded.extra.__self__ is loaded
 
 
-def _run_script(path, text: str, *args: str) -> None:
-    """Run ``text`` as a script file (portable mode needs the source of what it ships)."""
-    path.write_text(text)
-    proc = subprocess.run([sys.executable, str(path), *args], cwd=path.parent, env=child_env(), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-
-
 def test_a_patched_installed_class_is_patched_again_on_load(tmp_path):
     """A method of a stdlib class replaced by local code is set again when the payload loads elsewhere."""
     sender = textwrap.dedent("""
@@ -276,12 +291,12 @@ def test_a_patched_installed_class_is_patched_again_on_load(tmp_path):
         def as_text(self):
             return f"{self.numerator}/{self.denominator}"
         fractions.Fraction.__repr__ = as_text
-        open(sys.argv[1], "wb").write(anypickle.dumps(fractions.Fraction(3, 4), portable=True))
+        open(sys.argv[1], "wb").write(anypickle.dumps(fractions.Fraction(3, 4), backend="portable"))
     """)
-    receiver = "import sys, anypickle; print(repr(anypickle.loads(open(sys.argv[1], 'rb').read())))"
+    receiver = "import json, sys, anypickle; print(json.dumps(repr(anypickle.loads(open(sys.argv[1], 'rb').read()))))"
     out = tmp_path / "f.bin"
-    _run_script(tmp_path / "sender.py", sender, str(out))
-    assert _child(sys.executable, receiver, str(out), cwd=tmp_path).strip() == "3/4"
+    run_script(tmp_path / "sender", sender, args=[str(out)])
+    assert run_script(tmp_path / "receiver", receiver, args=[str(out)]) == "3/4"
 
 
 def test_a_submodule_read_through_its_package_is_imported_on_load(tmp_path):
@@ -290,17 +305,17 @@ def test_a_submodule_read_through_its_package_is_imported_on_load(tmp_path):
         import sys, xml.dom.minidom, anypickle
         def tag(text):
             return xml.dom.minidom.parseString(text).documentElement.tagName
-        open(sys.argv[1], "wb").write(anypickle.dumps(tag, portable=True))
+        open(sys.argv[1], "wb").write(anypickle.dumps(tag, backend="portable"))
     """)
     receiver = textwrap.dedent("""
-        import sys, anypickle
+        import json, sys, anypickle
         before = "xml.dom.minidom" in sys.modules
         f = anypickle.loads(open(sys.argv[1], "rb").read())
-        print(before, f("<a/>"))
+        print(json.dumps([before, f("<a/>")]))
     """)
     out = tmp_path / "f.bin"
-    _run_script(tmp_path / "sender.py", sender, str(out))
-    assert _child(sys.executable, receiver, str(out), cwd=tmp_path).split() == ["False", "a"]
+    run_script(tmp_path / "sender", sender, args=[str(out)])
+    assert run_script(tmp_path / "receiver", receiver, args=[str(out)]) == [False, "a"]
 
 
 def test_a_class_whose_machinery_made_methods_close_over_names_still_sees_its_own_name():
@@ -346,33 +361,23 @@ print(json.dumps(out))
 '''
 
 
-def _python(version: str) -> str:
-    from _interpreters import find_interpreter, venv_python
-
+def _python(version: str) -> Receiver:
     if find_interpreter(version) is None:
         pytest.skip(f"Python {version} is not installed (looked in pyenv and on PATH)")
-    return venv_python(version)
-
-
-def _child(python: str, script: str, *args: str, cwd) -> str:
-    proc = subprocess.run([python, "-c", script, *args], cwd=cwd, env=child_env(python), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return receiver_for(version)
 
 
 def test_bytecode_payload_from_another_version_is_refused_before_anything_runs(tmp_path):
-    """A cloudpickle payload written by 3.12 is refused by 3.11, naming both and suggesting portable=True."""
-    import json
+    """A cloudpickle payload written by 3.12 is refused by 3.11, naming both and suggesting backend='portable'."""
 
     sender, receiver = _python("3.12"), _python("3.11")
     payload, marker = tmp_path / "payload.apkl", tmp_path / "marker"
-    _child(sender, SENDER_312, str(payload), str(marker), cwd=tmp_path)
+    run_script(tmp_path / "sender", SENDER_312, args=[str(payload), str(marker)], receiver=sender)
     assert not marker.exists()
-    out = json.loads(_child(receiver, RECEIVER, str(payload), str(marker), cwd=tmp_path))
+    out = run_script(tmp_path / "receiver", RECEIVER, args=[str(payload), str(marker)], receiver=receiver)
     assert out["error"] == "InterpreterMismatchError"
     assert "3.12" in out["written_by"] and "3.11" in out["running"]
-    assert "3.12" in out["message"] and "3.11" in out["message"] and "portable=True" in out["message"]
+    assert "3.12" in out["message"] and "3.11" in out["message"] and "backend='portable'" in out["message"]
     assert out["marker"] is False, "the payload's __reduce__ ran: something was unpickled before the check"
 
 
@@ -381,22 +386,17 @@ import sys, anypickle
 def quote(d):
     return f"{d["key"]}"
 with open(sys.argv[1], "wb") as f:
-    f.write(anypickle.dumps(quote, portable=True))
+    f.write(anypickle.dumps(quote, backend="portable"))
 '''
 
 
 def test_source_with_syntax_the_receiver_lacks_fails_with_a_clear_decode_error(tmp_path):
     """PEP 701 f-strings (3.12) reach 3.10 as source that cannot compile there: DecodeError says why."""
-    import json
 
     sender, receiver = _python("3.12"), _python("3.10")
-    script = tmp_path / "send.py"
-    script.write_text(NEW_SYNTAX_SENDER)
     payload = tmp_path / "payload.apkl"
-    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(sender), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(_child(receiver, RECEIVER, str(payload), str(tmp_path / "unused"), cwd=tmp_path))
+    run_script(tmp_path / "sender", NEW_SYNTAX_SENDER, args=[str(payload)], receiver=sender)
+    out = run_script(tmp_path / "receiver", RECEIVER, args=[str(payload), str(tmp_path / "unused")], receiver=receiver)
     assert out["error"] == "DecodeError"
     assert "does not compile on Python 3.10" in out["message"] and "quote" in out["message"]
 
@@ -409,7 +409,7 @@ class Box[V]:
     def __init__(self, v: V):
         self.v = v
 with open(sys.argv[1], "wb") as f:
-    f.write(anypickle.dumps((first, Box), portable=True))
+    f.write(anypickle.dumps((first, Box), backend="portable"))
 '''
 
 PEP695_RECEIVER = '''
@@ -422,16 +422,11 @@ print(json.dumps([first([7, 8]), [p.__name__ for p in first.__type_params__], Bo
 
 def test_type_parameter_syntax_crosses_from_312_to_313(tmp_path):
     """``def f[T]`` and ``class C[T]`` (3.12) rebuild with their type parameters under 3.13."""
-    import json
 
     sender, receiver = _python("3.12"), _python("3.13")
-    script = tmp_path / "send.py"
-    script.write_text(PEP695_SENDER)
     payload = tmp_path / "payload.apkl"
-    proc = subprocess.run([sender, str(script), str(payload)], cwd=tmp_path, env=child_env(sender), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(_child(receiver, PEP695_RECEIVER, str(payload), cwd=tmp_path)) == [
+    run_script(tmp_path / "sender", PEP695_SENDER, args=[str(payload)], receiver=sender)
+    assert run_script(tmp_path / "receiver", PEP695_RECEIVER, args=[str(payload)], receiver=receiver) == [
         7, ["U"], 3, ["V"], "__main__.Box[int]"]
 
 
@@ -446,12 +441,13 @@ cells = [
     "def total(p):\\n    return double(p) + p.y",
     "class Counter:\\n    def __init__(self):\\n        self.n = 0\\n    def hit(self):\\n        self.n += 1\\n        return self.n",
     "c = Counter(); c.hit()",
-    f"_ = open({sys.argv[1]!r}, 'wb').write(anypickle.dumps((P(3), total, c), portable=True))",
+    f"_ = open({sys.argv[1]!r}, 'wb').write(anypickle.dumps((P(3), total, c), backend='portable'))",
 ]
 for cell in cells:
     result = shell.run_cell(cell)
     if not result.success:
         raise SystemExit(f"cell failed: {cell!r}: {result.error_in_exec or result.error_before_exec}")
+print('"sent"')  # the shell echoes cell values; the runner reads this last line
 '''
 
 IPYTHON_RECEIVER = '''
@@ -463,15 +459,13 @@ print(json.dumps([total(p), repr(p), counter.hit(), "IPython" in sys.modules]))
 
 def test_code_typed_in_ipython_cells_loads_in_another_version_without_ipython(tmp_path):
     """Cells run by a real IPython shell (3.11) ship from linecache and load under 3.13, which lacks IPython."""
-    import json
 
     pytest.importorskip("IPython", reason="IPython is not installed (pip install -e '.[test]')")
     receiver = _python("3.13")
     payload = tmp_path / "cells.apkl"
-    proc = subprocess.run([sys.executable, "-c", IPYTHON_SENDER, str(payload)], cwd=tmp_path, env=child_env(),
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert json.loads(_child(receiver, IPYTHON_RECEIVER, str(payload), cwd=tmp_path)) == [7, "P(x=3, y=1)", 2, False]
+    assert run_script(tmp_path / "sender", IPYTHON_SENDER, args=[str(payload)]) == "sent"
+    assert run_script(tmp_path / "receiver", IPYTHON_RECEIVER, args=[str(payload)], receiver=receiver) == [
+        7, "P(x=3, y=1)", 2, False]
 
 
 def test_payloads_keep_their_wire_names(tmp_path):
@@ -481,7 +475,6 @@ def test_payloads_keep_their_wire_names(tmp_path):
     finds them; the attribute ``anypickle.wrap`` is still the function."""
     import pickle
     import pickletools
-    import subprocess
     import sys
 
     import anypickle
@@ -495,6 +488,4 @@ def test_payloads_keep_their_wire_names(tmp_path):
     path = tmp_path / "p.bin"
     path.write_bytes(portable)
     code = "import pickle, sys; print(pickle.loads(open(sys.argv[1], 'rb').read())(6))"
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=60)
-    assert done.stdout.strip() == "42", done.stderr
+    assert run_script(tmp_path / "receiver", code, args=[str(path)]) == 42

@@ -1,93 +1,118 @@
-"""Portable payloads cross Python versions: every case dumped under each installed 3.10-3.13 loads under every other.
+"""Portable payloads cross Python versions: every catalogue case whose code portable ships, dumped under each
+installed 3.10-3.13, loads under every other and behaves as the original did.
 
-One sender process per interpreter runs ``portable_scripts/sender.py`` as ``__main__`` beside a local
-helper module and dumps all cases with ``anypickle.dumps(obj, portable=True)``; one receiver process per
-(sender, receiver) pair loads them in another temporary folder that lacks the script and the helper, and
-exercises each object. A case passes when the receiver's result equals the sender's own.
+The lab's runner does the work (:mod:`anypickle.lab.runner`), as for the matrix: one fork server per
+interpreter runs each case's script as ``__main__`` beside its helper module and dumps the object with
+``portable``; fork servers of every interpreter then load each payload in an empty folder that lacks the
+script and the helper, and run the case's check. A cell passes when it has the outcome the catalogue
+records for that (sender, receiver) pair (``Case.expected(..., sender=...)``): for these cases, ``ok``
+unless a ``portable_to`` entry says the receiver's Python changes the result.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from _interpreters import VERSIONS, child_env, find_interpreter, venv_python
+from _interpreters import VERSIONS, find_interpreter, receiver_for
+from anypickle.lab import OK, WRONG_RESULT
+from anypickle.lab.catalogue import Case, all_cases
+from anypickle.lab.runner import Pool, receive_case, receive_job, send_case, slug, write_case_files
 
-SCRIPTS = Path(__file__).parent / "portable_scripts"
-sys.path.insert(0, str(SCRIPTS))
-from exercise import EXERCISES  # noqa: E402
+# Every case whose code travels (auto's payload carries code) and whose portable column is ok in a fresh
+# process of the sender's own version; rows of plain data and installed objects travel by reference and
+# rows that need a package (numpy) stay with the matrix (its "other" mode runs them from this Python).
+CASES = {case.name: case for case in all_cases()
+         if case.expect["portable"] == OK and case.carries_code and not case.requires}
 
-sys.path.remove(str(SCRIPTS))
-
-CASES = sorted(EXERCISES)
+# The receiver must not see the sender's helper module: a check that looks for it is true on the
+# sender, so a receiver that has it would report "ok", one that lacks it "wrong result".
+HELPER_PROBE = Case(
+    "probe: the helper module stays behind", "probe",
+    "import example_helper\n",
+    "example_helper.answer",
+    """
+    def check(f):
+        import sys
+        return [f(), "example_helper" in sys.modules]
+    """,
+    {column: OK for column in ("pickle", "marshal", "cloudpickle", "dill", "auto", "portable")},
+    helper="def answer():\n    return 42\n",
+)
 PAIRS = [(s, r) for s in VERSIONS for r in VERSIONS]
 MISSING = {v: f"Python {v} is not installed (looked in pyenv and on PATH)" for v in VERSIONS if find_interpreter(v) is None}
-
-
-def _run(python: str, script: Path, arg: str, cwd: Path) -> str:
-    proc = subprocess.run([python, str(script), arg], cwd=cwd, env=child_env(python), capture_output=True, text=True,
-                          timeout=300, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"{python} {script.name} failed:\n{proc.stderr[-3000:]}")
-    return proc.stdout
+TIMEOUT = 20.0
 
 
 @pytest.fixture(scope="session")
 def cross_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Run every sender, then every (sender, receiver) pair; two child processes at a time."""
+    """Send every case from every interpreter, then load every payload in every interpreter (two at a time)."""
     available = [v for v in VERSIONS if v not in MISSING]
-    pythons = {v: venv_python(v) for v in available}
-    sent: dict[str, dict] = {}
-    senders_dir = tmp_path_factory.mktemp("senders")
+    receivers = {v: receiver_for(v) for v in available}
+    workdir = tmp_path_factory.mktemp("cross")
+    cases = [*CASES.values(), HELPER_PROBE]
+    files = {case.name: write_case_files(case, str(workdir)) for case in cases}
+    pool = Pool(str(workdir / "servers"))
+    sent: dict = {}
 
-    def send(version: str) -> None:
-        folder = senders_dir / f"py{version}"
-        folder.mkdir()
-        for name in ("sender.py", "portable_helper.py", "exercise.py"):
-            shutil.copy(SCRIPTS / name, folder / name)
-        out = folder / "sent.json"
-        _run(pythons[version], folder / "sender.py", str(out), folder)
-        sent[version] = json.loads(out.read_text())
+    def send(item: tuple) -> None:
+        version, case = item
+        payload_dir = workdir / "payloads" / slug(case.name) / version
+        payload_dir.mkdir(parents=True)
+        sent[(version, case.name)] = send_case(
+            pool, receivers[version], {"script": files[case.name]["script"], "payload_dir": str(payload_dir)},
+            case, ["portable"], timeout=TIMEOUT, same=False)
 
-    receivers_dir = tmp_path_factory.mktemp("receivers")  # a different folder: no helper module here
-    shutil.copy(SCRIPTS / "receiver.py", receivers_dir / "receiver.py")
-    shutil.copy(SCRIPTS / "exercise.py", receivers_dir / "exercise.py")
-    received: dict[tuple[str, str], dict] = {}
+    received: dict = {}
 
-    def receive(pair: tuple[str, str]) -> None:
-        s, r = pair
-        out = _run(pythons[r], receivers_dir / "receiver.py", str(senders_dir / f"py{s}" / "sent.json"), receivers_dir)
-        received[pair] = json.loads(out)
+    def receive(item: tuple) -> None:
+        sender, receiver, case = item
+        result = sent[(sender, case.name)]
+        if "error" in result or "portable" not in result.get("dumped", {}):
+            received[(sender, receiver, case.name)] = {"outcome": "not sent", "detail": str(result)[:500]}
+            return
+        job = receive_job(case, result, "portable", files[case.name]["extra_path"], timeout=TIMEOUT)
+        received[(sender, receiver, case.name)] = receive_case(pool, receivers[receiver], job, timeout=TIMEOUT)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(send, available))
-        list(pool.map(receive, [(s, r) for s in available for r in available]))
-    return {"sent": sent, "received": received}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as executor:
+            list(executor.map(send, [(v, case) for v in available for case in cases]))
+            list(executor.map(receive, [(s, r, case) for s in available for r in available for case in cases]))
+    finally:
+        pool.close()
+    return received
 
 
-@pytest.mark.parametrize("case", CASES)
+def _version(label: str) -> tuple:
+    return tuple(int(part) for part in label.split("."))
+
+
+def _skip_missing(*versions: str) -> None:
+    for v in versions:
+        if v in MISSING:
+            pytest.skip(MISSING[v])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("sender,receiver", PAIRS, ids=[f"{s}-to-{r}" for s, r in PAIRS])
 def test_portable_case_behaves_the_same_in_another_version(cross_results, sender, receiver, case, request):
     """The object loaded under ``receiver`` behaves as the original did under ``sender``."""
-    for v in (sender, receiver):
-        if v in MISSING:
-            pytest.skip(MISSING[v])
-    sent = cross_results["sent"][sender]
-    got = cross_results["received"][(sender, receiver)]
-    assert got["python"] == receiver and sent["python"] == sender
-    assert got["results"]["_helper_importable"] is False, "the receiver must not see the sender's helper module"
-    assert sent["payloads"][case] is not None, sent.get("dump_errors", {}).get(case)
-    expected = sent["expected"][case]
-    actual = got["results"][case]
-    ok = actual == expected
+    _skip_missing(sender, receiver)
+    cell = cross_results[(sender, receiver, case)]
+    mode = "fresh" if sender == receiver else "other"
+    expected = CASES[case].expected("portable", mode, _version(receiver), sender=_version(sender))
     # The compatibility matrix's cell (cross-version mode, portable column); recorded, then asserted.
     request.node.user_properties.append(("matrix_cell", {"mode": "cross-version", "column": "portable", "case": case,
-                                    "sender": sender, "receiver": receiver, "outcome": "ok" if ok else "fail"}))
-    assert "ok" in expected, f"the case itself fails on the sender: {expected}"
-    assert actual == expected
+                                                         "sender": sender, "receiver": receiver,
+                                                         "outcome": "ok" if cell["outcome"] == OK else "fail"}))
+    assert cell["outcome"] == expected, cell["detail"]
+
+
+@pytest.mark.parametrize("sender,receiver", PAIRS, ids=[f"{s}-to-{r}" for s, r in PAIRS])
+def test_the_receiver_lacks_the_senders_helper_module(cross_results, sender, receiver):
+    """The sender imported its helper module; the receiver (another folder) must not have it."""
+    _skip_missing(sender, receiver)
+    cell = cross_results[(sender, receiver, HELPER_PROBE.name)]
+    assert cell["outcome"] == WRONG_RESULT, cell
+    assert cell["detail"] == "expected [42, true], got [42, false]", cell

@@ -4,8 +4,6 @@ runs (its marker file never appears), is flagged by scan, and is real: plain pic
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from anypickle import UnsafePickleError
 from anypickle.safe import safe_loads
 from anypickle import scan
+from anypickle.lab.runner import run_script
 from malicious import build_corpus
 
 # Runs in a child: loads each case (in "safe" or "plain" mode) and writes one outcome per case to a
@@ -49,6 +48,7 @@ for name, hexdata, setup in cases:
         copyreg._extension_cache.clear()
     outcomes[name] = outcome
 json.dump(outcomes, open(out_path, "w"))
+print(json.dumps(len(outcomes)))
 """
 
 
@@ -56,11 +56,8 @@ def _run_child(mode: str, corpus: dict, workdir: Path) -> dict:
     cases_path = workdir / f"cases-{mode}.json"
     out_path = workdir / f"out-{mode}.json"
     cases_path.write_text(json.dumps([[n, c.data.hex(), c.setup] for n, c in corpus.items()]))
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(cases_path), str(out_path)],
-        cwd=workdir, capture_output=True, text=True, timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    count = run_script(workdir / f"child-{mode}", CHILD, args=[mode, str(cases_path), str(out_path)], timeout=180)
+    assert count == len(corpus)
     return json.loads(out_path.read_text())
 
 

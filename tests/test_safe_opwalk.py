@@ -1,4 +1,4 @@
-"""The C helper anypickle._opwalk.memo_check, which makes safe loading's C-first path safe.
+"""The C helper anypickle.safe._opwalk.memo_check, which makes safe loading's C-first path safe.
 
 It must agree with an independent walker built from pickletools' opcode table (same verdict, same
 position), with the static scanner's memo findings, and it must stop the streams that make CPython's
@@ -8,13 +8,10 @@ straddling a FRAME's end), before the C unpickler runs.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import pickletools
 import struct
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,20 +19,21 @@ from hypothesis import strategies as st
 
 import anypickle.safe
 from anypickle.safe._scanner._machine import simulate
+from anypickle.lab.runner import run_script
 
 try:
-    from anypickle._opwalk import memo_check
+    from anypickle.safe._opwalk import memo_check
 except ImportError:  # built optionally: without it safe loading runs the static pass first
     memo_check = None
 
-needs_extension = pytest.mark.skipif(memo_check is None, reason="the optional C extension anypickle._opwalk was not built")
+needs_extension = pytest.mark.skipif(memo_check is None, reason="the optional C extension anypickle.safe._opwalk was not built")
 
 
 def test_c_first_is_on_exactly_when_the_extension_is_built():
     """C-first is the default iff the extension imports; under CI (CI=true) it must have been built."""
     assert anypickle.safe.C_FIRST is (memo_check is not None)
     if os.environ.get("CI") == "true":
-        assert memo_check is not None, "CI must build anypickle._opwalk (pip install -e .)"
+        assert memo_check is not None, "CI must build anypickle.safe._opwalk (pip install -e .)"
         assert anypickle.safe.C_FIRST
 
 
@@ -332,11 +330,7 @@ def test_frame_straddling_streams_are_refused_in_a_child(tmp_path):
     refused by safe loading (C-first and static-first) before anything runs; they are real: plain
     pickle.load runs the hidden os.system and attempts the hidden 13 GB memo."""
     marker = tmp_path / "straddle_marker"
-    proc = subprocess.run(
-        [sys.executable, "-c", FRAME_STRADDLE, str(marker)], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script(tmp_path / "child", FRAME_STRADDLE, args=[str(marker)])
     assert out["scan_hidden_safe"] is False and out["scan_bomb_safe"] is False
     for key in ("hidden_True", "hidden_False", "bomb_True", "bomb_False"):
         assert out[key] == "UnsafePickleError", (key, out)
@@ -362,7 +356,7 @@ def test_uuid_class_cannot_be_changed_by_a_stream(monkeypatch, c_first, mutation
     import uuid
 
     if c_first and anypickle.safe._memo_check is None:
-        pytest.skip("the optional C extension anypickle._opwalk was not built")
+        pytest.skip("the optional C extension anypickle.safe._opwalk was not built")
     monkeypatch.setattr(anypickle.safe, "C_FIRST", c_first)
     before = dict(vars(uuid.UUID))
     with pytest.raises(anypickle.UnsafePickleError) as info:
@@ -388,7 +382,7 @@ def _reference_plain_data(data: bytes) -> bool:
 def test_plain_data_accepts_builtin_data_and_refuses_anything_that_imports(proto):
     """Containers of scalars are plain data at every protocol; a datetime, a set at protocol 0-1
     (written as a builtins.set call), or bytes at protocol 0-2 (a _codecs.encode call) are not."""
-    from anypickle._opwalk import plain_data
+    from anypickle.safe._opwalk import plain_data
 
     assert plain_data(pickle.dumps({"a": [1, 2.5, "x", None, True], "b": (1, (2,))}, proto))
     assert not plain_data(pickle.dumps(__import__("datetime").date(2020, 1, 2), proto))
@@ -406,7 +400,7 @@ def test_plain_data_accepts_builtin_data_and_refuses_anything_that_imports(proto
                         for p in range(6)]), st.integers(0, 10_000), st.integers(0, 255))
 def test_plain_data_agrees_with_a_pickletools_reference(stream, where, byte):
     """On mutated streams, the C verdict equals a reference built from pickletools' opcode table."""
-    from anypickle._opwalk import plain_data
+    from anypickle.safe._opwalk import plain_data
 
     data = bytearray(stream)
     data[where % len(data)] = byte

@@ -7,12 +7,8 @@ traceback shows there travelled in the envelope (see anypickle.backends._lines).
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import struct
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,7 +20,8 @@ from hypothesis import strategies as st
 import anypickle
 from anypickle import _envelope as env
 from anypickle.backends import _lines
-from _interpreters import package_at
+from anypickle.lab import _interpreters
+from anypickle.lab.runner import run_script
 
 SENDER = '''
 import json, sys
@@ -71,8 +68,8 @@ payloads = {
     "cloudpickle+": anypickle.dumps(account.withdraw),
     "cloudpickle+-multiline": anypickle.dumps([multiline]),
     "dill": anypickle.dumps(plain_refuse, backend="dill"),  # raw dill ships no globals (recurse=False)
-    "portable": anypickle.dumps(refuse, portable=True),
-    "portable-method": anypickle.dumps(account.withdraw, portable=True),
+    "portable": anypickle.dumps(refuse, backend="portable"),
+    "portable-method": anypickle.dumps(account.withdraw, backend="portable"),
 }
 backends = {}
 for name, data in payloads.items():
@@ -129,12 +126,6 @@ EXPECTED = {
 }
 
 
-def _env() -> dict[str, str]:
-    env_vars = dict(os.environ)
-    env_vars["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env_vars
-
-
 # The run uses this environment's cloudpickle, and the other of the two releases that differ in what
 # they write as a code's file name (3.1.2 its real name, 3.1.3 "<dynamic-code>"), sender and receiver alike.
 OTHER_CLOUDPICKLE = "3.1.2" if cloudpickle.__version__ != "3.1.2" else "3.1.3"
@@ -143,28 +134,19 @@ OTHER_CLOUDPICKLE = "3.1.2" if cloudpickle.__version__ != "3.1.2" else "3.1.3"
 @pytest.fixture(scope="module", params=["installed", OTHER_CLOUDPICKLE])
 def shipped(request, tmp_path_factory):
     """Run the sender script, delete its folder, then load and call every payload in a fresh receiver."""
-    env_vars = _env()
+    child = None  # this interpreter as it is
     if request.param != "installed":
-        try:
-            env_vars["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [package_at(f"cloudpickle=={request.param}"), env_vars.get("PYTHONPATH")]))
-        except LookupError as exc:
+        try:  # the other cloudpickle release first on the path, sender and receiver alike
+            child = _interpreters.prepare_versions({"cloudpickle": request.param})
+        except RuntimeError as exc:
             pytest.skip(str(exc))
     root = tmp_path_factory.mktemp("tracebacks")
-    sender, payloads, receiver = root / "sender", root / "payloads", root / "receiver"
-    for folder in (sender, payloads, receiver):
-        folder.mkdir()
-    (sender / "task_script.py").write_text(SENDER_TEXT)
-    proc = subprocess.run([sys.executable, "task_script.py", str(payloads)], cwd=sender, capture_output=True,
-                          text=True, timeout=120, env=env_vars)
-    assert proc.returncode == 0, proc.stderr
-    sent = json.loads(proc.stdout.splitlines()[-1])
+    sender, payloads = root / "sender", root / "payloads"
+    payloads.mkdir()
+    sent = run_script(sender, SENDER_TEXT, args=[str(payloads)], receiver=child, name="task_script.py")
     shutil.rmtree(sender)
     assert not Path(sent["file"]).exists()
-    proc = subprocess.run([sys.executable, "-c", RECEIVER, str(payloads)], cwd=receiver, capture_output=True,
-                          text=True, timeout=120, env=env_vars)
-    assert proc.returncode == 0, proc.stderr
-    return sent, json.loads(proc.stdout.splitlines()[-1]), payloads
+    return sent, run_script(root / "receiver", RECEIVER, args=[str(payloads)], receiver=child), payloads
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -216,7 +198,7 @@ def test_a_receiver_that_reships_the_code_passes_its_lines_on(tmp_path):
         open(sys.argv[1], "wb").write(anypickle.dumps(relay_script.fail))
     """)
     first = tmp_path / "first.apk"
-    subprocess.run([sys.executable, "-c", script, str(first)], check=True, timeout=60, env=_env(), cwd=tmp_path)
+    run_script(tmp_path / "first", script, args=[str(first)])
     shutil.rmtree(folder)
     relay = textwrap.dedent("""
         import sys, anypickle
@@ -224,17 +206,16 @@ def test_a_receiver_that_reships_the_code_passes_its_lines_on(tmp_path):
         open(sys.argv[2], "wb").write(anypickle.dumps(f))
     """)
     second = tmp_path / "second.apk"
-    subprocess.run([sys.executable, "-c", relay, str(first), str(second)], check=True, timeout=60, env=_env())
+    run_script(tmp_path / "relay", relay, args=[str(first), str(second)])
     final = textwrap.dedent("""
-        import sys, traceback, anypickle
+        import json, sys, traceback, anypickle
         f = anypickle.loads(open(sys.argv[1], "rb").read())
         try:
             f(0)
         except ZeroDivisionError:
-            print(traceback.format_exc())
+            print(json.dumps(traceback.format_exc()))
     """)
-    out = subprocess.run([sys.executable, "-c", final, str(second)], capture_output=True, text=True, timeout=60,
-                         env=_env(), check=True).stdout
+    out = run_script(tmp_path / "final", final, args=[str(second)])
     assert "relay_script.py\", line 2, in fail" in out and "return 1 // x" in out, out
 
 
@@ -361,13 +342,8 @@ WORKER_SCRIPT = textwrap.dedent('''
 @pytest.mark.parametrize("context", ["spawn", "forkserver"])
 def test_a_pool_worker_traceback_shows_the_source_of_a_deleted_script(tmp_path, context):
     """The executor's remote traceback shows file, line and text, though no worker can read the script."""
-    script = tmp_path / "deleted_script.py"
-    script.write_text(WORKER_SCRIPT)
-    done = subprocess.run([sys.executable, str(script), context], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=_env())
-    assert done.returncode == 0, done.stderr
-    assert not script.exists()
-    remote = json.loads(done.stdout.splitlines()[-1])["remote"]
+    remote = run_script(tmp_path, WORKER_SCRIPT, args=[context], name="deleted_script.py")["remote"]
+    assert not (tmp_path / "deleted_script.py").exists()
     lineno = WORKER_SCRIPT.splitlines().index('    raise Refused("no entry for %d" % y)') + 1
     assert f'deleted_script.py", line {lineno}, in refuse' in remote, remote
     assert 'raise Refused("no entry for %d" % y)' in remote, remote

@@ -7,10 +7,7 @@ the receiver cache that ``anypickle matrix`` uses.
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
-import subprocess
 import sys
 import textwrap
 
@@ -22,7 +19,7 @@ import anypickle
 from anypickle import _envelope as env
 from anypickle.lab import _interpreters
 from anypickle.backends import get as get_backend
-from _interpreters import package_at
+from anypickle.lab.runner import run_script
 
 
 def _with_version(data: bytes, version: str, payload: bytes | None = None) -> bytes:
@@ -133,20 +130,13 @@ SENDER = textwrap.dedent("""
 def test_a_real_receiver_with_another_cloudpickle_release(tmp_path):
     """Sender with this cloudpickle, receiver with another release: loads, runs, and a failure names both."""
     try:
-        target = package_at(f"cloudpickle=={OTHER_CLOUDPICKLE}")
-    except LookupError as exc:
+        # this interpreter with the other release first on its path (anypickle and dill: this environment's)
+        other = _interpreters.prepare_versions({"cloudpickle": OTHER_CLOUDPICKLE})
+    except RuntimeError as exc:
         pytest.skip(str(exc))
-    package = _interpreters.copy_package(str(tmp_path / "pkg"))
     data = tmp_path / "task.apk"
-    subprocess.run([sys.executable, "-c", SENDER, str(data)], check=True, timeout=60, cwd=tmp_path)
-    receiver_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    # the receiver's cloudpickle comes first on the path; dill is this environment's
-    receiver_env["PYTHONPATH"] = os.pathsep.join([package, target, os.path.dirname(os.path.dirname(dill.__file__))])
-    receiver_env["PYTHONNOUSERSITE"] = "1"
-    done = subprocess.run([sys.executable, "-c", RECEIVER, str(data)], capture_output=True, text=True, timeout=60,
-                          env=receiver_env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.splitlines()[-1])
+    run_script(tmp_path / "sender", SENDER, args=[str(data)])
+    out = run_script(tmp_path / "receiver", RECEIVER, args=[str(data)], receiver=other)
     assert out["cloudpickle"] == OTHER_CLOUDPICKLE
     assert out["value"] == 20
     assert out["type"] == "ValueError"

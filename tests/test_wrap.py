@@ -10,7 +10,7 @@ import time
 import pytest
 
 import anypickle
-from child import run_script
+from anypickle.lab.runner import run_script
 
 import anypickle.shipping.wrap as wrap_module  # noqa: E402  (the module; `anypickle.wrap` is the function)
 

@@ -9,6 +9,7 @@ import io
 import os
 import pickle
 import types
+import warnings
 from typing import (
     IO, TYPE_CHECKING, Any, Callable, Iterable, List, Literal, Mapping, NoReturn, Sequence, Tuple, Union, overload,
 )
@@ -18,9 +19,10 @@ from . import _envelope as env
 from . import _frames
 from .backends import _lines
 from ._frames import BufferCollector
-from .backends._id import Backend, parse_backend
+from .backends._id import PORTABLE, Backend, parse_backend
 from .analysis._modules import ModuleNames, ModulePolicy
 from .analysis._needs import UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, locate_named_type, unshippable_advice
+from .backends import enhanced as enhanced_backend
 from .backends import get as get_backend
 from .safe._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
@@ -71,8 +73,9 @@ def dumps(
     code; dill as a last resort. ``by_value`` / ``by_reference`` name modules to force either way
     (modules that are neither stdlib nor installed go by value by default).
 
+    ``backend="portable"`` ships code as source, loadable by any Python 3.10+ (see the README);
+    ``portable=True``, its old spelling, still works and warns (``DeprecationWarning``).
     ``key`` signs the envelope with HMAC-SHA256 (``key_id`` names the key, for rotation).
-    ``portable=True`` ships code as source, loadable by any Python 3.10+ (see the README).
     ``buffers=True`` returns ``(header, buffers)``: large buffers (numpy arrays, bytearrays) stay out
     of the stream, as memoryviews of the original memory, for transports that send several frames;
     ``loads(header, buffers=buffers)`` rebuilds without copying them.
@@ -85,19 +88,21 @@ def dumps(
     """
     if backend == "auto" and key is None and context is None and not (by_value or by_reference or portable or buffers):
         return _encode_default(obj)
+    if portable:
+        backend = _portable_flag(backend)
+    choice = None if backend == "auto" else parse_backend(backend)
+    portable = choice is PORTABLE
+    chosen = choice if isinstance(choice, Backend) else None
     policy = _DEFAULT_POLICY if not by_value and not by_reference else ModulePolicy(by_value, by_reference)
-    chosen = None if backend == "auto" else parse_backend(backend)
     frame = _Frame(key, key_id)
     if buffers:
         if portable or context is not None:
-            raise UsageError("buffers=True cannot be combined with portable=True or context=")
+            raise UsageError("buffers=True cannot be combined with backend='portable' or context=")
         frame.buffer_callback = BufferCollector()
     marker = _context.marker(context)
     if marker is not None and (portable or chosen is Backend.MARSHAL):
-        raise UsageError("context= needs a pickler; it cannot be combined with portable=True or backend='marshal'")
+        raise UsageError("context= needs a pickler; it cannot be combined with backend='portable' or 'marshal'")
     if portable:
-        if chosen is not None and chosen is not Backend.PICKLE:
-            raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
         from .backends._portable import dump_portable
 
         used = Backend.PICKLE
@@ -113,6 +118,14 @@ def dumps(
         assert frame.buffer_callback is not None  # set above for buffers=True
         return frame.finish(used), frame.buffer_callback.buffers
     return frame.finish(used)
+
+
+def _portable_flag(backend: str | Backend) -> str:
+    """``portable=True`` (deprecated): the ``backend`` it stands for, with a warning naming the new spelling."""
+    warnings.warn('anypickle: portable=True is deprecated; use backend="portable"', DeprecationWarning, stacklevel=3)
+    if parse_backend(backend) not in (None, PORTABLE, Backend.PICKLE):
+        raise UsageError("portable=True ships source through pickle; it cannot be combined with backend=" + repr(backend))
+    return "portable"
 
 
 class _Sink:
@@ -194,7 +207,7 @@ def _dump_forced(obj: Any, frame: _Frame, backend: Backend, policy: ModulePolicy
     impl = get_backend(backend)
     try:
         sink = frame.start(_code_flags(backend))
-        impl.dump(obj, sink, policy, auto=False, persistent_id=marker, buffer_callback=frame.buffer_callback,
+        impl.dump(obj, sink, policy, persistent_id=marker, buffer_callback=frame.buffer_callback,
                   lines=frame.lines)
     except Exception as exc:
         if not is_refusal(exc, impl.dump_errors):
@@ -262,6 +275,9 @@ class Encoder:
         key: bytes | None = None, key_id: str | None = None, portable: bool = False,
         context: Mapping[str, Any] | None = None,
     ) -> None:
+        if portable:
+            backend = _portable_flag(backend)
+            portable = False
         parse_backend(backend)  # a wrong name fails here, not at the first encode
         if key is not None:
             env.check_key(key)
@@ -351,10 +367,10 @@ def _dump_auto(
     if type(obj) is types.FunctionType and marker is None:
         candidates.insert(0, Backend.MARSHAL)
     for backend in candidates:
-        impl = get_backend(backend)
+        impl = enhanced_backend(backend)
         try:
             sink = frame.start(_code_flags(backend))
-            impl.dump(obj, sink, policy, auto=True, persistent_id=marker, buffer_callback=frame.buffer_callback,
+            impl.dump(obj, sink, policy, persistent_id=marker, buffer_callback=frame.buffer_callback,
                       lines=frame.lines)
             # The failed attempts' tracebacks reference this frame, which references them: break
             # the cycle, or every fallback leaves garbage (and the object) for the collector.
@@ -647,9 +663,9 @@ def _raise_pickle_error(exc: Exception) -> NoReturn:
 
 
 try:
-    from ._opwalk import MISS as _MISS
-    from ._opwalk import FastLoads as _FastLoads
-    from ._opwalk import load_pickle_envelope as _load_pickle_envelope
+    from .safe._opwalk import MISS as _MISS
+    from .safe._opwalk import FastLoads as _FastLoads
+    from .safe._opwalk import load_pickle_envelope as _load_pickle_envelope
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
     _MISS = object()
     _FastLoads = None

@@ -270,7 +270,7 @@ def check_interpreter(header: Header) -> None:
         raise InterpreterMismatchError(
             f"this payload carries bytecode written by {theirs}; this is {_CURRENT}. Bytecode does not "
             f"transfer between Python versions (it can crash or compute wrong results), so nothing was "
-            f"loaded. Load it under {theirs}, or have the sender use anypickle.dumps(obj, portable=True).",
+            f"loaded. Load it under {theirs}, or have the sender use anypickle.dumps(obj, backend='portable').",
             written_by=str(theirs), running=str(_CURRENT))
 
 

@@ -18,6 +18,10 @@ import timeit
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from ._api import load
+from .analysis._modules import resolve_target
+from .errors import UsageError
+
 __all__ = ["CODECS", "Measurement", "add_bench_parser", "measure"]
 
 
@@ -161,16 +165,11 @@ def render(target: str, obj: Any, results: list[Measurement]) -> str:
 
 
 def _load_target(target: str) -> Any:
-    from .cli import _resolve
-    from .errors import UsageError
-
     if os.path.isfile(target):
-        from ._api import load
-
         return load(target)
     if ":" not in target:
         raise UsageError(f"{target!r} is neither a file nor module:attr")
-    return _resolve(target)
+    return resolve_target(target)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -12,35 +12,16 @@ import json
 import sys
 from typing import Any, Sequence
 
+from .analysis._modules import resolve_target
 from .errors import AnyPickleError
 
 __all__ = ["main"]
 
 
-def _resolve(spec: str) -> Any:
-    """``module:attr`` (dotted attr allowed) to the object it names."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise AnyPickleError(f"expected module:attr, got {spec!r}")
-    sys.path.insert(0, ".")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AnyPickleError(f"cannot import {module_name!r}: {exc}") from None
-    finally:
-        sys.path.pop(0)
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AnyPickleError(f"{module_name!r} has no attribute path {attr!r}") from None
-    return obj
-
-
 def _explain(args: argparse.Namespace) -> int:
     from .analysis._explain import explain
 
-    report = explain(_resolve(args.target))
+    report = explain(resolve_target(args.target))
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     return 0 if report.backend is not None else 1
 
@@ -54,7 +35,7 @@ def _add_explain_parser(sub: Any) -> None:
 
 def versions() -> dict[str, str]:
     """What a bug report or a version-skew diagnosis needs first: anypickle's, its backends' and
-    Python's versions, and whether the C helper ``anypickle._opwalk`` is built."""
+    Python's versions, and whether the C helper ``anypickle.safe._opwalk`` is built."""
     import platform
 
     import cloudpickle
@@ -63,7 +44,7 @@ def versions() -> dict[str, str]:
     from . import __version__
 
     try:
-        from . import _opwalk  # noqa: F401
+        from .safe import _opwalk  # noqa: F401
 
         opwalk = "built"
     except ImportError as exc:
@@ -90,7 +71,7 @@ class _VersionAction(argparse.Action):
 def _check(args: argparse.Namespace) -> int:
     from .lab._check import check
 
-    result = check(_resolve(args.target), backend=args.backend, python=args.python, timeout=args.timeout)
+    result = check(resolve_target(args.target), backend=args.backend, python=args.python, timeout=args.timeout)
     where = f"the Python at {args.python}" if args.python else "a fresh interpreter"
     if result.backend is None:  # dumps raised: nothing was sent
         print(f"{args.target}: {result.outcome} (dumps with backend {args.backend} raised; nothing was sent)")
@@ -110,7 +91,7 @@ def _add_check_parser(sub: Any) -> None:
                     "this __main__ nor local modules) and compare it with the original; print the "
                     "outcome and the reason. Exit 0 when it arrives intact, 1 otherwise.")
     p.add_argument("target", help="module:attr naming the object, e.g. myscript:task")
-    p.add_argument("--backend", default="auto", help="the backend to dump with (default auto)")
+    p.add_argument("--backend", default="auto", help="the backend to dump with: auto (default), pickle, marshal, cloudpickle, dill or portable")
     p.add_argument("--python", metavar="PATH", default=None,
                    help="the receiving interpreter (default: this one); another version gets the "
                         "backends installed into anypickle's cache")

@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._api import dumps
 from ..backends._id import Backend
 from ._modules import ModuleNames, ModulePolicy
 from ._needs import Finding, find_needs
@@ -131,8 +132,6 @@ def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames =
     >>> print(explain(lambda: 1).backend.label)
     marshal
     """
-    from .._api import dumps  # the facade imports this module's public names
-
     by_value, by_reference = tuple(by_value), tuple(by_reference)  # read twice: by the analysis and by dumps
     policy = ModulePolicy(by_value, by_reference)
     needs = tuple(find_needs(obj, policy))
@@ -150,7 +149,7 @@ def explain(obj: Any, *, by_value: ModuleNames = (), by_reference: ModuleNames =
     for backend in Backend:
         impl = get_backend(backend)
         try:
-            impl.dump(obj, io.BytesIO(), policy, auto=False)
+            impl.dump(obj, io.BytesIO(), policy)
         except Exception as exc:  # noqa: BLE001 - whatever the raw library raises, its dumps fails
             verdicts.append(BackendVerdict(backend, False, f"dumps fails: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             continue

@@ -6,15 +6,18 @@ added by hand) is *local*: the receiver usually lacks it, so its functions and c
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import sysconfig
 import threading
 import types
 from functools import lru_cache
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
-__all__ = ["MAIN_NAMES", "ModuleNames", "ModulePolicy", "is_installed_module", "lookup"]
+from ..errors import AnyPickleError
+
+__all__ = ["MAIN_NAMES", "ModuleNames", "ModulePolicy", "is_installed_module", "lookup", "resolve_target"]
 
 # Modules named to by_value= / by_reference=: by name, or the module object itself.
 ModuleNames = Iterable[Union[str, types.ModuleType]]
@@ -174,4 +177,25 @@ def lookup(module_name: str, qualname: str) -> object:
     obj: object = module
     for part in qualname.split("."):
         obj = getattr(obj, part)
+    return obj
+
+
+def resolve_target(spec: str) -> Any:
+    """``module:attr`` (dotted attr allowed) to the object it names, importing ``module`` from the current
+    folder or the installed ones (the command line's targets: ``anypickle explain/check/bench``)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise AnyPickleError(f"expected module:attr, got {spec!r}")
+    sys.path.insert(0, ".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AnyPickleError(f"cannot import {module_name!r}: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AnyPickleError(f"{module_name!r} has no attribute path {attr!r}") from None
     return obj

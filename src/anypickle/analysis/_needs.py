@@ -101,14 +101,12 @@ def _unshippable(obj: object, t: type) -> tuple[str, str] | None:
 
 def unshippable_advice(obj: object) -> str | None:
     """The advice for an object nothing can ship faithfully, or None."""
-    from .._reducers import Unfaithful, reduce_gap
-
     found = _unshippable(obj, type(obj))
     if found is not None:
         return found[1]
     try:
-        reduce_gap(obj, lambda o: False)
-    except Unfaithful as exc:
+        _reducers.reduce_gap(obj, lambda o: False)
+    except _reducers.Unfaithful as exc:
         return exc.advice
     return None
 

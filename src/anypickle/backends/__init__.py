@@ -1,4 +1,11 @@
-"""One module per serializer, behind one small protocol; :func:`get` is the registry.
+"""One module per serializer, behind one small protocol; :func:`get` and :func:`enhanced` are the registry.
+
+A serializer has up to two writers, each its own registered implementation: the library's own
+(:func:`get`: what ``dumps(obj, backend=...)`` forces, and what ``explain`` tries) and anypickle's
+enhanced one (:func:`enhanced`: what auto falls back to: cloudpickle through
+:class:`~anypickle.backends._cloudpickle.AnyPickler`, dill with ``recurse=True`` and anypickle's refusals).
+pickle and marshal have one writer, which both return. Both writers of a serializer read each other's
+payloads (the envelope names the serializer, not the writer).
 
 Each backend owns both directions: ``dump`` (with the receiver context's ``persistent_id`` and pickle
 protocol 5's ``buffer_callback``) and ``loads`` (with the out-of-band ``buffers`` and the context's
@@ -18,7 +25,8 @@ from ._id import Backend
 from ._lines import LineCollector
 from ..analysis._modules import ModulePolicy
 
-__all__ = ["PICKLER_ERRORS", "Backend", "BackendImpl", "PicklerBackend", "Writer", "get", "load_pickle_stream"]
+__all__ = ["PICKLER_ERRORS", "Backend", "BackendImpl", "PicklerBackend", "Writer", "enhanced", "get",
+           "load_pickle_stream"]
 
 
 class Writer(Protocol):
@@ -32,6 +40,8 @@ class BackendImpl(Protocol):
     """What the facade needs of a serializer."""
 
     id: Backend
+    name: str
+    """This writer's own name: the library's (``"cloudpickle"``) or anypickle's (``"cloudpickle+anypickle"``)."""
     carries_code: bool
     """True when payloads may hold bytecode: the envelope then records the interpreter."""
     dump_errors: tuple[type[BaseException], ...]
@@ -40,10 +50,10 @@ class BackendImpl(Protocol):
     """The version of the third-party library behind the backend (recorded in envelopes), or None."""
 
     def dump(
-        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, persistent_id: Any = None,
         buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
-        """Write ``obj`` to ``file``; ``auto`` selects anypickle's enhanced settings over the raw library's.
+        """Write ``obj`` to ``file``.
 
         ``persistent_id``, when given, is installed as the pickler's hook of that name (receiver context).
         ``buffer_callback`` is pickle protocol 5's: large buffers go to it instead of into ``file``.
@@ -86,26 +96,43 @@ def load_pickle_stream(
 
 
 def get(backend: Backend) -> BackendImpl:
-    """The implementation of ``backend`` (imported on first use)."""
+    """The library's own writer of ``backend`` (imported on first use): what a forced backend uses."""
     impl = _REGISTRY.get(backend)
     if impl is None:
-        impl = _REGISTRY[backend] = _load(backend)
+        impl = _REGISTRY[backend] = _load(backend, enhanced=False)
+    return impl
+
+
+def enhanced(backend: Backend) -> BackendImpl:
+    """anypickle's writer of ``backend``, the one auto uses (for pickle and marshal: the only one)."""
+    impl = _ENHANCED.get(backend)
+    if impl is None:
+        impl = _ENHANCED[backend] = _load(backend, enhanced=True)
     return impl
 
 
 _REGISTRY: dict[Backend, BackendImpl] = {}
+_ENHANCED: dict[Backend, BackendImpl] = {}
 
 
-def _load(backend: Backend) -> BackendImpl:
+def _load(backend: Backend, enhanced: bool) -> BackendImpl:
+    if backend is Backend.CLOUDPICKLE:
+        from ._cloudpickle import AnyCloudpickleBackend, CloudpickleBackend
+
+        return AnyCloudpickleBackend() if enhanced else CloudpickleBackend()
+    if backend is Backend.DILL:
+        from ._dill import AnyDillBackend, DillBackend
+
+        return AnyDillBackend() if enhanced else DillBackend()
+    if enhanced:  # pickle and marshal have one writer
+        return get(backend)
     if backend is Backend.PICKLE:
-        from ._pickle import PickleBackend as cls
-    elif backend is Backend.MARSHAL:
-        from ._marshal import MarshalBackend as cls  # type: ignore[assignment]
-    elif backend is Backend.CLOUDPICKLE:
-        from ._cloudpickle import CloudpickleBackend as cls  # type: ignore[assignment]
-    else:
-        from ._dill import DillBackend as cls  # type: ignore[assignment]
-    return cls()
+        from ._pickle import PickleBackend
+
+        return PickleBackend()
+    from ._marshal import MarshalBackend
+
+    return MarshalBackend()
 
 
 class PicklerBackend:
@@ -119,16 +146,16 @@ class PicklerBackend:
     unpickler: Callable[..., Any] = _Unpickler
 
     def make_pickler(
-        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
+        self, file: Writer, policy: ModulePolicy, *, buffer_callback: Any, lines: LineCollector | None,
     ) -> Any:
-        """The pickler of one dump: the library's own (forced) or anypickle's enhanced one (auto)."""
+        """The pickler of one dump."""
         raise NotImplementedError
 
     def dump(
-        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, persistent_id: Any = None,
         buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
-        pickler = self.make_pickler(file, policy, auto=auto, buffer_callback=buffer_callback, lines=lines)
+        pickler = self.make_pickler(file, policy, buffer_callback=buffer_callback, lines=lines)
         if persistent_id is not None:
             pickler.persistent_id = persistent_id
         pickler.dump(obj)

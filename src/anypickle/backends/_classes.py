@@ -16,14 +16,12 @@ import collections
 import enum
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any, Iterable, Protocol
 
 from . import _recompile, _source
 from ..analysis._modules import is_installed_module
-from ._source import NoSource
-
-if TYPE_CHECKING:
-    from ._portable import PortablePickler
+from ._source import NoSource, Unshippable
+from .. import _reducers
 
 __all__ = ["class_reduce"]
 
@@ -107,9 +105,21 @@ def _patched_dunder_method(value: object) -> bool:
     return func is not None and not is_installed_module(func.__module__ or "__main__")
 
 
-def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
-    from ._portable import _Unshippable
+class ClassPickler(Protocol):
+    """What :func:`class_reduce` asks of the portable pickler (:class:`anypickle.backends._portable.PortablePickler`)."""
 
+    def _namespace_of(self, globals_dict: dict) -> object: ...
+    def _namespace_by_value(self, ref: object) -> bool: ...
+    def _globals_for(self, names: Iterable[str], attr_names: Iterable[str], globals_dict: dict) -> tuple[dict, list]: ...
+    def _goes_by_value(self, obj: Any) -> bool: ...
+
+
+def class_reduce(pickler: ClassPickler, cls: type) -> tuple[str, tuple, dict | None]:
+    """How to rebuild ``cls`` by value: ``(kind, args, state)``, where ``kind`` names the portable rebuilder
+    (``"source"``: run the class statement again; ``"namedtuple"``, ``"functional_enum"``, ``"dynamic"``:
+    classes with no ``class`` statement) that ``args`` are passed to, and ``state`` (None: none) is set on
+    the rebuilt class by :func:`set_state`. Raises :class:`Unshippable` for what portable cannot ship.
+    """
     try:
         record = _source.class_source(cls)
     except NoSource:
@@ -161,14 +171,14 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
             elif role == "keyword" and where == "metaclass" and text == name:
                 expr_locals[name] = type(cls)
             else:
-                raise _Unshippable(cls, f"the {role} {text!r} of class {cls.__qualname__!r} reads the local variable "
+                raise Unshippable(cls, f"the {role} {text!r} of class {cls.__qualname__!r} reads the local variable "
                                         f"{name!r} of the function that defined the class; its value is lost")
     by_value = pickler._namespace_by_value(namespace)
     construct = _recompile.construction_names(body) | expression_names
     unresolved = sorted(n for n in construct - _recompile.stored_names(body) - expression_names
                         if n not in globals_dict and not hasattr(builtins, n))
     if unresolved and "<locals>" in cls.__qualname__:
-        raise _Unshippable(cls, f"the body of class {cls.__qualname__!r} reads {', '.join(map(repr, unresolved))}, a "
+        raise Unshippable(cls, f"the body of class {cls.__qualname__!r} reads {', '.join(map(repr, unresolved))}, a "
                                 "local variable of the function that defined the class that no method closes "
                                 "over: its value is lost", hint="pass the value as a class attribute or a default")
     if by_value:
@@ -188,13 +198,11 @@ def class_reduce(pickler: "PortablePickler", cls: type) -> Any:
     registered = virtual_subclasses(cls)
     if registered:
         state["registered"] = registered
-    from ._portable import _rebuild_class_from_source, _set_class_state
-
     args: tuple = (record, namespace, cells, found, module_attrs, expr_locals)
     quiet = tuple(b for b in cls.__mro__[1:-1] if "__init_subclass__" in vars(b) and pickler._goes_by_value(b))
     if quiet:
         args += (quiet,)
-    return _rebuild_class_from_source, args, state, None, None, _set_class_state
+    return "source", args, state
 
 
 def attribute_state(cls: type) -> dict:
@@ -221,27 +229,21 @@ def virtual_subclasses(cls: type) -> list[type]:
     return sorted((c for c in found if isinstance(c, type)), key=lambda c: (c.__module__, c.__qualname__))
 
 
-def _namedtuple_reduce(cls: type) -> Any:
-    from ._portable import _rebuild_namedtuple, _set_class_state
-
+def _namedtuple_reduce(cls: type) -> tuple[str, tuple, dict]:
     defaults = tuple(cls._field_defaults[f] for f in cls._fields if f in cls._field_defaults)  # type: ignore[attr-defined]
     state: dict[str, Any] = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
                              "module": cls.__module__, "extras": _extras(cls)}
-    return _rebuild_namedtuple, (cls.__name__, tuple(cls._fields), defaults), state, None, None, _set_class_state  # type: ignore[attr-defined]
+    return "namedtuple", (cls.__name__, tuple(cls._fields), defaults), state  # type: ignore[attr-defined]
 
 
-def _functional_enum_reduce(cls: type) -> Any:
-    from ._portable import _rebuild_functional_enum
-
+def _functional_enum_reduce(cls: type) -> tuple[str, tuple, None]:
     base = next(b for b in cls.__mro__[1:] if isinstance(b, enum.EnumMeta))
     members = tuple((m.name, m._value_) for m in cls)  # type: ignore[attr-defined]
-    return _rebuild_functional_enum, (base, cls.__name__, members, cls.__module__, cls.__qualname__)
+    return "functional_enum", (base, cls.__name__, members, cls.__module__, cls.__qualname__), None
 
 
-def _dynamic_class_reduce(cls: type) -> Any:
+def _dynamic_class_reduce(cls: type) -> tuple[str, tuple, dict]:
     """A class with no ``class`` statement (``type(name, bases, ns)``): rebuild it from its ``__dict__``."""
-    from ._portable import _rebuild_dynamic_class, _set_class_state
-
     attrs = dict(vars(cls))
     slots = attrs.get("__slots__")
     if isinstance(slots, str):
@@ -256,7 +258,7 @@ def _dynamic_class_reduce(cls: type) -> Any:
               and not isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType))}
     state: dict[str, Any] = {"namespace": None, "globals": {}, "module_attrs": [], "qualname": cls.__qualname__,
                              "module": cls.__module__, "extras": extras}
-    return _rebuild_dynamic_class, (type(cls), cls.__name__, cls.__bases__, construct), state, None, None, _set_class_state
+    return "dynamic", (type(cls), cls.__name__, cls.__bases__, construct), state
 
 
 def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_locals: dict, quiet: tuple = ()) -> type:
@@ -292,9 +294,7 @@ def rebuild_from_source(record: dict, globals_dict: dict, cells: dict, expr_loca
             # What the 3.12 type-parameter scope adds; mypy only knows Generic subscripted with type variables.
             bases.append(typing.Generic[params])  # type: ignore[index]
     body_function = types.FunctionType(body, globals_dict, record["name"], None, closure or None)
-    from .._reducers import quiet_subclass_hooks
-
-    with quiet_subclass_hooks(quiet):  # by-value bases' __init_subclass__ ran on the sender: its effects travel
+    with _reducers.quiet_subclass_hooks(quiet):  # by-value bases' __init_subclass__ ran on the sender: its effects travel
         cls = builtins.__build_class__(body_function, record["name"], *bases, **keywords)
     for text in reversed(record["decorators"]):
         cls = value(text)(cls)

@@ -223,15 +223,25 @@ def _cell_value(cell: types.CellType) -> Any:
 
 
 class CloudpickleBackend(PicklerBackend):
-    """Raw ``cloudpickle.dumps`` when forced; :class:`AnyPickler` when auto picks it. Its payloads are
-    plain pickle streams: the stdlib unpickler reads them."""
+    """Raw ``cloudpickle.Pickler``: what ``backend="cloudpickle"`` forces. Its payloads are plain pickle
+    streams: the stdlib unpickler reads them."""
 
     id = Backend.CLOUDPICKLE
+    name = "cloudpickle"
     library_version: str | None = cloudpickle.__version__
 
     def make_pickler(
-        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
+        self, file: Writer, policy: ModulePolicy, *, buffer_callback: Any, lines: LineCollector | None,
     ) -> Any:
-        if auto:
-            return AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)
         return cloudpickle.Pickler(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
+
+
+class AnyCloudpickleBackend(CloudpickleBackend):
+    """cloudpickle as auto picks it: anypickle's :class:`AnyPickler`, read back by the same unpickler."""
+
+    name = "cloudpickle+anypickle"
+
+    def make_pickler(
+        self, file: Writer, policy: ModulePolicy, *, buffer_callback: Any, lines: LineCollector | None,
+    ) -> Any:
+        return AnyPickler(file, policy, buffer_callback=buffer_callback, lines=lines)

@@ -51,23 +51,34 @@ class _AutoNotingPickler(_NotingPickler, _AutoDillPickler):
 
 
 class DillBackend(PicklerBackend):
-    """dill with its defaults when forced; with ``recurse=True`` when auto falls back to it.
+    """dill with its defaults: what ``backend="dill"`` forces."""
+
+    id = Backend.DILL
+    name = "dill"
+    library_version: str | None = dill.__version__
+    unpickler = dill.Unpickler
+    _recurse = False
+    _plain: type = dill.Pickler
+    _noting: type = _NotingPickler
+
+    def make_pickler(
+        self, file: Writer, policy: ModulePolicy, *, buffer_callback: Any, lines: LineCollector | None,
+    ) -> Any:
+        if lines is None:
+            return self._plain(file, protocol=PROTOCOL, recurse=self._recurse, buffer_callback=buffer_callback)
+        pickler = self._noting(file, protocol=PROTOCOL, recurse=self._recurse, buffer_callback=buffer_callback)
+        pickler.lines = lines
+        return pickler
+
+
+class AnyDillBackend(DillBackend):
+    """dill as auto falls back to it: ``recurse=True`` and anypickle's refusals (:class:`_AutoDillPickler`).
 
     ``recurse=True`` makes dill ship the ``__main__`` globals a function uses (by default it expects
     the receiver's ``__main__`` to hold them, which a fresh process does not).
     """
 
-    id = Backend.DILL
-    library_version: str | None = dill.__version__
-    unpickler = dill.Unpickler
-
-    def make_pickler(
-        self, file: Writer, policy: ModulePolicy, *, auto: bool, buffer_callback: Any, lines: LineCollector | None,
-    ) -> Any:
-        if lines is None:
-            cls = _AutoDillPickler if auto else dill.Pickler
-            return cls(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
-        noting = _AutoNotingPickler if auto else _NotingPickler
-        pickler = noting(file, protocol=PROTOCOL, recurse=auto, buffer_callback=buffer_callback)
-        pickler.lines = lines
-        return pickler
+    name = "dill+anypickle"
+    _recurse = True
+    _plain = _AutoDillPickler
+    _noting = _AutoNotingPickler

@@ -48,12 +48,13 @@ class MarshalBackend:
     """Functions as marshalled code objects, rebuilt with ``types.FunctionType``."""
 
     id = Backend.MARSHAL
+    name = "marshal"
     carries_code = True
     library_version: str | None = None
     dump_errors: tuple[type[BaseException], ...] = (CannotMarshal,)
 
     def dump(
-        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, persistent_id: Any = None,
         buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         if persistent_id is not None:

@@ -24,12 +24,13 @@ class PickleBackend:
     """Plain ``pickle`` at protocol 5."""
 
     id = Backend.PICKLE
+    name = "pickle"
     carries_code = False
     library_version: str | None = None
     dump_errors = PICKLER_ERRORS
 
     def dump(
-        self, obj: Any, file: Writer, policy: ModulePolicy, *, auto: bool, persistent_id: Any = None,
+        self, obj: Any, file: Writer, policy: ModulePolicy, *, persistent_id: Any = None,
         buffer_callback: Any = None, lines: LineCollector | None = None,
     ) -> None:
         if persistent_id is None:

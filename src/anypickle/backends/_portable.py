@@ -43,7 +43,8 @@ from ..analysis._needs import (
     refuse_unshippable,
     unshippable_advice,
 )
-from ._source import NoSource
+from ._classes import class_reduce, namedtuple_class, rebuild_from_source, set_state
+from ._source import NoSource, Unshippable
 from ._marshal import used_submodules
 from ..errors import DecodeError, EncodeError
 
@@ -53,16 +54,6 @@ __all__ = ["dump_portable", "dumps_portable", "loads_portable"]
 # also frames and memoizes well. A future protocol 6 would be unreadable by 3.10-3.13, so never use
 # pickle.HIGHEST_PROTOCOL here.
 PROTOCOL = 5
-
-class _Unshippable(Exception):
-    """Raised inside the pickler for an object portable mode cannot ship; turned into EncodeError."""
-
-    def __init__(self, obj: object, reason: str, hint: str | None = None) -> None:
-        super().__init__(reason)
-        self.obj = obj
-        self.reason = reason
-        self.hint = hint
-
 
 class _ModuleRef:
     """Stands for a by-value module where rebuilt code needs it as its globals or as a global.
@@ -192,12 +183,12 @@ class PortablePickler(pickle.Pickler):
             try:
                 return gap_reduce(obj, self)
             except NeedFound as exc:
-                raise _Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
+                raise Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
         if t in FILE_TYPES or t in UNSHIPPABLE_TYPES:
             try:
                 refuse_unshippable(obj)
             except NeedFound as exc:
-                raise _Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
+                raise Unshippable(obj, exc.reason, unshippable_advice(obj)) from None
         if t is types.FunctionType:
             return self._function_reduce(obj)
         if isinstance(obj, type):
@@ -236,12 +227,12 @@ class PortablePickler(pickle.Pickler):
             return _rebuild_typevar, (obj.__name__, obj.__constraints__, obj.__bound__, obj.__covariant__,
                                       obj.__contravariant__)
         if t is types.CodeType:
-            raise _Unshippable(obj, "a code object is bytecode, which differs between Python versions",
+            raise Unshippable(obj, "a code object is bytecode, which differs between Python versions",
                                hint="ship the function that owns it instead")
         if t is types.BuiltinFunctionType and (obj.__self__ is None or isinstance(obj.__self__, types.ModuleType)):
             module = getattr(obj, "__module__", None)
             if module and module != "builtins" and self._policy.goes_by_value(module):
-                raise _Unshippable(obj, f"compiled function {module}.{obj.__name__} comes from a local extension "
+                raise Unshippable(obj, f"compiled function {module}.{obj.__name__} comes from a local extension "
                                         "module: it has no Python source to ship",
                                    hint="install the module on the receiver and pass by_reference=[...]")
         return NotImplemented
@@ -287,7 +278,7 @@ class PortablePickler(pickle.Pickler):
             try:
                 record = _source.function_source(func)
             except NoSource as exc:
-                raise _Unshippable(func, f"function {func.__qualname__!r} has no source to ship: {exc}",
+                raise Unshippable(func, f"function {func.__qualname__!r} has no source to ship: {exc}",
                                    hint="define it in a file (or a notebook cell), not with exec/compile from a string") from None
             self._records[id(code)] = record
             self._keep.append(code)
@@ -331,11 +322,11 @@ class PortablePickler(pickle.Pickler):
         while hasattr(raw, "__wrapped__"):
             raw, hops = raw.__wrapped__, hops + 1
         if not isinstance(raw, types.FunctionType):
-            raise _Unshippable(obj, f"cannot find the function that {obj!r} wraps")
+            raise Unshippable(obj, f"cannot find the function that {obj!r} wraps")
         try:
             record = _source.decorators_source(raw)
         except NoSource as exc:
-            raise _Unshippable(obj, f"cannot ship {obj!r} by source: {exc}") from None
+            raise Unshippable(obj, f"cannot ship {obj!r} by source: {exc}") from None
         # ``obj`` is what the innermost ``hops`` decorators made (each wrapper links to the next by
         # __wrapped__); outer decorators wrap ``obj`` in turn and travel as their own objects.
         record["decorators"] = record["decorators"][-hops:]
@@ -347,7 +338,7 @@ class PortablePickler(pickle.Pickler):
             loaded |= _recompile.global_names(expression)
         missing = sorted(n for n in loaded if n not in raw.__globals__ and not hasattr(builtins, n))
         if missing:
-            raise _Unshippable(obj, f"the decorators of {raw.__qualname__!r} use {', '.join(missing)}, which are not "
+            raise Unshippable(obj, f"the decorators of {raw.__qualname__!r} use {', '.join(missing)}, which are not "
                                     "globals: decorators applied inside a function cannot be replayed")
         namespace = self._namespace_of(raw.__globals__)
         found, module_attrs = (self._globals_for(loaded, names, raw.__globals__) if self._namespace_by_value(namespace)
@@ -365,9 +356,10 @@ class PortablePickler(pickle.Pickler):
         as_attribute = self._attribute_of_class(cls)
         if as_attribute is not None:
             return as_attribute
-        from ._classes import class_reduce
-
-        return class_reduce(self, cls)
+        kind, args, state = class_reduce(self, cls)
+        if state is None:
+            return _CLASS_REBUILDERS[kind], args
+        return _CLASS_REBUILDERS[kind], args, state, None, None, _set_class_state
 
 
 def _owner_attribute(obj: Any) -> tuple | None:
@@ -506,8 +498,6 @@ def _rebuild_decorated(record: dict, namespace: Any, raw: Any, found: dict, modu
 def _rebuild_class_from_source(record: dict, namespace: Any, cells: dict, found: dict, module_attrs: list,
                                expr_locals: dict, quiet: tuple = ()) -> type:
     """Run a shipped ``class`` statement: bases, keywords and decorators from source, body with our cells."""
-    from ._classes import rebuild_from_source
-
     globals_dict = _globals_dict(namespace)
     globals_dict.update(found)
     for module, attrs in module_attrs:
@@ -522,14 +512,10 @@ def _rebuild_class_from_source(record: dict, namespace: Any, cells: dict, found:
 
 
 def _set_class_state(cls: type, state: dict) -> None:
-    from ._classes import set_state
-
     set_state(cls, state)
 
 
 def _rebuild_namedtuple(name: str, fields: tuple, defaults: tuple) -> type:
-    from ._classes import namedtuple_class
-
     return namedtuple_class(name, fields, defaults)
 
 
@@ -541,6 +527,15 @@ def _rebuild_dynamic_class(metaclass: type, name: str, bases: tuple, construct: 
     return types.new_class(name, bases, {"metaclass": metaclass}, lambda ns: ns.update(construct))
 
 
+# What :func:`anypickle.backends._classes.class_reduce` decides, and the rebuilder (named on the wire) of each.
+_CLASS_REBUILDERS = {
+    "source": _rebuild_class_from_source,
+    "namedtuple": _rebuild_namedtuple,
+    "functional_enum": _rebuild_functional_enum,
+    "dynamic": _rebuild_dynamic_class,
+}
+
+
 # -------------------------------------------------------------------------------------------- facade
 
 
@@ -548,7 +543,7 @@ def dump_portable(obj: Any, file: Any, policy: ModulePolicy) -> None:
     """Write the portable pickle of ``obj`` to ``file``; raise EncodeError naming what cannot be shipped."""
     try:
         PortablePickler(file, policy).dump(obj)
-    except _Unshippable as exc:
+    except Unshippable as exc:
         raise _portable_error(obj, exc.obj, exc.reason, policy, exc.hint) from None
     except RecursionError:
         raise EncodeError("portable mode cannot serialize this object: it nests too deeply", type_name=type(obj).__qualname__) from None

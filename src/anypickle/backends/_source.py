@@ -22,6 +22,7 @@ __all__ = [
     "ClassSource",
     "FunctionSource",
     "NoSource",
+    "Unshippable",
     "class_source",
     "decorators_source",
     "function_source",
@@ -34,6 +35,16 @@ _CO_NESTED = 0x10
 
 class NoSource(Exception):
     """The defining source text of a function or class cannot be found (raised on the sender only)."""
+
+
+class Unshippable(Exception):
+    """Raised inside the portable pickler for an object portable mode cannot ship; turned into EncodeError."""
+
+    def __init__(self, obj: object, reason: str, hint: str | None = None) -> None:
+        super().__init__(reason)
+        self.obj = obj
+        self.reason = reason
+        self.hint = hint
 
 
 # A record is plain data (str, int, tuples) so that any Python version unpickles it without our classes.

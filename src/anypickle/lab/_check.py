@@ -2,7 +2,7 @@
 
 The object is dumped here and loaded in a new interpreter started in an empty temporary folder: it
 has neither this process's ``__main__`` nor any module that is not installed. That interpreter is a
-fork server of the matrix lab (:mod:`._servers`, :mod:`._child`): the one runner the matrix and
+fork server of the matrix lab (:mod:`.runner`, :mod:`._child`): the one runner the matrix and
 ``check()`` share, which also reports a crash or a hang of the receiver as the cell's detail. There it is compared
 with the original, by default through a structural fingerprint (types, data, object state, function
 code and defaults, recursively), or through ``exercise``, a callable that is itself shipped with
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import LOADS_FAILS, OK, WRONG_RESULT
-from ._servers import Pool
+from .runner import Pool
 from ..errors import UsageError
 
 __all__ = ["CheckResult", "check", "fingerprint"]

@@ -1,9 +1,9 @@
-"""The child side of the compatibility matrix: a fork server that sends or receives catalogue cells.
+"""The child side of the lab's runner (:mod:`anypickle.lab.runner`): a fork server that sends or receives catalogue cells.
 
 Started as ``python -c "from anypickle.lab._child import serve; serve()"`` with a fresh temporary folder as
 working directory. It reads one JSON job per line on stdin and answers one JSON line per job on the
 file descriptor that was stdout when it started; the jobs' own prints go to stderr, so a case script
-that prints cannot corrupt the protocol. Every job runs in a fork (see :mod:`anypickle.lab._isolation`).
+that prints cannot corrupt the protocol. Every job runs in a fork (see :func:`anypickle.lab.runner.run_isolated`).
 
 Jobs:
 
@@ -30,7 +30,7 @@ from typing import Any
 
 from . import CLEAR_ERROR, DUMPS_FAILS, LOADS_FAILS, OK, WRONG_RESULT
 from ._check import receive_check
-from ._isolation import Isolated, run_isolated
+from .runner import Isolated, run_isolated
 
 __all__ = ["serve"]
 
@@ -103,8 +103,8 @@ def _dumps(obj: Any, backend: str, raw: bool = False) -> bytes:
     api = _api()
     if backend == "portable":
         if api is None:
-            raise Unavailable("the portable column needs anypickle.dumps(..., portable=True)")
-        return api.dumps(obj, portable=True)
+            raise Unavailable("the portable column needs anypickle.dumps(..., backend=\"portable\")")
+        return api.dumps(obj, backend="portable")
     if api is not None and not (raw and backend != "auto"):
         return api.dumps(obj, backend=backend)
     if backend == "pickle":
@@ -335,7 +335,7 @@ def _send(job: dict, emit) -> dict:
     expected = expected_run.final
 
     same: dict = {}
-    for backend, info in dumped.items():
+    for backend, info in dumped.items() if job.get("same", True) else ():
         with open(info["path"], "rb") as handle:
             data = handle.read()
         run = run_isolated(

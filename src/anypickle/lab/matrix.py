@@ -8,7 +8,7 @@ Modes:
 - ``py3.X``: the same payloads loaded by every other Python version found (pyenv, ``python3.X`` on
   ``PATH``, ``--python``).
 
-Child processes are batched: a few *fork servers* (see :mod:`anypickle.lab._child`, :mod:`anypickle.lab._servers`) import the backends
+Child processes are batched: a few *fork servers* (see :mod:`anypickle.lab._child`, :mod:`anypickle.lab.runner`) import the backends
 once and run each case script, and each load, in its own fork, so a segfault or a hang costs one
 cell. At most ``workers`` servers run at once.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -29,44 +28,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
-from . import CASE_ERROR, LOADS_FAILS, SKIPPED, _interpreters
-from ._servers import Pool
+from . import CASE_ERROR, SKIPPED, _interpreters
+from .runner import Pool, receive_case, receive_job, send_case, slug, write_case_files
 from .catalogue import BACKENDS, Case, select_cases
 from ..errors import UsageError
 
 __all__ = ["add_matrix_parser", "differences", "run_matrix"]
 
 SCHEMA = 1
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def _write_case_files(case: Case, workdir: str) -> dict:
-    slug = _slug(case.name)
-    folder = os.path.join(workdir, "cases", slug)
-    os.makedirs(folder)
-    script = os.path.join(folder, "main.py")
-    with open(script, "w", encoding="utf-8") as handle:
-        handle.write(case.script)
-    extra_path: list = []
-    if case.helper is not None:
-        with open(os.path.join(folder, "example_helper.py"), "w", encoding="utf-8") as handle:
-            handle.write(case.helper)
-        if case.receiver_has_helper:
-            # The receiver's copy lives in another folder: it has the module, not the sender's script.
-            other = os.path.join(workdir, "receiver-modules", slug)
-            os.makedirs(other)
-            shutil.copy(os.path.join(folder, "example_helper.py"), other)
-            extra_path.append(other)
-    payload_dir = os.path.join(workdir, "payloads", slug)
-    os.makedirs(payload_dir)
-    return {"script": script, "payload_dir": payload_dir, "extra_path": extra_path}
-
-
-def _timeout(case: Case, default: float) -> float:
-    return default if case.timeout is None else min(case.timeout, default)
 
 
 def _default_progress(done: int, total: int, label: str) -> None:
@@ -179,7 +148,7 @@ class _Run:
         self.cases, self.backends, self.modes = cases, backends, modes
         self.timeout, self.workers, self.raw, self.progress, self.pool = timeout, workers, raw, progress, pool
         self.here = _interpreters.same_interpreter()
-        self.files = {case.name: _write_case_files(case, workdir) for case in cases}
+        self.files = {case.name: write_case_files(case, workdir) for case in cases}
         self.workdir = workdir
         # One entry per receiving mode: id, kind, the Receiver, the sender's id, its columns, its label.
         self.receivers: list = []
@@ -260,13 +229,11 @@ class _Run:
     def _send(self, item) -> None:
         sender_id, case = item
         columns = self.sender_columns[sender_id]
-        payload_dir = os.path.join(self.files[case.name]["payload_dir"], _slug(sender_id))
+        payload_dir = os.path.join(self.files[case.name]["payload_dir"], slug(sender_id))
         os.makedirs(payload_dir, exist_ok=True)
-        job = {"kind": "send", "script": self.files[case.name]["script"], "build": case.build,
-               "check": case.check, "backends": columns, "timeout": _timeout(case, self.timeout), "raw": self.raw,
-               "payload_dir": payload_dir}
-        answer = self.pool.call(self.senders[sender_id], job, self.timeout * (4 + 2 * len(columns)))
-        self.sent[(sender_id, case.name)] = answer.get("result") or {"error": answer.get("error", "no answer")}
+        files = {"script": self.files[case.name]["script"], "payload_dir": payload_dir}
+        self.sent[(sender_id, case.name)] = send_case(self.pool, self.senders[sender_id], files, case, columns,
+                                                      timeout=self.timeout, raw=self.raw)
         self.tick(case.name)
 
     def send_all(self) -> None:
@@ -345,21 +312,14 @@ class _Run:
                 self.add(case, backend, entry["id"], SKIPPED, f"receiver lacks {', '.join(missing)}")
                 self.tick(case.name)
                 continue
-            jobs.append((case, backend, entry["id"], entry["receiver"], written_by, {
-                "kind": "receive", "backend": backend, "check": case.check, "raw": self.raw,
-                "expected": result["expected"], "timeout": _timeout(case, self.timeout),
-                "payload": result["dumped"][backend]["path"],
-                "extra_path": self.files[case.name]["extra_path"],
-            }))
+            jobs.append((case, backend, entry["id"], entry["receiver"], written_by, receive_job(
+                case, result, backend, self.files[case.name]["extra_path"], timeout=self.timeout, raw=self.raw)))
         return jobs
 
     def _receive(self, item) -> None:
         case, backend, mode_id, receiver, written_by, job = item
-        answer = self.pool.call(receiver, job, self.timeout * 3)
-        if "result" not in answer:
-            self.add(case, backend, mode_id, LOADS_FAILS, answer.get("error", ""), written_by)
-        else:
-            self.add(case, backend, mode_id, answer["result"]["outcome"], answer["result"]["detail"], written_by)
+        cell = receive_case(self.pool, receiver, job, timeout=self.timeout)
+        self.add(case, backend, mode_id, cell["outcome"], cell["detail"], written_by)
         self.tick(case.name)
 
     def receive_all(self, jobs: list) -> None:

@@ -8,7 +8,7 @@ Two guards, both exact allowlists (:mod:`anypickle.safe._allowlist`):
 2. A ``pickle.Unpickler`` subclass whose ``find_class`` resolves only allowed globals, and whose
    ``persistent_load`` refuses: defence in depth should the two ever disagree.
 
-When the optional C helper :mod:`anypickle._opwalk` is built (``C_FIRST``, see below), a stream whose
+When the optional C helper :mod:`anypickle.safe._opwalk` is built (``C_FIRST``, see below), a stream whose
 memo discipline it proves sound is first loaded by the C unpickler resolving only *inert* globals;
 anything else (a refusal, a non-inert global, any error) goes to the static pass, then to the
 restricted load. Every error comes from the static pass, so errors name the global and byte position.
@@ -243,8 +243,8 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers, guard: Nu
 
 
 try:
-    from .._opwalk import memo_check as _memo_check
-    from .._opwalk import plain_data as _plain_data
+    from ._opwalk import memo_check as _memo_check
+    from ._opwalk import plain_data as _plain_data
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
     _memo_check = None
     _plain_data = None

@@ -70,7 +70,7 @@ class Case:
     # the object's own __reduce__ raises: every column, auto included, lets that exception through
     # unchanged (as pickle, cloudpickle and dill do), so "dumps fails" is auto's right outcome here
     raises_own: bool = False
-    # the portable column (``dumps(obj, portable=True)``: code as source) where it differs from auto:
+    # the portable column (``dumps(obj, backend="portable")``: code as source) where it differs from auto:
     # its fresh-process outcome, and its same-process outcome when that differs again
     portable: "str | None" = None
     portable_same: "str | None" = None
@@ -96,15 +96,17 @@ class Case:
             if outcome not in OUTCOMES:
                 raise ValueError(f"case {self.name}: unknown outcome {outcome!r}")
 
-    def expected(self, backend: str, mode: str, receiver: "tuple | None" = None) -> str:
+    def expected(self, backend: str, mode: str, receiver: "tuple | None" = None,
+                 sender: "tuple | None" = None) -> str:
         """The outcome this case records for ``backend`` in ``mode`` ("same", "fresh" or "other").
 
-        ``receiver`` is the (major, minor) version of the other Python in mode "other"; the sender is
-        the running interpreter.
+        ``receiver`` is the (major, minor) version of the other Python in mode "other"; ``sender`` the
+        sender's (default: the running interpreter).
         """
+        here = tuple(sender[:2]) if sender is not None else tuple(sys.version_info[:2])
         fresh = self.expect[backend]
         for version in sorted(self.expect_from):
-            if sys.version_info[:2] >= version:
+            if here >= version:
                 fresh = self.expect_from[version].get(backend, fresh)
         if mode == "fresh":
             return fresh
@@ -119,7 +121,7 @@ class Case:
             # refused with InterpreterMismatchError before anything is unpickled.
             if backend == "portable" and receiver is not None:
                 for version in sorted(self.portable_to):
-                    if receiver[:2] >= version > sys.version_info[:2]:
+                    if receiver[:2] >= version > here:
                         fresh = self.portable_to[version]
             if fresh in (DUMPS, CLEAR) or backend in ("pickle", "portable"):
                 return fresh  # (portable ships source, no bytecode: it behaves as in a fresh process)
@@ -137,10 +139,11 @@ def exp(pickle: str, marshal: str, cloudpickle: str, dill: str, auto: str, porta
 
 def all_cases() -> list:
     """Every case of the built-in catalogue, sorted by group then name."""
-    from . import _classes, _containers, _functions, _helper, _installed, _outside, _patched, _unshippable
+    from . import _classes, _containers, _functions, _helper, _installed, _outside, _patched, _source, _unshippable
 
     cases = []
-    for module in (_functions, _classes, _patched, _helper, _installed, _containers, _unshippable, _outside):
+    for module in (_functions, _classes, _patched, _helper, _installed, _containers, _unshippable, _outside,
+                   _source):
         cases.extend(module.CASES)
     names = [case.name for case in cases]
     duplicates = {name for name in names if names.count(name) > 1}

@@ -1,4 +1,4 @@
-/* anypickle._opwalk: a bounds-checked walk over pickle opcodes that checks memo discipline, and
+/* anypickle.safe._opwalk: a bounds-checked walk over pickle opcodes that checks memo discipline, and
  * the C fast path of anypickle.loads for unsigned stdlib-pickle envelopes (load_pickle_envelope).
  *
  * Why: CPython's C unpickler sizes its memo array from the largest PUT/BINPUT/LONG_BINPUT index it
@@ -1225,7 +1225,7 @@ static PyGetSetDef fastloads_getset[] = {
 
 static PyTypeObject FastLoadsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "anypickle._opwalk.FastLoads",
+    .tp_name = "anypickle.safe._opwalk.FastLoads",
     .tp_basicsize = sizeof(FastLoads),
     .tp_dealloc = (destructor)fastloads_dealloc,
     .tp_vectorcall_offset = offsetof(FastLoads, vectorcall),
@@ -1267,7 +1267,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef moduledef = {
-    PyModuleDef_HEAD_INIT, "anypickle._opwalk",
+    PyModuleDef_HEAD_INIT, "anypickle.safe._opwalk",
     "Memo discipline check for pickle streams (CPython gh-115952), and the C fast path of loads.", -1, methods,
 };
 
