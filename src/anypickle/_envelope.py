@@ -23,13 +23,10 @@ not checksummed (that would cost a pass over 80 MB arrays); sign it when integri
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import importlib.util
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Sequence, Union
 
 from .backends._id import Backend
@@ -57,9 +54,12 @@ TAG_SIZE = 32
 Key = Union[bytes, Mapping[str, bytes]]
 
 
-@dataclass(frozen=True)
-class Interpreter:
-    """The interpreter whose bytecode a payload carries."""
+class Interpreter(NamedTuple):
+    """The interpreter whose bytecode a payload carries.
+
+    A named tuple, not a frozen dataclass: ``import anypickle`` then needs neither dataclasses nor
+    the inspect module it imports (about 6 ms of a fresh interpreter's import).
+    """
 
     implementation: str
     major: int
@@ -276,6 +276,9 @@ def check_interpreter(header: Header) -> None:
 
 def sign(key: bytes, header: bytes, *payload: bytes | memoryview) -> bytes:
     """The HMAC-SHA256 tag over header and payload, given whole or in chunks (no concatenated copy)."""
+    import hashlib  # imported when first signing or verifying: hashlib loads OpenSSL (~2 ms)
+    import hmac
+
     mac = hmac.new(key, header, hashlib.sha256)
     for chunk in payload:
         mac.update(chunk)
@@ -340,6 +343,8 @@ def verify(key: Key, data: memoryview, buffers: Sequence[object] = ()) -> Header
     secret = resolve_key(key, header.key_id)
     extra = buffers if header.flags & BUFFERS else ()
     expected = sign(secret, data[:header.header_length], data[header.payload_offset:], *extra)  # type: ignore[arg-type]
+    import hmac  # sign() imported it
+
     if not hmac.compare_digest(expected, header.tag or b""):
         raise SignatureError("signature mismatch: the payload was altered or signed with another key")
     return header
