@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+import _thread
 import sysconfig
-import threading
 import types
 from functools import lru_cache
 from typing import Iterable, Union
@@ -25,7 +25,7 @@ MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # anypickle itself runs from a source checkout rather than an installed distribution.
 _ALWAYS_INSTALLED = frozenset({"anypickle", "cloudpickle", "dill"})
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()  # threading.Lock itself (importing threading costs ~1 ms)
 _distribution_top_levels: frozenset[str] | None = None
 
 
