@@ -27,6 +27,7 @@ NOT_AT_IMPORT = {
     "dataclasses": "Limits, Finding, explain: imports inspect",
     "inspect": "(imported by dataclasses)",
     "threading": "nothing at import: the locks come from _thread",
+    "sysconfig": "the module policy, for the first module outside the stdlib",
     "multiprocessing": "the executor",
     "concurrent.futures": "the executor",
     "anypickle.safe": "safe loading (the package: allowlist, numpy guard, tracker)",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import _thread
-import sysconfig
 import types
 from functools import lru_cache
 from typing import Iterable, Union
@@ -31,6 +30,8 @@ _distribution_top_levels: frozenset[str] | None = None
 
 def _install_roots() -> tuple[str, ...]:
     """Directories whose files belong to the interpreter or to installed distributions."""
+    import sysconfig  # here: called once (cached), when a module outside the stdlib is first classified
+
     paths = sysconfig.get_paths()
     roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     try:
