@@ -27,7 +27,7 @@ import importlib.util
 import struct
 import sys
 import zlib
-from typing import Mapping, NamedTuple, Sequence, Union
+from typing import Any, Mapping, NamedTuple, Sequence, Union
 
 from .backends._id import Backend
 from .errors import DecodeError, InterpreterMismatchError, SignatureError, UsageError
@@ -264,7 +264,7 @@ def parse(data: memoryview) -> Header:
 def check_interpreter(header: Header) -> None:
     """Refuse bytecode written by another interpreter, before anything is unpickled."""
     theirs = header.interpreter
-    if theirs is None:
+    if theirs is None or theirs is _CURRENT:  # parse() hands back _CURRENT itself for this interpreter's bytes
         return
     if theirs.implementation != _CURRENT.implementation or theirs.magic != _CURRENT.magic:
         raise InterpreterMismatchError(
@@ -274,12 +274,24 @@ def check_interpreter(header: Header) -> None:
             written_by=str(theirs), running=str(_CURRENT))
 
 
-def sign(key: bytes, header: bytes, *payload: bytes | memoryview) -> bytes:
-    """The HMAC-SHA256 tag over header and payload, given whole or in chunks (no concatenated copy)."""
-    import hashlib  # imported when first signing or verifying: hashlib loads OpenSSL (~2 ms)
+# (hmac.new, hashlib.sha256, hmac.compare_digest), imported by the first sign or verify: hashlib
+# loads OpenSSL, ~2 ms of a fresh interpreter's import that unsigned payloads never need.
+_hmac: tuple[Any, Any, Any] | None = None
+
+
+def _import_hmac() -> tuple[Any, Any, Any]:
+    global _hmac
+    import hashlib
     import hmac
 
-    mac = hmac.new(key, header, hashlib.sha256)
+    _hmac = (hmac.new, hashlib.sha256, hmac.compare_digest)
+    return _hmac
+
+
+def sign(key: bytes, header: bytes, *payload: bytes | memoryview) -> bytes:
+    """The HMAC-SHA256 tag over header and payload, given whole or in chunks (no concatenated copy)."""
+    new, sha256, _ = _hmac or _import_hmac()
+    mac = new(key, header, sha256)
     for chunk in payload:
         mac.update(chunk)
     return mac.digest()
@@ -343,8 +355,7 @@ def verify(key: Key, data: memoryview, buffers: Sequence[object] = ()) -> Header
     secret = resolve_key(key, header.key_id)
     extra = buffers if header.flags & BUFFERS else ()
     expected = sign(secret, data[:header.header_length], data[header.payload_offset:], *extra)  # type: ignore[arg-type]
-    import hmac  # sign() imported it
-
-    if not hmac.compare_digest(expected, header.tag or b""):
+    compare_digest = (_hmac or _import_hmac())[2]
+    if not compare_digest(expected, header.tag or b""):
         raise SignatureError("signature mismatch: the payload was altered or signed with another key")
     return header

@@ -34,10 +34,16 @@ _cache_lock = _thread.allocate_lock()  # threading.Lock itself: importing thread
 _loading: dict[bytes, _thread.LockType] = {}
 
 
-def _digest(payload: bytes) -> bytes:
-    import hashlib  # on first use: hashlib loads OpenSSL (~2 ms of a fresh interpreter)
+_blake2b: Any = None  # hashlib.blake2b, imported by the first digest: hashlib loads OpenSSL (~2 ms of import)
 
-    return hashlib.blake2b(payload, digest_size=20).digest()
+
+def _digest(payload: bytes) -> bytes:
+    global _blake2b
+    if _blake2b is None:
+        import hashlib
+
+        _blake2b = hashlib.blake2b
+    return _blake2b(payload, digest_size=20).digest()
 
 
 def _load_cached(payload: bytes, digest: bytes) -> Any:
