@@ -6,10 +6,17 @@ around it, interpreter start-up excluded); the benchmark keeps the minimum over 
 (noise only ever adds time). Target (issue 16): ``import anypickle`` at most 1.3x ``import cloudpickle``.
 The first-use rows (import plus the first ``dumps`` of a lambda, or the first ``loads`` of one, as a
 worker does) are information. ``ANYPICKLE_BENCH_IMPORT_ROUNDS`` sets the rounds (default 20).
+
+Every package is timed from cached bytecode, as installed: pip compiles a wheel's modules at install
+time, so cloudpickle and dill arrive with their ``.pyc`` files, but an editable install of anypickle
+has none, and with ``PYTHONDONTWRITEBYTECODE`` set (tests/fresh.py sets it, so do some CI images)
+every child would compile anypickle's 10k lines from source: that measured the compiler (~30 ms),
+not the import. :func:`_compile_bytecode` writes the ``.pyc`` files of the three packages first.
 """
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import subprocess
@@ -48,6 +55,15 @@ print(time.perf_counter() - start)
 """
 
 
+def _compile_bytecode() -> None:
+    """Write the ``.pyc`` files of anypickle, cloudpickle and dill, as pip does when it installs a wheel."""
+    import dill
+
+    for package in (anypickle, cloudpickle, dill):
+        assert package.__file__ is not None
+        compileall.compile_dir(os.path.dirname(package.__file__), quiet=1)
+
+
 def _once(setup: str, stmt: str) -> float:
     done = subprocess.run([sys.executable, "-c", _CHILD.format(setup=setup, stmt=stmt)],
                           capture_output=True, text=True, check=True)
@@ -58,6 +74,7 @@ def test_import_time(benchmark):
     """Minimum over rounds of each statement's time in fresh interpreters, interleaved; ratios in extra_info."""
     rounds = ROUNDS if not benchmark.disabled else 2
     benchmark.group = "import time (fresh interpreters)"
+    _compile_bytecode()
 
     def measure():
         best = {name: float("inf") for name in STATEMENTS}

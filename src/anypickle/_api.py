@@ -24,10 +24,12 @@ from .analysis._modules import ModuleNames, ModulePolicy
 from .analysis._needs import UNSHIPPABLE_TYPES, Need, NeedFound, ProbePickler, find_needs, locate, locate_named_type, unshippable_advice
 from .backends import enhanced as enhanced_backend
 from .backends import get as get_backend
-from .safe._limits import Limits, check_limits
 from .errors import AnyPickleError, DecodeError, EncodeError, UnsafePickleError, UsageError
 
 __all__ = ["Decoder", "Encoder", "dump", "dumps", "load", "loads"]
+
+if TYPE_CHECKING:  # anypickle.safe is imported by the first safe load (or limits=), not with this module
+    from .safe._limits import Limits
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -558,6 +560,8 @@ def loads(
     if limits is not None:
         if not safe:
             raise UsageError("limits= applies to safe=True loading only (plain loading runs the pickle's code)")
+        from .safe._limits import check_limits
+
         check_limits(limits)
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
@@ -792,6 +796,8 @@ class Decoder:
         if limits is not None:
             if not safe:
                 raise UsageError("limits= applies to safe=True loading only (plain loading runs the pickle's code)")
+            from .safe._limits import check_limits
+
             check_limits(limits)
         given = {"key": key, "safe": safe, "allow": tuple(allow), "context": context, "limits": limits}
         defaults = {"key": None, "safe": False, "allow": (), "context": None, "limits": None}

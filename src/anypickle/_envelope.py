@@ -23,14 +23,11 @@ not checksummed (that would cost a pass over 80 MB arrays); sign it when integri
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import importlib.util
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
-from typing import Mapping, NamedTuple, Sequence, Union
+from typing import Any, Mapping, NamedTuple, Sequence, Union
 
 from .backends._id import Backend
 from .errors import DecodeError, InterpreterMismatchError, SignatureError, UsageError
@@ -57,9 +54,12 @@ TAG_SIZE = 32
 Key = Union[bytes, Mapping[str, bytes]]
 
 
-@dataclass(frozen=True)
-class Interpreter:
-    """The interpreter whose bytecode a payload carries."""
+class Interpreter(NamedTuple):
+    """The interpreter whose bytecode a payload carries.
+
+    A named tuple, not a frozen dataclass: ``import anypickle`` then needs neither dataclasses nor
+    the inspect module it imports (about 6 ms of a fresh interpreter's import).
+    """
 
     implementation: str
     major: int
@@ -264,7 +264,7 @@ def parse(data: memoryview) -> Header:
 def check_interpreter(header: Header) -> None:
     """Refuse bytecode written by another interpreter, before anything is unpickled."""
     theirs = header.interpreter
-    if theirs is None:
+    if theirs is None or theirs is _CURRENT:  # parse() hands back _CURRENT itself for this interpreter's bytes
         return
     if theirs.implementation != _CURRENT.implementation or theirs.magic != _CURRENT.magic:
         raise InterpreterMismatchError(
@@ -274,9 +274,24 @@ def check_interpreter(header: Header) -> None:
             written_by=str(theirs), running=str(_CURRENT))
 
 
+# (hmac.new, hashlib.sha256, hmac.compare_digest), imported by the first sign or verify: hashlib
+# loads OpenSSL, ~2 ms of a fresh interpreter's import that unsigned payloads never need.
+_hmac: tuple[Any, Any, Any] | None = None
+
+
+def _import_hmac() -> tuple[Any, Any, Any]:
+    global _hmac
+    import hashlib
+    import hmac
+
+    _hmac = (hmac.new, hashlib.sha256, hmac.compare_digest)
+    return _hmac
+
+
 def sign(key: bytes, header: bytes, *payload: bytes | memoryview) -> bytes:
     """The HMAC-SHA256 tag over header and payload, given whole or in chunks (no concatenated copy)."""
-    mac = hmac.new(key, header, hashlib.sha256)
+    new, sha256, _ = _hmac or _import_hmac()
+    mac = new(key, header, sha256)
     for chunk in payload:
         mac.update(chunk)
     return mac.digest()
@@ -340,6 +355,7 @@ def verify(key: Key, data: memoryview, buffers: Sequence[object] = ()) -> Header
     secret = resolve_key(key, header.key_id)
     extra = buffers if header.flags & BUFFERS else ()
     expected = sign(secret, data[:header.header_length], data[header.payload_offset:], *extra)  # type: ignore[arg-type]
-    if not hmac.compare_digest(expected, header.tag or b""):
+    compare_digest = (_hmac or _import_hmac())[2]
+    if not compare_digest(expected, header.tag or b""):
         raise SignatureError("signature mismatch: the payload was altered or signed with another key")
     return header

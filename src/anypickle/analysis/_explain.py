@@ -10,7 +10,8 @@ from typing import Any
 from .._api import dumps
 from ..backends._id import Backend
 from ._modules import ModuleNames, ModulePolicy
-from ._needs import Finding, find_needs
+from ._finding import Finding
+from ._needs import find_needs
 from ..backends import get as get_backend
 from ..errors import EncodeError
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import sysconfig
-import threading
+import _thread
 import types
 from functools import lru_cache
 from typing import Any, Iterable, Union
@@ -28,12 +27,14 @@ MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 # anypickle itself runs from a source checkout rather than an installed distribution.
 _ALWAYS_INSTALLED = frozenset({"anypickle", "cloudpickle", "dill"})
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()  # threading.Lock itself (importing threading costs ~1 ms)
 _distribution_top_levels: frozenset[str] | None = None
 
 
 def _install_roots() -> tuple[str, ...]:
     """Directories whose files belong to the interpreter or to installed distributions."""
+    import sysconfig  # here: called once (cached), when a module outside the stdlib is first classified
+
     paths = sysconfig.get_paths()
     roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     try:

@@ -25,15 +25,17 @@ import sys
 import types
 import typing
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import _reducers
 from .._reducers import LOCK_TYPES
 from ._modules import MAIN_NAMES, ModulePolicy, lookup
 
+if TYPE_CHECKING:
+    from ._finding import Finding
+
 __all__ = [
-    "FILE_TYPES", "LOCK_TYPES", "UNSHIPPABLE_TYPES", "Finding", "Need", "NeedFound", "ProbePickler", "classify",
+    "FILE_TYPES", "LOCK_TYPES", "UNSHIPPABLE_TYPES", "Need", "NeedFound", "ProbePickler", "classify",
     "code_globals", "definition_need", "find_needs", "locate", "locate_named_type", "method_need",
     "patched_attributes",
 ]
@@ -116,31 +118,6 @@ _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes made by a class state
 # cached, never a verdict on a function or class, so a later patch is still seen when the class
 # itself is saved (once per dumps, thanks to the pickle memo).
 _plain_instance_types: set[type] = set()
-
-
-_FUNCTION_TYPE_NAMES = frozenset({"function", "method", "_lru_cache_wrapper", "builtin_function_or_method"})
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One need found in an object graph: which need, where (``path``), on what type, and why."""
-
-    need: Need
-    path: str
-    type_name: str
-    reason: str
-    advice: str | None = None
-    """What to do instead, for :attr:`Need.UNSHIPPABLE` findings."""
-
-    @property
-    def key(self) -> str:
-        """The need and what it was found on, as the catalogue's evidence is keyed: ``"main/function"``."""
-        on = "function" if self.type_name in _FUNCTION_TYPE_NAMES else "other"
-        return f"{self.need.value}/{on}"
-
-    def to_dict(self) -> dict[str, str]:
-        """A JSON-ready dict of this finding."""
-        return {"need": self.need.value, "path": self.path, "type": self.type_name, "reason": self.reason}
 
 
 class NeedFound(Exception):
@@ -514,6 +491,8 @@ def _walk(obj: object, root: str, policy: ModulePolicy) -> Iterator[tuple[object
 
 def find_needs(obj: object, policy: ModulePolicy, root: str = "obj") -> list[Finding]:
     """Every need in the graph of ``obj``, each with its path; slow, for reports and errors."""
+    from ._finding import Finding  # with dataclasses: not imported by ``import anypickle``
+
     findings = []
     cell_owner: dict[int, str] = {}
     for o, path in _walk(obj, root, policy):
@@ -637,3 +616,11 @@ def imported_by_value(func: types.FunctionType, policy: ModulePolicy) -> list[tu
         if isinstance(module, types.ModuleType):
             found.append((name, module))
     return found
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Finding":  # its home is ._finding since it stopped being imported with this module
+        from ._finding import Finding
+
+        return Finding
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import linecache
+import _thread
 import opcode
-import threading
 import types
 import weakref
 from typing import Iterable, Iterator
@@ -37,7 +37,7 @@ _received: dict[str, dict[int, str]] = {}
 # Lines not decoded yet, per file, as (encoded block, span of its section) or already as {lineno: text}, keyed by
 # their content: a worker that receives the same function in every task keeps one copy.
 _pending: dict[str, dict[object, tuple[bytes, tuple[int, int]] | dict[int, str]]] = {}
-_lock = threading.RLock()  # _offer, called with it held, may call _text
+_lock = _thread.RLock()  # _offer, called with it held, may call _text (_thread: threading costs ~1 ms to import)
 # Blocks registered already, by content: loading the same function again skips the table walk.
 _registered: dict[bytes, list[str]] = {}
 

@@ -10,8 +10,7 @@ a scheduler that merely forwards a task never runs its code) and once per proces
 
 from __future__ import annotations
 
-import hashlib
-import threading
+import _thread
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
@@ -29,14 +28,22 @@ _MISSING: Any = object()
 # recently used ones.
 _CACHE_SIZE = 256
 _cache: "OrderedDict[bytes, Any]" = OrderedDict()
-_cache_lock = threading.Lock()
+_cache_lock = _thread.allocate_lock()  # threading.Lock itself: importing threading costs ~1 ms
 # One lock per digest being loaded, so two threads needing the same payload load it once, and a slow
 # load does not block threads that need another payload.
-_loading: dict[bytes, threading.Lock] = {}
+_loading: dict[bytes, _thread.LockType] = {}
+
+
+_blake2b: Any = None  # hashlib.blake2b, imported by the first digest: hashlib loads OpenSSL (~2 ms of import)
 
 
 def _digest(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=20).digest()
+    global _blake2b
+    if _blake2b is None:
+        import hashlib
+
+        _blake2b = hashlib.blake2b
+    return _blake2b(payload, digest_size=20).digest()
 
 
 def _load_cached(payload: bytes, digest: bytes) -> Any:
@@ -45,7 +52,7 @@ def _load_cached(payload: bytes, digest: bytes) -> Any:
         if obj is not _MISSING:
             _cache.move_to_end(digest)
             return obj
-        lock = _loading.setdefault(digest, threading.Lock())
+        lock = _loading.setdefault(digest, _thread.allocate_lock())
     with lock:
         with _cache_lock:
             obj = _cache.get(digest, _MISSING)
@@ -75,7 +82,7 @@ class Wrapped(Generic[T]):
         self._payload: bytes | None = None
         self._digest: bytes | None = None
         self._name = _describe(obj)
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._options = options
 
     @classmethod
@@ -85,7 +92,7 @@ class Wrapped(Generic[T]):
         self._payload = payload
         self._digest = None
         self._name = name
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._options = {}
         return self
 
