@@ -755,7 +755,37 @@ def _plain_decode() -> Callable[..., Any]:
     """
     if _FastLoads is None:
         return loads
-    return functools.update_wrapper(_FastLoads(loads, _raise_pickle_error), loads)
+    code = (env._CURRENT_PACKED, _code_loader_for, _lines.register, _raise_code_error)
+    return functools.update_wrapper(_FastLoads(loads, _raise_pickle_error, code), loads)
+
+
+def _code_loader_for(backend_id: int) -> tuple[Callable[[Any], Any], Callable[[Any], Any] | None] | None:
+    """How the C fast path loads a function payload of ``backend_id``: ``(first, then)``, the object
+    being ``then(first(payload))`` (``then`` may be None), exactly what the backend's ``loads`` does
+    without buffers or a context; None sends that backend's payloads to the Python :func:`loads`.
+
+    The C side asks once per backend id, on its first payload, and has already checked the rest of
+    what :func:`loads` checks for such a payload: an unsigned envelope whose CRC holds, written by
+    this interpreter, without buffers or context, and not ``safe=True``.
+    """
+    if backend_id == Backend.MARSHAL:
+        import marshal
+
+        from .backends._marshal import decode_function
+
+        return marshal.loads, decode_function
+    if backend_id == Backend.CLOUDPICKLE:
+        get_backend(Backend.CLOUDPICKLE)  # what the Python path imports first (cloudpickle itself)
+        return pickle.loads, None
+    return None
+
+
+def _raise_code_error(exc: Exception, data: bytes) -> NoReturn:
+    """Raise the error :func:`loads` raises when a function payload's backend failed with ``exc``."""
+    if isinstance(exc, AnyPickleError):
+        raise exc
+    header = env.parse(memoryview(data))
+    raise _decode_error(exc, header.backend.label, skew(header)) from exc
 
 
 class Decoder:
