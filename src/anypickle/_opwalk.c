@@ -1144,6 +1144,10 @@ code_loader(CodePath *c, int b)
             PyErr_SetString(PyExc_SystemError, "anypickle: code loader_for must return (first, then) or None");
             return NULL;
         }
+        if (c->loaders[b] != NULL) {  /* another thread asked too while loader_for ran: keep its answer */
+            Py_DECREF(loader);
+            return c->loaders[b];
+        }
         c->loaders[b] = loader;
     }
     return loader;
