@@ -350,6 +350,21 @@ def test_the_header_cache_never_accepts_a_header_it_did_not_check():
 
 
 @needs_extension
+def test_the_code_header_cache_never_accepts_a_header_it_did_not_check():
+    offset = 2
+    good = anypickle.dumps(lambda: offset, backend="cloudpickle")
+    assert anypickle.loads(good)() == 2  # now the cached code header
+    end = env.parse(memoryview(good)).header_length
+    for i in range(end):  # every header byte flipped, the same length: refused, never loaded
+        bad = good[:i] + bytes([good[i] ^ 0x10]) + good[i + 1:]
+        with pytest.raises(AnyPickleError):
+            anypickle.loads(bad)
+        assert anypickle.loads(good)() == 2
+    with pytest.raises(DecodeError):
+        anypickle.loads(good[:-1])
+
+
+@needs_extension
 @pytest.mark.parametrize("safe", [False, True])
 def test_no_leak_on_any_path(safe):
     """Loaded, missed (datetime under safe), failed and refused calls leave no memory behind."""

@@ -1124,6 +1124,11 @@ code_path_traverse(CodePath *c, visitproc visit, void *arg)
     return 0;
 }
 
+/* The last code header found valid, CRC included (when it fits): functions of one kind have one
+ * payload length, hence one header, so most loads skip the CRC, as load_envelope's do. */
+static unsigned char last_code_header[96];
+static Py_ssize_t last_code_header_n = 0;
+
 /* The loader tuple for backend id b, asked of loader_for on first use; Py_None (borrowed) when the
  * fast path does not take that backend; NULL with an exception set. */
 static PyObject *
@@ -1198,8 +1203,16 @@ load_code_envelope(CodePath *c, PyObject *data)
         source_n = (Py_ssize_t)ln;
         pos += source_n;
     }
-    if (n - pos < 4 || le(buf + pos, 4) != crc32(buf, (size_t)pos))
+    if (n - pos < 4)
         return Py_NewRef(MISS);
+    if (pos + 4 != last_code_header_n || memcmp(buf, last_code_header, pos + 4) != 0) {
+        if (le(buf + pos, 4) != crc32(buf, (size_t)pos))
+            return Py_NewRef(MISS);
+        if (pos + 4 <= (Py_ssize_t)sizeof last_code_header) {
+            memcpy(last_code_header, buf, pos + 4);
+            last_code_header_n = pos + 4;
+        }
+    }
     pos += 4;
     if (payload_length != (uint64_t)(n - pos))
         return Py_NewRef(MISS);
