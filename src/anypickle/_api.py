@@ -312,7 +312,7 @@ class Encoder:
             return (_pickle_header(n) or env.pickle_header(n)) + payload
         # A big payload: a pickler that wrote big frames keeps a big scratch buffer, so it is dropped,
         # memo and all, when this returns. (Not clear_memo() first: that walks the memo once more,
-        # 10% of the whole dumps of a dict of 10k strings.)
+        # 3-10% of the whole dumps of a dict of 10k strings.)
         frame = _Frame(None, None)
         frame.chunks = chunks
         return frame.finish(Backend.PICKLE)
