@@ -1,6 +1,5 @@
 /* anypickle._opwalk: a bounds-checked walk over pickle opcodes that checks memo discipline, and
- * the C fast path of anypickle.loads for unsigned stdlib-pickle envelopes (load_pickle_envelope), and
- * for unsigned function payloads (load_code_envelope).
+ * the C fast path of anypickle.loads for unsigned stdlib-pickle envelopes (load_pickle_envelope).
  *
  * Why: CPython's C unpickler sizes its memo array from the largest PUT/BINPUT/LONG_BINPUT index it
  * meets (it grows the array to 2 * index and zeroes it), so an 8-byte stream can make it allocate
