@@ -752,7 +752,10 @@ def _plain_decode() -> Callable[..., Any]:
 
     A call with one bytes argument (and at most ``safe=``) holding a plain-data envelope never enters
     the Python function, whose frame and argument checks cost 200 ns, a third of pickle.loads on a
-    60-byte payload. Everything else runs it (it is the result's ``__wrapped__``).
+    60-byte payload. Nor does an unsigned marshal or cloudpickle function payload written by this
+    interpreter (without ``safe=True``): the C side checks its header, registers its source lines and
+    calls the backend's own load (see :func:`_code_loader_for`). Everything else runs it (it is the
+    result's ``__wrapped__``).
     """
     if _FastLoads is None:
         return loads
