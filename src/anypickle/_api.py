@@ -779,7 +779,10 @@ def _code_loader_for(backend_id: int) -> tuple[Callable[[Any], Any], Callable[[A
 
         return marshal.loads, decode_function
     if backend_id == Backend.CLOUDPICKLE:
-        get_backend(Backend.CLOUDPICKLE)  # what the Python path imports first (cloudpickle itself)
+        try:
+            get_backend(Backend.CLOUDPICKLE)  # what the Python path imports first (cloudpickle itself)
+        except ImportError:  # the Python loads raises the DecodeError that names the missing module
+            return None
         return pickle.loads, None
     return None
 
