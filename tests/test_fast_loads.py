@@ -14,6 +14,7 @@ import os
 import pickle
 import random
 import tracemalloc
+import zlib
 from fractions import Fraction
 
 import cloudpickle
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 import anypickle
 from anypickle import _api
 from anypickle import _envelope as env
+from anypickle.analysis._modules import ModulePolicy
 from anypickle.errors import AnyPickleError, DecodeError, UnsafePickleError
 
 try:
@@ -79,6 +81,8 @@ def _outcome(call):
         return ("raised", type(exc), str(exc))
     if inspect.isfunction(value):  # a loaded function is a new object each time: compare its result
         return ("ok", "function", value())
+    if isinstance(value, list) and value and all(inspect.isfunction(v) for v in value):
+        return ("ok", "functions", [v() for v in value])
     return ("ok", type(value), value)
 
 
@@ -130,7 +134,91 @@ def _inputs():
     yield b"APKL"
 
 
-_INPUTS = list(_inputs())
+def _reheader(data: bytes, **changes) -> bytes:
+    """``data`` with its envelope header rebuilt (CRC included) with some fields changed."""
+    h = env.parse(memoryview(data))
+    fields = {"backend": h.backend, "flags": h.flags & ~(env.LIBRARY | env.SOURCE), "library_version": h.library_version,
+              "source": h.source or b"", "payload": bytes(data[h.payload_offset:])}
+    fields.update(changes)
+    payload = fields.pop("payload")
+    fields["payload_length"] = len(payload)
+    return env.build_header(**fields) + payload
+
+
+def _patch_header(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with ``old`` replaced by ``new`` (same length) in its header, CRC recomputed."""
+    end = env.parse(memoryview(data)).header_length - 4
+    at = data.index(old, 0, end)
+    head = data[:at] + new + data[at + len(old):end]
+    return head + env._CRC.pack(zlib.crc32(head)) + data[end + 4:]
+
+
+def _other_interpreter(data: bytes) -> bytes:
+    """``data`` as if written by another CPython (another bytecode magic), CRC valid."""
+    packed = env._CURRENT_PACKED
+    return _patch_header(data, packed, packed[:-4] + bytes([packed[-4] ^ 1]) + packed[-3:])
+
+
+def _missing_module(backend: str = "auto") -> bytes:
+    """A function payload whose load fails: it refers to a module the receiver lacks."""
+    import json
+    import marshal
+
+    from anypickle.backends._marshal import encode_function
+
+    def uses_json():
+        return json.dumps
+
+    data = anypickle.dumps(uses_json, backend=backend)
+    if backend == "cloudpickle":
+        return _reheader(data, payload=b"\x80\x04cnosuchmodule_for_fast_loads\nthing\n.")
+    record = list(encode_function(uses_json, ModulePolicy()))
+    record[9] = {"json": ("m", "nosuchmodule_for_fast_loads")}
+    return _reheader(data, payload=marshal.dumps(tuple(record), 2))
+
+
+_BASE = 10
+
+
+def _code_payloads():
+    """Function payloads, the C code path's input: marshal, cloudpickle (auto and forced), dill."""
+    offset = 5
+    yield anypickle.dumps(lambda: _BASE + 1)  # marshal, with its SOURCE lines (this file exists)
+    yield anypickle.dumps(lambda: offset + _BASE)  # marshal, a closure
+    yield anypickle.dumps(lambda: offset, backend="cloudpickle")  # raw cloudpickle, LIBRARY section
+    yield anypickle.dumps([lambda i=i: i + offset for i in range(400)])  # auto: cloudpickle+, over 4 KiB
+    yield anypickle.dumps(lambda: 3, backend="dill")  # not the C path's: the Python loads takes it
+
+
+def _code_inputs():
+    rng = random.Random(16)
+    for data in _code_payloads():
+        yield data
+        yield data[:-1]
+        yield data + b"\x00"
+        yield bytearray(data)
+        h = env.parse(memoryview(data))
+        for _ in range(12):  # one header byte flipped: a DecodeError, never a load of a bad header
+            i = rng.randrange(h.header_length)
+            yield data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1:]
+        yield _other_interpreter(data)  # InterpreterMismatchError, nothing loaded
+        if h.backend is anypickle.Backend.CLOUDPICKLE:
+            yield _reheader(data, library_version="3.0.99")  # loads; only failures mention the skew
+            not_ascii = _reheader(data, library_version="3.0.99")
+            yield _patch_header(not_ascii, b"3.0.99", b"3.0.\xe9\xe9")  # the Python parse refuses it
+            yield _reheader(data, payload=bytes(data[env.parse(memoryview(data)).payload_offset:])[:-1])  # cut
+        yield _reheader(data, flags=h.flags | env.CONTEXT)  # a context payload: needs context=
+        yield _reheader(data, flags=h.flags & ~env.BYTECODE)  # no interpreter section: the Python parse
+        yield _reheader(data, source=b"\xff\x00garbage")  # a malformed SOURCE block is ignored
+    # Loads that fail inside the backend: the same DecodeError (with the skew, for cloudpickle).
+    yield _missing_module()
+    broken = _missing_module("cloudpickle")
+    yield broken
+    yield _reheader(broken, library_version="3.0.99")
+    yield _reheader(anypickle.dumps(lambda: 1), payload=b"\x00garbage")  # not a marshal record
+
+
+_INPUTS = list(_inputs()) + list(_code_inputs())
 _SHAPES = [
     {},
     {"safe": True},
@@ -162,6 +250,59 @@ def test_random_bytes_after_a_valid_header(tail, safe):
     fast = _outcome(lambda: anypickle.loads(data, safe=safe))
     assert fast == _outcome(lambda: anypickle.loads.__wrapped__(data, safe=safe))
     assert fast[0] == "ok" or issubclass(fast[1], AnyPickleError)
+
+
+@needs_extension
+def test_function_payloads_take_the_c_path(monkeypatch):
+    """Unsigned function payloads of marshal and cloudpickle never enter the Python loads; others do."""
+    entered = []
+    fast = _opwalk.FastLoads(lambda *a, **k: entered.append(1) or _api.loads.__wrapped__(*a, **k),
+                             _api._raise_pickle_error, _CODE)
+    offset = 4
+    for data in (anypickle.dumps(lambda: offset), anypickle.dumps(lambda: offset, backend="cloudpickle"),
+                 anypickle.dumps([lambda: offset] * 2)):
+        loaded = fast(data)
+        assert (loaded() if callable(loaded) else [f() for f in loaded]) in (4, [4, 4])
+        assert fast(data, safe=False) is not None
+    assert entered == []
+    for data, shape in ((anypickle.dumps(lambda: offset, backend="dill"), {}),
+                        (anypickle.dumps(lambda: offset), {"safe": True}),
+                        (anypickle.dumps(lambda: offset, key=b"k" * 32), {"key": b"k" * 32}),
+                        (_other_interpreter(anypickle.dumps(lambda: offset)), {})):
+        try:
+            fast(data, **shape)
+        except AnyPickleError:
+            pass
+        assert entered, (data, shape)
+        entered.clear()
+
+
+_CODE = (env._CURRENT_PACKED, _api._code_loader_for, _api._lines.register, _api._raise_code_error)
+
+
+def test_a_failed_function_load_names_module_and_skew():
+    with pytest.raises(DecodeError, match="module 'nosuchmodule_for_fast_loads'") as info:
+        anypickle.loads(_missing_module())
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+    skewed = _reheader(_missing_module("cloudpickle"), library_version="3.0.99")
+    with pytest.raises(DecodeError, match="version skew: written by cloudpickle 3.0.99"):
+        anypickle.loads(skewed)
+
+
+def test_function_payloads_bring_their_source_lines():
+    import linecache
+
+    data = anypickle.dumps(lambda: 1 / 0)  # noqa: E731  # the line a traceback must show
+    assert env.parse(memoryview(data)).source
+    saved = linecache.cache.pop(__file__, None)
+    try:
+        linecache.cache.pop(__file__, None)
+        func = anypickle.loads(data)
+        assert "1 / 0" in linecache.getline(__file__, func.__code__.co_firstlineno)
+    finally:
+        linecache.cache.pop(__file__, None)
+        if saved is not None:
+            linecache.cache[__file__] = saved
 
 
 def test_errors_of_pickle_loads_become_anypickle_errors():
@@ -209,6 +350,21 @@ def test_the_header_cache_never_accepts_a_header_it_did_not_check():
 
 
 @needs_extension
+def test_the_code_header_cache_never_accepts_a_header_it_did_not_check():
+    offset = 2
+    good = anypickle.dumps(lambda: offset, backend="cloudpickle")
+    assert anypickle.loads(good)() == 2  # now the cached code header
+    end = env.parse(memoryview(good)).header_length
+    for i in range(end):  # every header byte flipped, the same length: refused, never loaded
+        bad = good[:i] + bytes([good[i] ^ 0x10]) + good[i + 1:]
+        with pytest.raises(AnyPickleError):
+            anypickle.loads(bad)
+        assert anypickle.loads(good)() == 2
+    with pytest.raises(DecodeError):
+        anypickle.loads(good[:-1])
+
+
+@needs_extension
 @pytest.mark.parametrize("safe", [False, True])
 def test_no_leak_on_any_path(safe):
     """Loaded, missed (datetime under safe), failed and refused calls leave no memory behind."""
@@ -216,6 +372,10 @@ def test_no_leak_on_any_path(safe):
         anypickle.dumps({"a": [1, 2, "x" * 50]}),
         anypickle.dumps(list(range(2000))),
         anypickle.dumps([datetime.date(2026, 1, 1)]),
+        anypickle.dumps(lambda: 1),
+        anypickle.dumps(lambda: 1, backend="cloudpickle"),
+        _missing_module(),
+        _missing_module("cloudpickle"),
         _envelope(b"}K\x01s."),
         b"APKL\x01\x01\x00\x00" + b"\x00" * 12,
     ]

@@ -347,3 +347,22 @@ def test_a_pool_worker_traceback_shows_the_source_of_a_deleted_script(tmp_path, 
     lineno = WORKER_SCRIPT.splitlines().index('    raise Refused("no entry for %d" % y)') + 1
     assert f'deleted_script.py", line {lineno}, in refuse' in remote, remote
     assert 'raise Refused("no entry for %d" % y)' in remote, remote
+
+
+def _files_or_none(block: bytes):
+    try:
+        return list(_lines._files(block))
+    except (ValueError, IndexError):
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=140), st.dictionaries(st.integers(1, 10**6), st.text(max_size=300), max_size=60),
+                       min_size=1, max_size=3),
+       st.integers(0, 8), st.binary(max_size=3))
+def test_the_inline_table_reads_what_the_generator_reads(files, cut, tail):
+    """register's inline reading of a one-file table (names under 128 bytes, sections one or two
+    varint bytes long) agrees with _files on every block, cut, extended or not; None when malformed."""
+    block = _lines.encode(files)
+    for variant in (block, block[:len(block) - cut], block + tail, block[:3] + tail):
+        assert _lines._table(variant) == _files_or_none(variant), variant

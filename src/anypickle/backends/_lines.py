@@ -234,20 +234,52 @@ def register(block: bytes) -> None:
 
     Costs a walk over the file names only; the lines are decoded on the first lookup of their file.
     A malformed block is ignored: lines are a courtesy for tracebacks and never fail a load.
+    Paid by every function payload a worker loads: kept to dict lookups in the common cases.
     """
     known = _registered.get(block)
-    if known is not None and all(name in linecache.cache for name in known):
-        return  # the same function again (a scheduler's every task), still offered: nothing new
-    try:
-        names = list(_files(block))
-    except (ValueError, IndexError):  # UnicodeDecodeError is a ValueError
+    if known is not None:
+        cache = linecache.cache
+        for name in known:
+            if name not in cache:
+                break
+        else:
+            return  # the same function again (a scheduler's every task), still offered: nothing new
+    names = _table(block)
+    if names is None:
         return
     if len(_registered) >= 1024:  # bounded, whatever the number of distinct functions received
         _registered.clear()
     _registered[block] = [name for name, _ in names]
-    with _lock:
+    _lock.acquire()  # (not "with": ~75 ns less, on a path every function payload takes)
+    try:
         for filename, span in names:
             _add(filename, (block, span), block[span[0]:span[1]])
+    finally:
+        _lock.release()
+
+
+def _table(block: bytes) -> list[tuple[str, tuple[int, int]]] | None:
+    """``list(_files(block))``, or None for a malformed block; one file is read without the generator."""
+    n = len(block)
+    # One file (count 1) whose name is under 128 bytes and whose section is under 16 KiB: every
+    # varint of the table is one or two bytes, read inline.
+    if n > 3 and block[0] == 1 and block[1] < 0x80:
+        end = 2 + block[1]
+        if end + 1 < n:
+            size = block[end]
+            start = end + 1
+            if size >= 0x80:
+                size = (size & 0x7F) | (block[start] << 7)
+                start += 1
+            if size < 0x4000 and start + size <= n:
+                try:
+                    return [(block[2:end].decode("utf-8", "surrogatepass"), (start, start + size))]
+                except UnicodeDecodeError:
+                    return None
+    try:
+        return list(_files(block))
+    except (ValueError, IndexError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def add(filename: str, first_lineno: int, text: str) -> None:

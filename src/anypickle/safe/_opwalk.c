@@ -1081,12 +1081,197 @@ PyDoc_STRVAR(load_pickle_envelope_doc,
 "when plain_data(payload) also holds. Return MISS for anything else, which the caller then\n"
 "loads the long way. Errors of pickle.loads propagate, except with safe true (MISS).");
 
+/* Code envelopes: the fast path of loads for unsigned function payloads (marshal, cloudpickle).
+ * The header shape taken, as anypickle._envelope writes it: magic, format version 1, a backend id
+ * whose loader the Python side names (code_loader_for), flags BYTECODE and at most LIBRARY and
+ * SOURCE besides, reserved 0; the interpreter section equal to this interpreter's (so the check of
+ * _envelope.check_interpreter holds), the LIBRARY section ASCII, the SOURCE section within the
+ * data, the CRC-32 of all those bytes, and exactly payload-length bytes after it. Anything else is
+ * MISS, for the Python loads, which accepts or explains it. */
+enum { FLAG_BYTECODE = 1, FLAG_LIBRARY = 32, FLAG_SOURCE = 64, MAX_BACKEND_ID = 15 };
+
+typedef struct {
+    PyObject *interpreter;  /* bytes: _envelope._CURRENT_PACKED */
+    PyObject *loader_for;   /* loader_for(backend id) -> (first, then or None) or None, asked once per id */
+    PyObject *register_source;  /* _lines.register(block) */
+    PyObject *on_error;     /* on_error(exc, data): raises the anypickle error of a failed load */
+    PyObject *loaders[MAX_BACKEND_ID + 1];  /* the tuples loader_for gave; Py_None: not taken here */
+} CodePath;
+
+static void
+code_path_clear(CodePath *c)
+{
+    int i;
+    Py_CLEAR(c->interpreter);
+    Py_CLEAR(c->loader_for);
+    Py_CLEAR(c->register_source);
+    Py_CLEAR(c->on_error);
+    for (i = 0; i <= MAX_BACKEND_ID; i++)
+        Py_CLEAR(c->loaders[i]);
+}
+
+static int
+code_path_traverse(CodePath *c, visitproc visit, void *arg)
+{
+    int i;
+    Py_VISIT(c->interpreter);
+    Py_VISIT(c->loader_for);
+    Py_VISIT(c->register_source);
+    Py_VISIT(c->on_error);
+    for (i = 0; i <= MAX_BACKEND_ID; i++)
+        Py_VISIT(c->loaders[i]);
+    return 0;
+}
+
+/* The last code header found valid, CRC included (when it fits): functions of one kind have one
+ * payload length, hence one header, so most loads skip the CRC, as load_envelope's do. */
+static unsigned char last_code_header[96];
+static Py_ssize_t last_code_header_n = 0;
+
+/* The loader tuple for backend id b, asked of loader_for on first use; Py_None (borrowed) when the
+ * fast path does not take that backend; NULL with an exception set. */
+static PyObject *
+code_loader(CodePath *c, int b)
+{
+    PyObject *loader = c->loaders[b];
+    if (loader == NULL) {
+        PyObject *id = PyLong_FromLong(b);
+        if (id == NULL)
+            return NULL;
+        loader = PyObject_CallOneArg(c->loader_for, id);
+        Py_DECREF(id);
+        if (loader == NULL)
+            return NULL;
+        if (loader != Py_None && !(PyTuple_CheckExact(loader) && PyTuple_GET_SIZE(loader) == 2
+                                   && PyCallable_Check(PyTuple_GET_ITEM(loader, 0)))) {
+            Py_DECREF(loader);
+            PyErr_SetString(PyExc_SystemError, "anypickle: code loader_for must return (first, then) or None");
+            return NULL;
+        }
+        if (c->loaders[b] != NULL) {  /* another thread asked too while loader_for ran: keep its answer */
+            Py_DECREF(loader);
+            return c->loaders[b];
+        }
+        c->loaders[b] = loader;
+    }
+    return loader;
+}
+
+/* The object of an unsigned code envelope (see above), a new reference to MISS for any other
+ * input, or NULL with the anypickle error set (on_error raised it) or another exception. */
+static PyObject *
+load_code_envelope(CodePath *c, PyObject *data)
+{
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data), pos, interp_n, source_at = 0, source_n = 0, i;
+    int flags, backend;
+    uint64_t payload_length;
+    PyObject *loader, *payload, *result, *then;
+
+    interp_n = PyBytes_GET_SIZE(c->interpreter);
+    if (n < 16 + interp_n + 4 || memcmp(buf, ENVELOPE_PREFIX, 5) != 0)
+        return Py_NewRef(MISS);
+    backend = buf[5];
+    flags = buf[6];
+    if (backend > MAX_BACKEND_ID || !(flags & FLAG_BYTECODE)
+        || (flags & ~(FLAG_BYTECODE | FLAG_LIBRARY | FLAG_SOURCE)) || buf[7] != 0)
+        return Py_NewRef(MISS);
+    payload_length = le(buf + 8, 8);
+    pos = 16;
+    if (memcmp(buf + pos, PyBytes_AS_STRING(c->interpreter), interp_n) != 0)
+        return Py_NewRef(MISS);
+    pos += interp_n;
+    if (flags & FLAG_LIBRARY) {
+        Py_ssize_t ln = buf[pos];  /* pos < n: 4 CRC bytes at least follow the interpreter */
+        if (ln > n - pos - 1)
+            return Py_NewRef(MISS);
+        for (i = pos + 1; i < pos + 1 + ln; i++)
+            if (buf[i] >= 0x80)  /* not ASCII: the Python parse reports it */
+                return Py_NewRef(MISS);
+        pos += 1 + ln;
+    }
+    if (flags & FLAG_SOURCE) {
+        uint64_t ln;
+        if (n - pos < 4)
+            return Py_NewRef(MISS);
+        ln = le(buf + pos, 4);
+        pos += 4;
+        if (ln > (uint64_t)(n - pos))
+            return Py_NewRef(MISS);
+        source_at = pos;
+        source_n = (Py_ssize_t)ln;
+        pos += source_n;
+    }
+    if (n - pos < 4)
+        return Py_NewRef(MISS);
+    if (pos + 4 != last_code_header_n || memcmp(buf, last_code_header, pos + 4) != 0) {
+        if (le(buf + pos, 4) != crc32(buf, (size_t)pos))
+            return Py_NewRef(MISS);
+        if (pos + 4 <= (Py_ssize_t)sizeof last_code_header) {
+            memcpy(last_code_header, buf, pos + 4);
+            last_code_header_n = pos + 4;
+        }
+    }
+    pos += 4;
+    if (payload_length != (uint64_t)(n - pos))
+        return Py_NewRef(MISS);
+    loader = code_loader(c, backend);
+    if (loader == NULL)
+        return NULL;
+    if (loader == Py_None)
+        return Py_NewRef(MISS);
+    if (source_n > 0) {  /* its lines, for tracebacks: registered before the load, as loads does */
+        PyObject *block = PyBytes_FromStringAndSize((const char *)buf + source_at, source_n), *done;
+        if (block == NULL)
+            return NULL;
+        done = PyObject_CallOneArg(c->register_source, block);
+        Py_DECREF(block);
+        if (done == NULL)
+            return NULL;
+        Py_DECREF(done);
+    }
+    if (n - pos < SMALL_PAYLOAD) {
+        payload = PyBytes_FromStringAndSize((const char *)buf + pos, n - pos);
+    }
+    else {  /* a view, not a copy, of a large payload (1k lambdas); it holds a reference to data */
+        PyObject *view = PyMemoryView_FromObject(data);
+        if (view == NULL)
+            return NULL;
+        payload = PySequence_GetSlice(view, pos, n);
+        Py_DECREF(view);
+    }
+    if (payload == NULL)
+        return NULL;
+    result = PyObject_CallOneArg(PyTuple_GET_ITEM(loader, 0), payload);
+    Py_DECREF(payload);
+    then = PyTuple_GET_ITEM(loader, 1);
+    if (result != NULL && then != Py_None)
+        Py_SETREF(result, PyObject_CallOneArg(then, result));
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyObject *type, *value, *traceback, *raised;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL)
+            PyException_SetTraceback(value, traceback);
+        raised = PyObject_CallFunctionObjArgs(c->on_error, value, data, NULL);  /* raises: NULL */
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        if (raised != NULL) {
+            Py_DECREF(raised);
+            PyErr_SetString(PyExc_SystemError, "anypickle: on_error returned instead of raising");
+        }
+    }
+    return result;
+}
+
 /* FastLoads: anypickle.loads itself when the extension is built. A call with one bytes argument
  * and at most the keyword safe= goes through load_envelope without entering Python (a Python
  * frame, its argument checks and this call cost more than pickle.loads's own work on a small
  * payload); every other call, and every MISS, goes to the Python loads (slow), which takes the
  * same fast path first and so behaves identically. pickle.loads's errors go to on_error, a Python
- * function that raises the anypickle error for them. Attributes live in __dict__, which
+ * function that raises the anypickle error for them. Given code (see load_code_envelope), unsigned
+ * function payloads of marshal and cloudpickle take a fast path too (without safe). Attributes live in __dict__, which
  * functools.update_wrapper fills (__wrapped__, __doc__, __name__, ...), so help() and
  * inspect.signature() show the Python loads. */
 typedef struct {
@@ -1095,6 +1280,8 @@ typedef struct {
     PyObject *on_error;
     PyObject *dict;
     vectorcallfunc vectorcall;
+    int has_code;   /* code set: function payloads take their fast path too */
+    CodePath code;
 } FastLoads;
 
 static PyObject *
@@ -1116,6 +1303,12 @@ fastloads_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObjec
                 return NULL;
         }
         result = load_envelope(args[0], safe);
+        if (result == MISS && self->has_code && !safe) {
+            Py_DECREF(result);
+            result = load_code_envelope(&self->code, args[0]);  /* MISS: the Python loads, below */
+            if (result == NULL)
+                return NULL;  /* the anypickle error on_error raised, or KeyboardInterrupt and the like */
+        }
         if (result == NULL) {
             PyObject *type, *value, *traceback;
             if (!PyErr_ExceptionMatches(PyExc_Exception))
@@ -1145,17 +1338,26 @@ slow:
 static PyObject *
 fastloads_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *slow, *on_error;
+    PyObject *slow, *on_error, *code = Py_None;
     FastLoads *self;
 
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
         PyErr_SetString(PyExc_TypeError, "FastLoads() takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_UnpackTuple(args, "FastLoads", 2, 2, &slow, &on_error))
+    if (!PyArg_UnpackTuple(args, "FastLoads", 2, 3, &slow, &on_error, &code))
         return NULL;
     if (!PyCallable_Check(slow) || !PyCallable_Check(on_error)) {
         PyErr_SetString(PyExc_TypeError, "FastLoads(slow, on_error) takes two callables");
+        return NULL;
+    }
+    if (code != Py_None && !(PyTuple_CheckExact(code) && PyTuple_GET_SIZE(code) == 4
+                             && PyBytes_CheckExact(PyTuple_GET_ITEM(code, 0))
+                             && PyCallable_Check(PyTuple_GET_ITEM(code, 1))
+                             && PyCallable_Check(PyTuple_GET_ITEM(code, 2))
+                             && PyCallable_Check(PyTuple_GET_ITEM(code, 3)))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "FastLoads: code must be None or (interpreter bytes, loader_for, register, on_error)");
         return NULL;
     }
     self = (FastLoads *)type->tp_alloc(type, 0);
@@ -1164,6 +1366,13 @@ fastloads_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->slow = Py_NewRef(slow);
     self->on_error = Py_NewRef(on_error);
     self->vectorcall = fastloads_vectorcall;
+    if (code != Py_None) {
+        self->has_code = 1;
+        self->code.interpreter = Py_NewRef(PyTuple_GET_ITEM(code, 0));
+        self->code.loader_for = Py_NewRef(PyTuple_GET_ITEM(code, 1));
+        self->code.register_source = Py_NewRef(PyTuple_GET_ITEM(code, 2));
+        self->code.on_error = Py_NewRef(PyTuple_GET_ITEM(code, 3));
+    }
     return (PyObject *)self;
 }
 
@@ -1173,7 +1382,7 @@ fastloads_traverse(FastLoads *self, visitproc visit, void *arg)
     Py_VISIT(self->slow);
     Py_VISIT(self->on_error);
     Py_VISIT(self->dict);
-    return 0;
+    return code_path_traverse(&self->code, visit, arg);
 }
 
 static int
@@ -1182,6 +1391,8 @@ fastloads_clear(FastLoads *self)
     Py_CLEAR(self->slow);
     Py_CLEAR(self->on_error);
     Py_CLEAR(self->dict);
+    self->has_code = 0;
+    code_path_clear(&self->code);
     return 0;
 }
 
@@ -1234,7 +1445,8 @@ static PyTypeObject FastLoadsType = {
     .tp_getattro = PyObject_GenericGetAttr,
     .tp_setattro = PyObject_GenericSetAttr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "FastLoads(slow, on_error): loads with a C fast path for plain-data envelopes.",
+    .tp_doc = "FastLoads(slow, on_error, code=None): loads with a C fast path for plain-data envelopes\n"
+              "and, given code=(interpreter, loader_for, register, on_error), for unsigned function payloads.",
     .tp_traverse = (traverseproc)fastloads_traverse,
     .tp_clear = (inquiry)fastloads_clear,
     .tp_methods = fastloads_methods,
