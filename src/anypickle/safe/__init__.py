@@ -267,6 +267,7 @@ C_FIRST = _memo_check is not None
 # by the C unpickler with the static pass's rules applied at each call and BUILD, instead of the
 # static pass plus a second load. Whatever it cannot prove the same goes the static way.
 PLANNED = _safe_plan is not None
+_DEFAULT_C_ARGS = DEFAULT_LIMITS.c_args()
 _PLAN_MAX = 1 << 20  # larger streams: the rewritten copy would cost more than it saves
 _MISS = object()
 
@@ -295,7 +296,7 @@ def safe_loads(
     stream still fails to load. The result is type-identical to ``pickle.loads(data)``.
     """
     lim = check_limits(limits)
-    c_args = lim.c_args()
+    c_args = _DEFAULT_C_ARGS if lim is DEFAULT_LIMITS else lim.c_args()
     if _plain_data is not None and not allow and buffers is None and _plain_data(data, *c_args):
         # Only builtin containers and scalars can come out of a stream with sound memo indices and
         # no opcode that imports, calls or builds (checked in C, with the nesting and copy limits):

@@ -32,31 +32,62 @@ def _refuse(message: str, limit: str | None = None) -> UnsafePickleError:
     return UnsafePickleError(f"refused numpy reconstruction: {message}", limit=limit)
 
 
-class NumpyGuard:
-    """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
+_STATIC: tuple | None = None  # (numpy, calls, classes, helpers): the same for every guard
 
-    def __init__(self, limits: Limits) -> None:
+
+def _static() -> tuple:
+    global _STATIC
+    if _STATIC is None:
         import numpy as np
 
-        self.np = np
-        self.limits = limits
-        self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
-        self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
-        self.pending_arrays: dict[int, Any] = {}
         core = np._core if hasattr(np, "_core") else np.core
         # Unbound methods, so the guard holds no reference cycle: it (and the arrays it saw) must be
         # freed as soon as the load returns, not at the next garbage collection (an 8 MB array kept
         # alive until then makes the next load fault in fresh pages: 8x slower).
-        self.calls: dict[int, Any] = {
+        calls: dict[int, Any] = {
             id(np.dtype): NumpyGuard._dtype,
             id(core.multiarray._reconstruct): NumpyGuard._reconstruct,
             id(core.multiarray.scalar): NumpyGuard._scalar,
         }
         frombuffer = getattr(core.numeric, "_frombuffer", None)
         if frombuffer is not None:
-            self.calls[id(frombuffer)] = NumpyGuard._frombuffer
-        self.classes = (np.dtype, np.ndarray, np.generic)
-        self.helpers = {id(copyreg.__newobj__), id(copyreg.__newobj_ex__), id(copyreg._reconstructor)}  # type: ignore[attr-defined]
+            calls[id(frombuffer)] = NumpyGuard._frombuffer
+        helpers = frozenset({id(copyreg.__newobj__), id(copyreg.__newobj_ex__), id(copyreg._reconstructor)})  # type: ignore[attr-defined]
+        _STATIC = (np, calls, (np.dtype, np.ndarray, np.generic), helpers)
+    return _STATIC
+
+
+# dtype BUILD states found to be exactly what numpy writes, keyed by (args, state, the type of every
+# value in the state): the comparison below is a function of these alone (numpy's own __reduce__
+# costs ~3 us a dtype). Only states of plain values are kept (no fields, no subarray), at most 4096.
+_VERIFIED: dict[tuple, bool] = {}
+_LEAF = frozenset({int, str, bytes, bool, type(None)})
+
+
+def _state_key(args: tuple, state: tuple) -> tuple | None:
+    """The cache key of a dtype state of plain values (types included, so 1 and True differ), or None."""
+    if state[2] is not None or state[3] is not None or state[4] is not None:
+        return None
+    types = tuple(map(type, state))
+    if len(state) == 8:
+        return (args, state, types) if _LEAF.issuperset(types) else None
+    meta = state[8]  # a datetime's (None, (unit, num, den, events)), as numpy writes it
+    if not (_LEAF.issuperset(types[:8]) and type(meta) is tuple and len(meta) == 2 and meta[0] is None
+            and type(meta[1]) is tuple):
+        return None
+    inner = tuple(map(type, meta[1]))
+    return (args, state, types, inner) if _LEAF.issuperset(inner) else None
+
+
+class NumpyGuard:
+    """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.np, self.calls, self.classes, self.helpers = _static()
+        self.limits = limits
+        self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
+        self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
+        self.pending_arrays: dict[int, Any] = {}
 
     # -- calls --------------------------------------------------------------------------------
     def handles(self, func: Any) -> bool:
@@ -172,18 +203,22 @@ class NumpyGuard:
                 if not (type(value) is tuple and 2 <= len(value) <= 3):
                     raise _refuse("malformed field in a dtype state")
                 self._sealed(value[0], "a field's dtype")
-        try:
-            candidates = self._candidates(args[0], state)
-        except UnsafePickleError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
-            raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
-        for canonical in candidates:
-            expected = canonical.__reduce__()
-            if expected[1] == args and _same_state(expected[2], state):
-                break
-        else:
-            raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}")
+        key = _state_key(args, state)
+        if key is None or key not in _VERIFIED:
+            try:
+                candidates = self._candidates(args[0], state)
+            except UnsafePickleError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
+                raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
+            for canonical in candidates:
+                expected = canonical.__reduce__()
+                if expected[1] == args and _same_state(expected[2], state):
+                    break
+            else:
+                raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}")
+            if key is not None and len(_VERIFIED) < 4096:
+                _VERIFIED[key] = True
         # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
         # public, validating constructors: applying it is what unpickling numpy's own pickle does.
         # (numpy's __setstate__ itself trusts its input: a datetime type given a state without

@@ -34,7 +34,7 @@ import io
 import pickle
 from typing import Any, Callable
 
-from ._allowlist import CALL, INERT, NOBUILD, VALUE, Allowlist, map_python2, resolve_global
+from ._allowlist import CALL, INERT, NOBUILD, Allowlist, map_python2, resolve_global
 from ._limits import Limits
 from ._numpy_guard import NumpyGuard
 
@@ -64,21 +64,29 @@ def _is(bits: int, i: int) -> bool:
 _LATIN1 = ("latin1", "latin-1")
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
 _RULED_INERT = {("decimal", "Decimal"), ("collections", "defaultdict"), ("_codecs", "encode")}
+_REAL, _WRAP, _SCAN = 0, 1, 2
+_DECISIONS: dict[Allowlist, dict[tuple, tuple[int, Any, bool]]] = {}  # see PlannedLoad._decide
 
 
 class PlannedLoad:
     """One planned load (see the module docstring): ``load()`` returns the object or raises."""
 
-    __slots__ = ("allow", "limits", "occ", "builds", "next_occ", "next_build", "encoded", "returned", "guard")
+    __slots__ = ("allow", "limits", "occ", "builds", "next_occ", "next_build", "encoded_ids", "returned", "guard",
+                 "decisions", "py2_names")
 
     def __init__(self, allow: Allowlist, limits: Limits, occ: tuple, builds: tuple) -> None:
         self.allow = allow
+        decisions = _DECISIONS.get(allow)
+        if decisions is None:
+            decisions = _DECISIONS[allow] = {}
+        self.decisions = decisions
+        self.py2_names = False
         self.limits = limits
         self.occ = occ
         self.builds = builds
         self.next_occ = 0
         self.next_build = 0
-        self.encoded: dict[int, bytes] = {}  # id -> what _codecs.encode returned in this load
+        self.encoded_ids: dict[int, bytes] = {}  # id -> what _codecs.encode returned in this load
         self.returned: list[object] = []  # what find_class returned (globals, for identity tests)
         self.guard: NumpyGuard | None = None
 
@@ -86,21 +94,22 @@ class PlannedLoad:
     def load(self, rewritten: bytes, py2_names: bool) -> object:
         file = io.BytesIO(rewritten)
         unpickler = _PlannedUnpickler(file)
-        unpickler._plan = self
-        unpickler._py2_names = py2_names
+        self.py2_names = py2_names
+        unpickler.find_class = self.find_class  # an instance attribute: no method in between
         obj = unpickler.load()
         if file.tell() != len(rewritten) or self.next_occ != len(self.occ) or self.next_build != len(self.builds):
             raise NeedsScan  # the walk and the unpickler disagree: let the static pass decide
         return obj
 
     def close(self) -> None:
-        self.encoded.clear()
+        self.encoded_ids.clear()
         self.returned.clear()
         if self.guard is not None:
             self.guard.close()
 
     # -- find_class ---------------------------------------------------------------------------
-    def resolve(self, module: str, name: str, py2_names: bool) -> object:
+    def find_class(self, module: str, name: str) -> object:
+        """The unpickler's find_class: the k-th call resolves the plan's k-th occurrence."""
         k = self.next_occ
         self.next_occ = k + 1
         if k >= len(self.occ):
@@ -110,170 +119,24 @@ class PlannedLoad:
             if module != "_" or name != "_":
                 raise NeedsScan
             return self.build
-        pair = map_python2(module, name) if py2_names else (module, name)
-        role = self.allow.role(*pair)
-        if not role or bits & O_MODIFIED:
-            raise NeedsScan  # not allowed, or BUILD/SETITEM on a global: the static pass refuses
-        if pair[0] == "numpy" or pair[0] in _NUMPY_MODULES:
-            if self.guard is None:
-                self.guard = NumpyGuard(self.limits)
-        use = bits & (O_CALL | O_NEWOBJ | O_VALUE)
-        if use == O_VALUE:  # only a value: what the checked load's find_class returns
-            if pair == ("_codecs", "encode"):
-                raise NeedsScan  # the checked load returns its substitute here
-            obj = resolve_global(*pair)
-        elif role & INERT and pair not in _RULED_INERT:
-            obj = resolve_global(*pair)  # harmless to call with anything (the allowlist's INERT)
-        elif use == O_CALL and role & CALL:
-            obj = self._wrapper(pair, role, bits)
+        decisions = self.decisions
+        key = (module, name, self.py2_names, bits)
+        decision = decisions.get(key)
+        if decision is None:
+            decision = self._decide(module, name, self.py2_names, bits)
+            if len(decisions) < 4096:
+                decisions[key] = decision
+        kind, payload, numpy = decision
+        if numpy and self.guard is None:
+            self.guard = NumpyGuard(self.limits)
+        if kind == _REAL:
+            obj = payload
+        elif kind == _WRAP:
+            obj = payload(self)
         else:
-            raise NeedsScan  # NEWOBJ of a class with rules, or called and a value at once
+            raise NeedsScan
         self.returned.append(obj)
         return obj
-
-    def _wrapper(self, pair: tuple[str, str], role: int, bits: int) -> Callable[..., Any]:
-        if role & NOBUILD and bits & (O_RES_BUILT | O_RES_MUTATED):
-            raise NeedsScan  # what it returns may be shared: the static pass refuses BUILD on it
-        module, name = pair
-        if pair == ("_codecs", "encode"):
-            return self._encode_for(bits)
-        if pair in (("builtins", "bytes"), ("builtins", "bytearray")):
-            return self._bytes_for(resolve_global(*pair), bits)
-        if pair == ("builtins", "range"):
-            if bits & O_RES_FED:
-                raise NeedsScan  # list(range(10**10)): the static pass refuses a range fed to a call
-            return range
-        if pair == ("decimal", "Decimal"):
-            return self._decimal_for(resolve_global(*pair), bits)
-        if pair == ("collections", "defaultdict"):
-            return self._defaultdict_for(resolve_global(*pair), bits)
-        if pair == ("copyreg", "_reconstructor"):
-            return self._reconstructor_for(bits)
-        if pair == ("copyreg", "__newobj__"):
-            return self._newobj_for(bits)
-        if bits & O_RES_MUTATED:
-            raise NeedsScan
-        if pair == ("numpy", "dtype"):
-            return self._numpy_for(pair, bits)
-        if module in _NUMPY_MODULES and name in ("_reconstruct", "scalar", "_frombuffer"):
-            return self._numpy_for(pair, bits)
-        raise NeedsScan
-
-    # -- the static pass's argument rules on real arguments (_scanner._rules._arg_problem) ----
-    def _encoded(self, value: object) -> bool:
-        """value is what this load's _codecs.encode returned (not a literal, not another call's)."""
-        return self.encoded.get(id(value)) is value
-
-    def _encode_for(self, bits: int) -> Callable[..., bytes]:
-        if _has(bits, 0) or _has(bits, 1):
-            raise NeedsScan
-
-        def encode(*args: object) -> bytes:
-            # only encode(<str>, 'latin1'), as protocols 0-2 write bytes
-            if not (len(args) == 2 and type(args[0]) is str and type(args[1]) is str and args[1] in _LATIN1):
-                raise NeedsScan
-            out = args[0].encode("latin-1")  # type: ignore[union-attr]
-            self.encoded[id(out)] = out
-            return out
-
-        return encode
-
-    def _bytes_for(self, cls: Any, bits: int) -> Callable[..., Any]:
-        if _has(bits, 1):
-            raise NeedsScan
-
-        def make(*args: object) -> Any:
-            # bytes/bytearray only of a literal str or bytes, or of _codecs.encode's result; no
-            # size, no codec but latin1
-            first = args[0] if args else b""
-            if _has(bits, 0) and not (_is(bits, 0) and self._encoded(first)):
-                raise NeedsScan
-            if not (len(args) <= 2 and type(first) in (str, bytes)
-                    and (len(args) < 2 or (type(args[1]) is str and args[1] in _LATIN1))
-                    and (type(first) is not str or len(args) == 2)):
-                raise NeedsScan
-            return cls(*args)
-
-        return make
-
-    def _decimal_for(self, cls: Any, bits: int) -> Callable[..., Any]:
-        if _has(bits, 0):
-            raise NeedsScan
-
-        def make(*args: object) -> Any:
-            if not (len(args) == 1 and type(args[0]) is str):
-                raise NeedsScan  # Decimal(<int>) has a digits limit: the static pass judges it
-            return cls(*args)
-
-        return make
-
-    def _defaultdict_for(self, cls: Any, bits: int) -> Callable[..., Any]:
-        if _has(bits, 0):
-            raise NeedsScan
-
-        def make(*args: object) -> Any:
-            if args and not (args[0] is None or any(args[0] is g for g in self.returned)):
-                raise NeedsScan  # the factory must be None or a global
-            return cls(*args)
-
-        return make
-
-    def _inert_class(self, cls: object) -> bool:
-        """cls is a global this load resolved, of an inert class without argument rules."""
-        if not any(cls is g for g in self.returned) or not isinstance(cls, type):
-            return False
-        pair = (cls.__module__, cls.__qualname__)
-        return bool(self.allow.role(*pair) & INERT) and pair not in _RULED_INERT and resolve_global(*pair) is cls
-
-    def _reconstructor_for(self, bits: int) -> Callable[..., Any]:
-        if _has(bits, 0) or _has(bits, 1):
-            raise NeedsScan
-
-        def make(*args: object) -> Any:
-            # _reconstructor(cls, object, state), what protocols 0-1 write for plain instances
-            if not (len(args) == 3 and args[1] is object and self._inert_class(args[0])):
-                raise NeedsScan
-            return copyreg._reconstructor(*args)  # type: ignore[attr-defined]
-
-        return make
-
-    def _newobj_for(self, bits: int) -> Callable[..., Any]:
-        if _has(bits, 0):
-            raise NeedsScan
-
-        def make(*args: object) -> Any:
-            if not (args and self._inert_class(args[0])):
-                raise NeedsScan
-            return copyreg.__newobj__(*args)  # type: ignore[arg-type]
-
-        return make
-
-    def _numpy_for(self, pair: tuple[str, str], bits: int) -> Callable[..., Any]:
-        func = resolve_global(*pair)
-        guard = self.guard
-        assert guard is not None
-        name = pair[1]
-        if name == "dtype":
-            pure: tuple[int, ...] = (0, 1, 2)  # (str, bool, True)
-        elif name == "_reconstruct":
-            pure = (0, 1)  # (numpy.ndarray, (0,), b'b')
-        elif name == "scalar":
-            pure = ()  # (<dtype>, <bytes>)
-        else:
-            pure = (2, 3)  # _frombuffer(<buffer>, <dtype>, <shape>, 'C' or 'F')
-        if any(_has(bits, i) for i in pure):
-            raise NeedsScan
-
-        def call(*args: object) -> Any:
-            if name == "_reconstruct" and len(args) == 3:
-                if _has(bits, 2) and not (_is(bits, 2) and self._encoded(args[2])):
-                    raise NeedsScan
-            elif name == "scalar" and len(args) == 2:
-                if _has(bits, 1) and not (_is(bits, 1) and self._encoded(args[1])):
-                    raise NeedsScan
-            return guard.call(func, args)
-
-        return call
 
     # -- BUILD --------------------------------------------------------------------------------
     def build(self, inst: Any, state: Any) -> Any:
@@ -295,7 +158,7 @@ class PlannedLoad:
                     raise NeedsScan
                 if _has(bits, 4) and len(state) == 5:
                     data = state[4]
-                    if not ((_is(bits, 4) and self._encoded(data)) or (not _is(bits, 4) and type(data) is list)):
+                    if not ((_is(bits, 4) and self.encoded(data)) or (not _is(bits, 4) and type(data) is list)):
                         raise NeedsScan
             elif _has(bits, 0):
                 raise NeedsScan
@@ -303,6 +166,183 @@ class PlannedLoad:
                 return inst
         _PY_BUILD(_Stack([inst, state]))  # pickle's own BUILD, as the checked load does it
         return inst
+
+    def _decide(self, module: str, name: str, py2_names: bool, bits: int) -> tuple[int, Any, bool]:
+        """How to resolve an occurrence: (_REAL, the global, names numpy), (_WRAP, a function making
+        its checking wrapper for a load, ...) or (_SCAN, None, ...). A function of its arguments and
+        the allowlist only, so it is cached."""
+        pair = map_python2(module, name) if py2_names else (module, name)
+        role = self.allow.role(*pair)
+        numpy = pair[0] == "numpy" or pair[0] in _NUMPY_MODULES
+        if not role or bits & O_MODIFIED:
+            return _SCAN, None, numpy  # not allowed, or BUILD/SETITEM on a global: the static pass refuses
+        use = bits & (O_CALL | O_NEWOBJ | O_VALUE)
+        if use == O_VALUE:  # only a value: what the checked load's find_class returns
+            if pair == ("_codecs", "encode"):
+                return _SCAN, None, numpy  # the checked load returns its substitute here
+            return _REAL, resolve_global(*pair), numpy
+        if role & INERT and pair not in _RULED_INERT:
+            return _REAL, resolve_global(*pair), numpy  # harmless to call with anything (INERT)
+        if use != O_CALL or not role & CALL:
+            return _SCAN, None, numpy  # NEWOBJ of a class with rules, or called and a value at once
+        if role & NOBUILD and bits & (O_RES_BUILT | O_RES_MUTATED):
+            return _SCAN, None, numpy  # what it returns may be shared: the static pass refuses BUILD on it
+        if pair == ("builtins", "range"):
+            # list(range(10**10)): the static pass refuses a range result fed to a call
+            return (_SCAN, None, numpy) if bits & O_RES_FED else (_REAL, range, numpy)
+        maker = _MAKERS.get(pair[1] if numpy else pair)
+        if maker is None or (numpy and bits & O_RES_MUTATED):
+            return _SCAN, None, numpy
+        try:
+            return _WRAP, maker(resolve_global(*pair), bits), numpy
+        except NeedsScan:
+            return _SCAN, None, numpy
+
+    # -- the static pass's argument rules on real arguments (_scanner._rules._arg_problem) ----
+    def encoded(self, value: object) -> bool:
+        """value is what this load's _codecs.encode returned (not a literal, not another call's)."""
+        return self.encoded_ids.get(id(value)) is value
+
+    def inert_class(self, cls: object) -> bool:
+        """cls is a global this load resolved, of an inert class without argument rules."""
+        if not isinstance(cls, type) or not any(cls is g for g in self.returned):
+            return False
+        pair = (cls.__module__, cls.__qualname__)
+        return bool(self.allow.role(*pair) & INERT) and pair not in _RULED_INERT and resolve_global(*pair) is cls
+
+
+# Each maker: (the global, the occurrence's bits) -> (a PlannedLoad -> the checking wrapper), or
+# NeedsScan when the bits alone show a shape the static pass would judge differently.
+Maker = Callable[[Any, int], Callable[[PlannedLoad], Callable[..., Any]]]
+
+
+def _make_encode(func: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., bytes]]:
+    if _has(bits, 0) or _has(bits, 1):
+        raise NeedsScan
+
+    def for_load(load: PlannedLoad) -> Callable[..., bytes]:
+        def encode(*args: object) -> bytes:
+            # only encode(<str>, 'latin1'), as protocols 0-2 write bytes
+            if not (len(args) == 2 and type(args[0]) is str and type(args[1]) is str and args[1] in _LATIN1):
+                raise NeedsScan
+            out = args[0].encode("latin-1")  # type: ignore[union-attr]
+            load.encoded_ids[id(out)] = out
+            return out
+        return encode
+    return for_load
+
+
+def _make_bytes(cls: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., Any]]:
+    if _has(bits, 1):
+        raise NeedsScan
+    first_made = _has(bits, 0)
+    first_may_be_encoded = _is(bits, 0)
+
+    def for_load(load: PlannedLoad) -> Callable[..., Any]:
+        def make(*args: object) -> Any:
+            # bytes/bytearray only of a literal str or bytes, or of _codecs.encode's result; no
+            # size, no codec but latin1
+            first = args[0] if args else b""
+            if first_made and not (first_may_be_encoded and load.encoded(first)):
+                raise NeedsScan
+            if not (len(args) <= 2 and type(first) in (str, bytes)
+                    and (len(args) < 2 or (type(args[1]) is str and args[1] in _LATIN1))
+                    and (type(first) is not str or len(args) == 2)):
+                raise NeedsScan
+            return cls(*args)
+        return make
+    return for_load
+
+
+def _make_decimal(cls: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., Any]]:
+    if _has(bits, 0):
+        raise NeedsScan
+
+    def make(*args: object) -> Any:
+        if not (len(args) == 1 and type(args[0]) is str):
+            raise NeedsScan  # Decimal(<int>) has a digits limit: the static pass judges it
+        return cls(*args)
+    return lambda load: make
+
+
+def _make_defaultdict(cls: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., Any]]:
+    if _has(bits, 0):
+        raise NeedsScan
+
+    def for_load(load: PlannedLoad) -> Callable[..., Any]:
+        def make(*args: object) -> Any:
+            if args and not (args[0] is None or any(args[0] is g for g in load.returned)):
+                raise NeedsScan  # the factory must be None or a global
+            return cls(*args)
+        return make
+    return for_load
+
+
+def _make_reconstructor(func: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., Any]]:
+    if _has(bits, 0) or _has(bits, 1):
+        raise NeedsScan
+
+    def for_load(load: PlannedLoad) -> Callable[..., Any]:
+        def make(*args: object) -> Any:
+            # _reconstructor(cls, object, state), what protocols 0-1 write for plain instances
+            if not (len(args) == 3 and args[1] is object and load.inert_class(args[0])):
+                raise NeedsScan
+            return func(*args)
+        return make
+    return for_load
+
+
+def _make_newobj(func: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., Any]]:
+    if _has(bits, 0):
+        raise NeedsScan
+
+    def for_load(load: PlannedLoad) -> Callable[..., Any]:
+        def make(*args: object) -> Any:
+            if not (args and load.inert_class(args[0])):
+                raise NeedsScan
+            return func(*args)
+        return make
+    return for_load
+
+
+def _numpy_maker(check: Callable[[NumpyGuard, Any, tuple], Any], pure: tuple[int, ...],
+                 encoded_at: int | None) -> Maker:
+    """numpy's reconstructors: positions ``pure`` must hold literals; ``encoded_at`` may hold what
+    _codecs.encode returned (protocols 0-2 write bytes so); then the guard's own check."""
+
+    def maker(func: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., Any]]:
+        if any(_has(bits, i) for i in pure):
+            raise NeedsScan
+        at = encoded_at if encoded_at is not None and _has(bits, encoded_at) else None
+        if at is not None and not _is(bits, at):
+            raise NeedsScan
+
+        def for_load(load: PlannedLoad) -> Callable[..., Any]:
+            guard = load.guard
+
+            def call(*args: object) -> Any:
+                if at is not None and len(args) > at and not load.encoded(args[at]):
+                    raise NeedsScan
+                return check(guard, func, args)  # what guard.call(func, args) runs for func
+            return call
+        return for_load
+    return maker
+
+
+_MAKERS: dict[object, Maker] = {
+    ("_codecs", "encode"): _make_encode,
+    ("builtins", "bytes"): _make_bytes,
+    ("builtins", "bytearray"): _make_bytes,
+    ("decimal", "Decimal"): _make_decimal,
+    ("collections", "defaultdict"): _make_defaultdict,
+    ("copyreg", "_reconstructor"): _make_reconstructor,
+    ("copyreg", "__newobj__"): _make_newobj,
+    # numpy (keyed by name; the module is one of _NUMPY_MODULES, or numpy for dtype)
+    "dtype": _numpy_maker(NumpyGuard._dtype, (0, 1, 2), None),  # (str, bool, True)
+    "_reconstruct": _numpy_maker(NumpyGuard._reconstruct, (0, 1), 2),  # (numpy.ndarray, (0,), b'b')
+    "scalar": _numpy_maker(NumpyGuard._scalar, (), 1),  # (<dtype>, <bytes>)
+    "_frombuffer": _numpy_maker(NumpyGuard._frombuffer, (2, 3), None),  # (<buffer>, <dtype>, <shape>, order)
+}
 
 
 class _Stack:
@@ -318,11 +358,7 @@ _PY_BUILD: Callable[[Any], None] = pickle._Unpickler.load_build  # type: ignore[
 
 
 class _PlannedUnpickler(pickle.Unpickler):
-    _plan: PlannedLoad
-    _py2_names: bool
-
-    def find_class(self, module: str, name: str) -> object:
-        return self._plan.resolve(module, name, self._py2_names)
+    """The C unpickler with an instance __dict__ (PlannedLoad.load sets its find_class)."""
 
     def persistent_load(self, pid: object) -> object:
         raise NeedsScan
