@@ -29,9 +29,9 @@ path's.
 
 from __future__ import annotations
 
-import copyreg
 import io
 import pickle
+import sys
 from typing import Any, Callable
 
 from ._allowlist import CALL, INERT, NOBUILD, Allowlist, map_python2, resolve_global
@@ -164,7 +164,7 @@ class PlannedLoad:
                 raise NeedsScan
             if guard.build(inst, state):
                 return inst
-        _PY_BUILD(_Stack([inst, state]))  # pickle's own BUILD, as the checked load does it
+        _build_as_both(inst, state)
         return inst
 
     def _decide(self, module: str, name: str, py2_names: bool, bits: int) -> tuple[int, Any, bool]:
@@ -243,7 +243,7 @@ def _make_bytes(cls: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., An
             # bytes/bytearray only of a literal str or bytes, or of _codecs.encode's result; no
             # size, no codec but latin1
             first = args[0] if args else b""
-            if first_made and not (first_may_be_encoded and load.encoded(first)):
+            if args and first_made and not (first_may_be_encoded and load.encoded(first)):
                 raise NeedsScan
             if not (len(args) <= 2 and type(first) in (str, bytes)
                     and (len(args) < 2 or (type(args[1]) is str and args[1] in _LATIN1))
@@ -345,16 +345,32 @@ _MAKERS: dict[object, Maker] = {
 }
 
 
-class _Stack:
-    """What pickle._Unpickler.load_build reads: a stack holding (inst, state)."""
-
-    __slots__ = ("stack",)
-
-    def __init__(self, stack: list) -> None:
-        self.stack = stack
+_NO = object()
 
 
-_PY_BUILD: Callable[[Any], None] = pickle._Unpickler.load_build  # type: ignore[attr-defined]
+def _build_as_both(inst: Any, state: Any) -> None:
+    """BUILD where the C unpickler (the static path's load of a stream without numpy) and pickle.py
+    (its load of a stream naming numpy) do the same, NeedsScan where they differ: a state that is
+    not a dict is an error in C and skipped by pickle.py when falsy; an empty dict makes C fetch
+    __dict__, which pickle.py does not."""
+    setstate = getattr(inst, "__setstate__", _NO)
+    if setstate is not _NO:
+        setstate(state)
+        return
+    slotstate = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slotstate = state
+    if state is not None:
+        if type(state) is not dict or (not state and not hasattr(inst, "__dict__")):
+            raise NeedsScan
+        inst_dict = inst.__dict__
+        for k, v in state.items():
+            inst_dict[sys.intern(k) if type(k) is str else k] = v
+    if slotstate is not None:
+        if type(slotstate) is not dict:
+            raise NeedsScan
+        for k, v in slotstate.items():
+            setattr(inst, k, v)
 
 
 class _PlannedUnpickler(pickle.Unpickler):
