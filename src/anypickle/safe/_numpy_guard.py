@@ -20,7 +20,7 @@ Anything else numpy-shaped is refused with :class:`UnsafePickleError`.
 from __future__ import annotations
 
 import copyreg
-from typing import Any
+from typing import Any, Iterator
 
 from ._limits import Limits
 from ..errors import UnsafePickleError
@@ -205,18 +205,19 @@ class NumpyGuard:
                 self._sealed(value[0], "a field's dtype")
         key = _state_key(args, state)
         if key is None or key not in _VERIFIED:
-            try:
-                candidates = self._candidates(args[0], state)
-            except UnsafePickleError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
-                raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
-            for canonical in candidates:
+            candidates = self._candidates(args[0], state)  # built one at a time, in order
+            while True:
+                try:
+                    canonical = next(candidates)
+                except StopIteration:
+                    raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}") from None
+                except UnsafePickleError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
+                    raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
                 expected = canonical.__reduce__()
                 if expected[1] == args and _same_state(expected[2], state):
                     break
-            else:
-                raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}")
             if key is not None and len(_VERIFIED) < 4096:
                 _VERIFIED[key] = True
         # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
@@ -226,8 +227,9 @@ class NumpyGuard:
         dtype.__setstate__(state)
         self.sealed[id(dtype)] = dtype
 
-    def _candidates(self, typestr: str, state: tuple) -> list[Any]:
-        """The dtypes a state could describe, built through numpy's public constructors only."""
+    def _candidates(self, typestr: str, state: tuple) -> Iterator[Any]:
+        """The dtypes a state could describe, built through numpy's public constructors only (lazily:
+        the first one usually matches)."""
         np = self.np
         endian, sub, names, fields, elsize = state[1], state[2], state[3], state[4], state[5]
         if names is not None:
@@ -241,17 +243,20 @@ class NumpyGuard:
                 "titles": [fields[n][2] if len(fields[n]) > 2 else None for n in names],
                 "itemsize": elsize,
             }
-            found = []
+            found = 0
             for align in (False, True):  # numpy refuses offsets an aligned struct cannot have
                 try:
-                    found.append(np.dtype(spec, align=align))
+                    candidate = np.dtype(spec, align=align)
                 except (TypeError, ValueError):
                     continue
+                found += 1
+                yield candidate
             if not found:
                 raise _refuse("a structured dtype numpy's constructor refuses (overlapping objects, bad offsets)")
-            return found
+            return
         if sub is not None:
-            return [np.dtype((sub[0], sub[1]))]
+            yield np.dtype((sub[0], sub[1]))
+            return
         if type(endian) is not str or endian not in "<>|=" or len(endian) != 1:
             raise _refuse("malformed byte order in a dtype state")
         prefix = "" if endian == "|" else endian
@@ -262,8 +267,9 @@ class NumpyGuard:
                 raise _refuse("malformed datetime metadata in a dtype state")
             unit, num = meta[1][0].decode("ascii"), meta[1][1]
             suffix = "" if unit == "generic" else f"[{num if num != 1 else ''}{unit}]"
-            return [np.dtype(prefix + typestr + suffix)]
-        return [np.dtype(prefix + typestr)]
+            yield np.dtype(prefix + typestr + suffix)
+            return
+        yield np.dtype(prefix + typestr)
 
     def _build_array(self, array: Any, state: Any) -> None:
         if self.pending_arrays.pop(id(array), None) is not array:

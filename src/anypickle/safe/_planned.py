@@ -92,6 +92,8 @@ class PlannedLoad:
 
     # -- loading ------------------------------------------------------------------------------
     def load(self, rewritten: bytes, py2_names: bool) -> object:
+        # A new unpickler each time: one reused would number MEMOIZE entries on from its last load
+        # (clearing its memo does not reset the count).
         file = io.BytesIO(rewritten)
         unpickler = _PlannedUnpickler(file)
         self.py2_names = py2_names
