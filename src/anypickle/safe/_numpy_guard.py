@@ -59,15 +59,35 @@ def _static() -> tuple:
 
 # dtype BUILD states found to be exactly what numpy writes, keyed by (args, state, the type of every
 # value in the state): the comparison below is a function of these alone (numpy's own __reduce__
-# costs ~3 us a dtype). Only states of plain values are kept (no fields, no subarray), at most 4096.
+# costs ~3 us a dtype). Only states of plain values and structured states whose fields' dtypes were
+# themselves keyed are kept (no subarray), at most 4096.
 _VERIFIED: dict[tuple, bool] = {}
 _LEAF = frozenset({int, str, bytes, bool, type(None)})
 
 
-def _state_key(args: tuple, state: tuple) -> tuple | None:
-    """The cache key of a dtype state of plain values (types included, so 1 and True differ), or None."""
-    if state[2] is not None or state[3] is not None or state[4] is not None:
+def _state_key(args: tuple, state: tuple, keys: dict[int, tuple | None]) -> tuple | None:
+    """The cache key of a dtype state (types included, so 1 and True differ), or None. A structured
+    dtype's fields stand in by the keys their own dtypes were verified under (``keys``, by id: each
+    is a sealed dtype of this load, which nothing changes after its one BUILD)."""
+    if state[2] is not None:
         return None
+    names, fields = state[3], state[4]
+    if names is not None or fields is not None:
+        if type(names) is not tuple or type(fields) is not dict or len(state) != 8:
+            return None
+        parts = []
+        for name, value in fields.items():
+            sub = keys.get(id(value[0]))
+            rest = value[1:]
+            rtypes = tuple(map(type, rest))
+            if sub is None or type(name) is not str or not _LEAF.issuperset(rtypes):
+                return None
+            parts.append((name, sub, rest, rtypes))
+        head = state[:3] + state[5:]
+        types = tuple(map(type, head))
+        if not (_LEAF.issuperset(types) and all(type(n) is str for n in names)):
+            return None
+        return (args, head, types, names, tuple(parts))
     types = tuple(map(type, state))
     if len(state) == 8:
         return (args, state, types) if _LEAF.issuperset(types) else None
@@ -87,6 +107,7 @@ class NumpyGuard:
         self.limits = limits
         self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
         self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
+        self.keys: dict[int, tuple | None] = {}  # id of a sealed dtype -> the key it was verified under
         self.pending_arrays: dict[int, Any] = {}
 
     # -- calls --------------------------------------------------------------------------------
@@ -168,6 +189,7 @@ class NumpyGuard:
         """Drop every reference the guard holds (called when the load ends, whatever its outcome)."""
         self.pending_dtypes.clear()
         self.sealed.clear()
+        self.keys.clear()
         self.pending_arrays.clear()
 
     # -- BUILD --------------------------------------------------------------------------------
@@ -203,7 +225,7 @@ class NumpyGuard:
                 if not (type(value) is tuple and 2 <= len(value) <= 3):
                     raise _refuse("malformed field in a dtype state")
                 self._sealed(value[0], "a field's dtype")
-        key = _state_key(args, state)
+        key = _state_key(args, state, self.keys)
         if key is None or key not in _VERIFIED:
             candidates = self._candidates(args[0], state)  # built one at a time, in order
             while True:
@@ -226,6 +248,7 @@ class NumpyGuard:
         # metadata crashes inside it, so no state is applied before this comparison.)
         dtype.__setstate__(state)
         self.sealed[id(dtype)] = dtype
+        self.keys[id(dtype)] = key
 
     def _candidates(self, typestr: str, state: tuple) -> Iterator[Any]:
         """The dtypes a state could describe, built through numpy's public constructors only (lazily:

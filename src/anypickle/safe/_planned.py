@@ -45,6 +45,9 @@ O_CALL, O_NEWOBJ, O_VALUE, O_MODIFIED, O_RES_BUILT, O_RES_MUTATED, O_RES_FED = 1
 OCC_BUILDER = 1 << 62  # the GLOBAL the rewrite inserts for each BUILD
 P_IS, P_HAS = 8, 24
 B_IS, B_HAS = 1, 2
+_HAS_0 = 1 << P_HAS
+_ARRAY_LITERALS = (1 << P_HAS) | (1 << (P_HAS + 1)) | (1 << (P_HAS + 3))  # (1, shape, _, is_fortran, _)
+_HAS_4, _IS_4 = 1 << (P_HAS + 4), 1 << (P_IS + 4)
 
 
 class NeedsScan(Exception):
@@ -153,19 +156,24 @@ class PlannedLoad:
             # The static pass wants numpy states as literals (a dtype's version, an array's shape,
             # order flag and data), except the dtypes the guard checks by identity and the data
             # _codecs.encode makes at protocols 0-2.
-            if bits & B_IS or not isinstance(state, tuple):
+            if bits & B_IS or type(state) is not tuple:
                 raise NeedsScan
-            if isinstance(inst, guard.np.ndarray):
-                if any(_has(bits, i) for i in (0, 1, 3)):
+            if isinstance(inst, guard.np.dtype):
+                if bits & _HAS_0:
                     raise NeedsScan
-                if _has(bits, 4) and len(state) == 5:
-                    data = state[4]
-                    if not ((_is(bits, 4) and self.encoded(data)) or (not _is(bits, 4) and type(data) is list)):
-                        raise NeedsScan
-            elif _has(bits, 0):
-                raise NeedsScan
-            if guard.build(inst, state):
+                guard._build_dtype(inst, state)
                 return inst
+            if isinstance(inst, guard.np.ndarray):
+                if bits & _ARRAY_LITERALS:
+                    raise NeedsScan
+                if bits & _HAS_4 and len(state) == 5:
+                    if bits & _IS_4:
+                        if not self.encoded(state[4]):
+                            raise NeedsScan
+                    elif type(state[4]) is not list:
+                        raise NeedsScan
+            guard.build(inst, state)  # an array, or refused (a scalar)
+            return inst
         _build_as_both(inst, state)
         return inst
 
