@@ -334,3 +334,57 @@ def test_rewritten_streams_load_like_the_originals():
             plan = anypickle.safe._safe_plan(data)
             if type(plan) is tuple and len(plan) == 3:
                 assert _same(Plain(io.BytesIO(plan[2])).load(), pickle.loads(data)), name
+
+
+def test_larger_streams_take_the_planned_load_after_the_inert_one(monkeypatch):
+    """Past anypickle.safe._PLAN_FIRST bytes the inert-only load goes first (cheaper per opcode); a
+    non-inert global after it still ends in the planned load, not in the static pass."""
+    when = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    obj = [when + datetime.timedelta(seconds=i) for i in range(600)] + [np.arange(4.0), range(3)]
+    data = pickle.dumps(obj, 5)
+    assert len(data) > anypickle.safe._PLAN_FIRST
+    calls = []
+    real = anypickle.safe._planned_load
+    monkeypatch.setattr(anypickle.safe, "_planned_load", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(anypickle.safe, "_refusal", lambda *a: pytest.fail("the static pass ran"))
+    assert _same(safe_loads(data), obj)
+    assert calls == [1]
+    small = pickle.dumps(obj[-2:], 5)  # and a small one is planned first
+    assert _same(safe_loads(small), obj[-2:]) and calls == [1, 1]
+
+
+def test_the_dtype_verdict_cache_keys_on_exact_types():
+    """A dtype state the guard verified once is cached by value *and type*: a state equal to it but
+    for a bool where numpy writes an int (False == 0) is still refused, first time or cached; so is
+    a structured dtype whose field dtype differs from the one its cached verdict was made with."""
+    from anypickle.errors import UnsafePickleError
+    from anypickle.safe._numpy_guard import NumpyGuard
+
+    def build(guard, args, state):
+        dtype = guard._dtype(np.dtype, args)
+        guard._build_dtype(dtype, state)
+        return dtype
+
+    guard = NumpyGuard(anypickle.safe.DEFAULT_LIMITS)
+    state = np.dtype("f8").__reduce__()[2]
+    for _ in range(2):  # the second time from the cache
+        build(guard, ("f8", False, True), state)
+    for bad in [state[:7] + (False,), (3.0,) + state[1:], state[:5] + (-1.0,) + state[6:]]:
+        assert bad == state
+        with pytest.raises(UnsafePickleError):
+            build(guard, ("f8", False, True), bad)
+    structured = np.dtype([("a", "<i4"), ("b", "<f8")])
+    spec_args, spec_state = structured.__reduce__()[1:]
+
+    def fields_state(field_dtypes):
+        fields = {n: (field_dtypes[n], structured.fields[n][1]) for n in ("a", "b")}
+        return spec_state[:4] + (fields,) + spec_state[5:]
+
+    sealed = {n: build(guard, structured.fields[n][0].__reduce__()[1], structured.fields[n][0].__reduce__()[2])
+              for n in ("a", "b")}
+    for _ in range(2):
+        build(guard, spec_args, fields_state(sealed))
+    # the same state but field b a 16-byte U4 at offset 4 of a 12-byte struct: refused, not cached
+    wide = build(guard, np.dtype("<U4").__reduce__()[1], np.dtype("<U4").__reduce__()[2])
+    with pytest.raises(UnsafePickleError):
+        build(guard, spec_args, fields_state(dict(sealed, b=wide)))

@@ -1059,14 +1059,20 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
                 idx = op == 'h' ? data[pos] : le(data + pos, 4);
                 pos += FIXSIZE[op];
                 /* inline tracking of the most frequent opcodes (one dispatch, not two) */
-                if (!t->broken && !t->plan && t->sp < t->scap && idx < (uint64_t)t->nmemo) {
+                if (!t->broken && t->sp < t->scap && idx < (uint64_t)t->nmemo
+                    && (!t->plan || t->sp < t->stcap)) {
+                    if (t->plan)
+                        t->starts[t->sp] = at;
                     t->stack[t->sp++] = t->memo[idx];
                     continue;
                 }
                 break;
             }
             pos += FIXSIZE[op];
-            if (!t->broken && !t->plan && t->sp < t->scap) {  /* ints, floats, EXT: a scalar */
+            if (!t->broken && t->sp < t->scap && (!t->plan || (t->sp < t->stcap && op < 0x80))) {
+                /* ints, floats, EXT: a scalar (plan mode: EXT goes to t_step, which sets noplan) */
+                if (t->plan)
+                    t->starts[t->sp] = at;
                 t->stack[t->sp++] = 0;
                 continue;
             }
@@ -1085,7 +1091,10 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
             if (avail - 1 < k)
                 goto truncated;
             pos += 1 + k;
-            if (op != 0x8a && !t->broken && !t->plan && t->sp < t->scap) {  /* short str or bytes */
+            if (op != 0x8a && !t->broken && t->sp < t->scap && (!t->plan || t->sp < t->stcap)) {
+                /* short str or bytes */
+                if (t->plan)
+                    t->starts[t->sp] = at;
                 t->stack[t->sp++] = 1;
                 continue;
             }
@@ -1341,11 +1350,11 @@ cmp_ssize(const void *a, const void *b)
 /* The plan of a walk in plan mode (see "The plan"): (occurrences, builds, rewritten).
  * rewritten: the stream with each BUILD turned into a call of the BUILD function, which a GLOBAL
  * `_ _` inserted where the pushing of the BUILD's target began puts on the stack, and its FRAMEs
- * replaced by one around all of it; occurrences: the O_* bits of each call the C unpickler makes to
+ * replaced by one around all of it (a framed stream without BUILD: data itself); occurrences: the O_* bits of each call the C unpickler makes to
  * find_class on it, in order (OCC_BUILDER for the inserted GLOBALs); builds: the B_* bits of each
  * BUILD's state, in stream order. */
 static PyObject *
-make_plan(Track *t, const unsigned char *data, Py_ssize_t n)
+make_plan(Track *t, const unsigned char *data, Py_ssize_t n, PyObject *source)
 {
     PyObject *occ = NULL, *builds = NULL, *rewritten = NULL;
     Py_ssize_t i, nb = t->nbuild / 3;
@@ -1360,7 +1369,17 @@ make_plan(Track *t, const unsigned char *data, Py_ssize_t n)
             goto error;
         PyTuple_SET_ITEM(builds, i, v);
     }
-    {
+    if (nb == 0 && t->nframe > 0 && source != NULL) {
+        /* nothing to rewrite in a framed stream: load it as it is */
+        rewritten = Py_NewRef(source);
+        for (i = 0; i < t->nocc; i++) {
+            PyObject *v = PyLong_FromUnsignedLongLong(t->occ[i]);
+            if (v == NULL)
+                goto error;
+            PyTuple_SET_ITEM(occ, i, v);
+        }
+    }
+    else {
         /* One FRAME around everything after PROTO: the C unpickler then reads the stream with one
          * read() call from a BytesIO (an unframed stream costs one call per opcode). */
         Py_ssize_t head = n >= 2 && data[0] == 0x80 ? 2 : 0;
@@ -1490,7 +1509,8 @@ safe_plan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         else if (!t.broken && !t.noplan && t.nocc > 0) {
             Py_DECREF(result);
-            result = make_plan(&t, (const unsigned char *)view.buf, view.len);
+            result = make_plan(&t, (const unsigned char *)view.buf, view.len,
+                               PyBytes_CheckExact(args[0]) ? args[0] : NULL);
         }
     }
     PyBuffer_Release(&view);

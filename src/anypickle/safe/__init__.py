@@ -269,6 +269,9 @@ C_FIRST = _memo_check is not None
 PLANNED = _safe_plan is not None
 _DEFAULT_C_ARGS = DEFAULT_LIMITS.c_args()
 _PLAN_MAX = 1 << 20  # larger streams: the rewritten copy would cost more than it saves
+# Streams up to this size are planned first. Larger ones first take the inert-only load (its walk
+# is cheaper per opcode than the plan's), and are planned when it meets a non-inert global.
+_PLAN_FIRST = 8192
 _MISS = object()
 
 
@@ -308,7 +311,7 @@ def safe_loads(
     raw = _as_bytes(data)
     allowlist = build_allowlist(allow)
     planned = C_FIRST and PLANNED and not allow and buffers is None and len(raw) <= _PLAN_MAX
-    if planned:
+    if planned and len(raw) <= _PLAN_FIRST:
         verdict = _safe_plan(raw, *c_args)
     else:
         verdict = _memo_check(raw, *c_args) if _memo_check is not None else track(raw, lim)
@@ -326,7 +329,12 @@ def safe_loads(
         try:
             return _load(raw, allowlist, inert_only=True, buffers=buffers)
         except _NeedsScan:
-            pass
+            if planned:  # a larger stream naming a non-inert global: the planned load next
+                plan = _safe_plan(raw, *c_args)
+                if type(plan) is tuple and len(plan) == 3:
+                    obj = _planned_load(raw, allowlist, lim, plan)
+                    if obj is not _MISS:
+                        return obj
         except Exception as exc:  # the C unpickler's many error types: let the static pass classify
             refusal, _ = _refusal(raw, allowlist, lim)
             if refusal is not None:
