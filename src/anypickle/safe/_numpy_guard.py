@@ -52,7 +52,7 @@ def _static() -> tuple:
         frombuffer = getattr(core.numeric, "_frombuffer", None)
         if frombuffer is not None:
             calls[id(frombuffer)] = NumpyGuard._frombuffer
-        helpers = frozenset({id(copyreg.__newobj__), id(copyreg.__newobj_ex__), id(copyreg._reconstructor)})  # type: ignore[attr-defined]
+        helpers = frozenset(id(getattr(copyreg, name)) for name in ("__newobj__", "__newobj_ex__", "_reconstructor"))
         _STATIC = (np, calls, (np.dtype, np.ndarray, np.generic), helpers)
     return _STATIC
 
@@ -232,7 +232,8 @@ class NumpyGuard:
                 try:
                     canonical = next(candidates)
                 except StopIteration:
-                    raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}") from None
+                    raise _refuse("a dtype BUILD state that is not what numpy writes for any dtype: "
+                                  f"{state!r:.200}") from None
                 except UnsafePickleError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes

@@ -100,7 +100,8 @@ class PlannedLoad:
         file = io.BytesIO(rewritten)
         unpickler = _PlannedUnpickler(file)
         self.py2_names = py2_names
-        unpickler.find_class = self.find_class  # an instance attribute: no method in between
+        # an instance attribute: no method call in between
+        unpickler.find_class = self.find_class  # type: ignore[method-assign]
         obj = unpickler.load()
         if file.tell() != len(rewritten) or self.next_occ != len(self.occ) or self.next_build != len(self.builds):
             raise NeedsScan  # the walk and the unpickler disagree: let the static pass decide
@@ -235,7 +236,7 @@ def _make_encode(func: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., 
             # only encode(<str>, 'latin1'), as protocols 0-2 write bytes
             if not (len(args) == 2 and type(args[0]) is str and type(args[1]) is str and args[1] in _LATIN1):
                 raise NeedsScan
-            out = args[0].encode("latin-1")  # type: ignore[union-attr]
+            out = args[0].encode("latin-1")
             load.encoded_ids[id(out)] = out
             return out
         return encode
@@ -329,6 +330,7 @@ def _numpy_maker(check: Callable[[NumpyGuard, Any, tuple], Any], pure: tuple[int
 
         def for_load(load: PlannedLoad) -> Callable[..., Any]:
             guard = load.guard
+            assert guard is not None  # made when the occurrence resolved (it names numpy)
 
             def call(*args: object) -> Any:
                 if at is not None and len(args) > at and not load.encoded(args[at]):
@@ -363,7 +365,7 @@ def _build_as_both(inst: Any, state: Any) -> None:
     (its load of a stream naming numpy) do the same, NeedsScan where they differ: a state that is
     not a dict is an error in C and skipped by pickle.py when falsy; an empty dict makes C fetch
     __dict__, which pickle.py does not."""
-    setstate = getattr(inst, "__setstate__", _NO)
+    setstate: Any = getattr(inst, "__setstate__", _NO)
     if setstate is not _NO:
         setstate(state)
         return
