@@ -206,6 +206,10 @@ def _shape_streams() -> dict[str, bytes]:
     a = Asm()  # __newobj__(SafeUUID, 0) then BUILD: a shared enum member
     a.g("copyreg", "__newobj__").mark().g("uuid", "SafeUUID").i(0).tuple().reduce().mark().dict().build()
     out["__newobj__ of a shared enum member, built"] = a.stop()
+    a = Asm()  # SETITEM into a bytearray literal (bytearray takes it; the static pass refuses)
+    a.mark().g("builtins", "range").mark().i(2).tuple().reduce()
+    a.op(b"\x96" + (4).to_bytes(8, "little") + b"abcd").i(0).i(65).op(b"s").list()
+    out["SETITEM into a bytearray literal"] = a.stop()
     a = Asm()  # BUILD on a global
     a.g("builtins", "range").mark().s("x").i(1).dict().build()
     out["BUILD on a global"] = a.stop()

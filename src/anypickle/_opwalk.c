@@ -179,7 +179,7 @@ crc32(const unsigned char *p, size_t n)
  */
 enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8, INLINE = 48,
        /* plan mode only (safe_plan, see "The plan" below) */
-       R_GLOBAL = 16, R_CALLRES = 32, R_HASCALL = 64 };
+       R_GLOBAL = 16, R_CALLRES = 32, R_HASCALL = 64, R_BOX = 128 /* a container an opcode made */ };
 /* Record 1 stands for every short str or bytes literal: the one kind of dict key or set element
  * whose hash is randomized per process (PYTHONHASHSEED), so no stream can make them collide. */
 
@@ -549,15 +549,16 @@ t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n, uint64_t 
                 t->occ[tr->occ] |= O_MODIFIED;
             else if (how && (tr->flags & R_CALLRES))
                 t->occ[tr->occ] |= how;
-            else if (how == O_RES_BUILT)
-                t->noplan = 1;  /* BUILD on a literal or container: refused by the static pass */
+            else if (how == O_RES_BUILT || (how && !(tr->flags & R_BOX)))
+                t->noplan = 1;  /* BUILD on a literal or container, SETITEM into a literal (a
+                                 * bytearray takes it): refused by the static pass */
             if (has && !(tr->flags & R_HASCALL)) {
                 if (tr->flags & R_EMBEDDED)
                     t->noplan = 1;  /* its holders' bits are stale */
                 tr->flags |= R_HASCALL;
             }
         }
-        else if (how == O_RES_BUILT)
+        else if (how)
             t->noplan = 1;
     }
     if (target == 0)
@@ -599,6 +600,7 @@ t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
     int32_t r = t_new(t, 1, 0);
     if (r < 0)
         return -1;
+    t->rec[r].flags |= R_BOX;
     if (is_tuple && n) {
         Rec *rec = &t->rec[r];
         if (n <= SHORT_TUPLE) {
