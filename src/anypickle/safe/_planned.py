@@ -6,19 +6,21 @@ checks only at the calls and BUILDs the static pass would judge.
 how the stream uses it (called, used as a value, changed by BUILD or SETITEM, its results built,
 changed or passed to other calls) and which argument positions of its calls hold a call result; the
 same for each BUILD's state; and the stream rewritten so that every BUILD is a call of a function
-placed in the memo. :class:`PlannedLoad` then loads the rewritten stream with the C unpickler:
+that an inserted ``GLOBAL _ _`` puts on the stack. :class:`PlannedLoad` then loads the rewritten
+stream with the C unpickler:
 
 - ``find_class`` resolves each occurrence from the plan: the real global where the static pass would
-  not look further (inert callables, globals only used as values), a checking wrapper for the
-  callables the static pass has argument rules for (``bytes``, ``bytearray``, ``range``, ``Decimal``,
-  ``defaultdict``, the copyreg helpers, ``_codecs.encode`` and numpy's reconstructors), and
-  :class:`NeedsScan` for everything else;
+  not look further (inert callables, globals only used as values, ``range`` when no result of it is
+  passed to a call), a checking wrapper for the callables the static pass has argument rules for
+  (``bytes``, ``bytearray``, ``Decimal``, ``defaultdict``, the copyreg helpers, ``_codecs.encode``
+  and numpy's reconstructors), and :class:`NeedsScan` for everything else;
 - each wrapper applies the static pass's rule for that callable (``_scanner._rules._arg_problem``)
   to the real arguments, knowing from the plan which positions are literals and which call results
   (``numpy.dtype(str, bool(0), True)`` is refused there, so it is here), then numpy's calls go
   through :class:`~anypickle.safe._numpy_guard.NumpyGuard` exactly as in the checked load;
 - every BUILD goes through :meth:`PlannedLoad.build`: numpy objects through the same guard (dtype
-  states compared before they are applied), anything else through ``pickle``'s own BUILD.
+  states compared before they are applied), anything else as a BUILD the C unpickler and pickle.py
+  both do the same way (the static path loads with one or the other).
 
 It only ever accepts a subset of what the static pass accepts: whatever it cannot prove the same
 (a call result where the static pass wants a literal, a shape it does not know) raises
