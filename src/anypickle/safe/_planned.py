@@ -175,7 +175,9 @@ class PlannedLoad:
                             raise NeedsScan
                     elif type(state[4]) is not list:
                         raise NeedsScan
-            guard.build(inst, state)  # an array, or refused (a scalar)
+                guard._build_array(inst, state)
+                return inst
+            guard.build(inst, state)  # refuses (a numpy scalar)
             return inst
         _build_as_both(inst, state)
         return inst
@@ -330,15 +332,20 @@ def _numpy_maker(check: Callable[[NumpyGuard, Any, tuple], Any], pure: tuple[int
         if at is not None and not _is(bits, at):
             raise NeedsScan
 
+        pos = -1 if at is None else at
+
         def for_load(load: PlannedLoad) -> Callable[..., Any]:
             guard = load.guard
             assert guard is not None  # made when the occurrence resolved (it names numpy)
 
             def call(*args: object) -> Any:
-                if at is not None and len(args) > at and not load.encoded(args[at]):
-                    raise NeedsScan
                 return check(guard, func, args)  # what guard.call(func, args) runs for func
-            return call
+
+            def call_encoded(*args: object) -> Any:
+                if len(args) > pos and not load.encoded(args[pos]):
+                    raise NeedsScan
+                return check(guard, func, args)
+            return call if at is None else call_encoded
         return for_load
     return maker
 
