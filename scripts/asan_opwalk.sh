@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz anypickle._opwalk.memo_check under AddressSanitizer: builds an ASan copy of the extension in a
+# Fuzz anypickle.safe._opwalk.memo_check under AddressSanitizer: builds an ASan copy of the extension in a
 # temporary directory and feeds it hypothesis streams (and every prefix of each) in exact-size heap
 # buffers, so a read one byte past the input is reported. Usage: scripts/asan_opwalk.sh [examples]
 set -euo pipefail
@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 suffix=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 include=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 gcc -shared -fPIC -O1 -g -fsanitize=address -fno-omit-frame-pointer -I"$include" \
-    src/anypickle/_opwalk.c -o "$tmp/_opwalk$suffix"
+    src/anypickle/safe/_opwalk.c -o "$tmp/_opwalk$suffix"
 cat > "$tmp/run.py" <<PYEOF
 import ctypes, sys
 sys.path[:0] = ["$tmp", "tests"]

@@ -30,7 +30,11 @@ import numpy._core.multiarray, numpy._core.numeric
 import numpy.core.multiarray, numpy.core.numeric
 import anypickle, anypickle.safe, anypickle.safe._scanner, anypickle.safe._scanner._rules
 import pickle
-anypickle.safe.C_FIRST = mode == "c_first" and anypickle.safe.C_FIRST
+anypickle.safe.C_FIRST = mode in ("c_first", "planned") and anypickle.safe.C_FIRST
+allowlist = anypickle.safe.build_allowlist(())
+
+class Miss(Exception):
+    pass
 if mode == "no_extension":  # as installed without a C compiler: the pure-Python paths only
     anypickle.safe._memo_check = anypickle.safe._plain_data = None
 
@@ -61,13 +65,27 @@ for name, hexdata in json.load(open(cases_path)):
     data = bytes.fromhex(hexdata)
     out = {"outcome": None, "error": None, "limit": None, "new_modules": [], "state_changed": False}
     try:
-        result = pickle.loads(data) if mode == "plain" else anypickle.loads(data, safe=True)
+        if mode == "planned":  # the planned load alone: "loads", or "miss" (it hands the stream on)
+            plan = anypickle.safe._safe_plan(data)
+            result = (anypickle.safe._planned_load(data, allowlist, anypickle.safe.DEFAULT_LIMITS, plan)
+                      if type(plan) is tuple and len(plan) == 3 else anypickle.safe._MISS)
+            if result is anypickle.safe._MISS:
+                raise Miss
+        else:
+            result = pickle.loads(data) if mode == "plain" else anypickle.loads(data, safe=True)
         out["outcome"] = "loads"
+        if mode in ("planned", "static_first"):  # what it loaded, to compare the two paths
+            try:
+                out["result"] = pickle.dumps(result, 4).hex()
+            except Exception as exc:
+                out["result"] = f"unpicklable {type(result).__qualname__}: {exc}"
         try:
             repr(result)
         except Exception:
             pass
         del result
+    except Miss:
+        out["outcome"] = "miss"
     except anypickle.UnsafePickleError as exc:
         out["outcome"], out["error"], out["limit"] = "refused", str(exc)[:300], exc.limit
     except anypickle.AnyPickleError as exc:

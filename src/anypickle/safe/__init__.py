@@ -35,6 +35,7 @@ from ._allowlist import (
 )
 from ._limits import DEFAULT_LIMITS, Limits, check_limits
 from ._numpy_guard import NumpyGuard
+from ._planned import PlannedLoad
 from ._tracking import track
 from ..errors import AnyPickleError, DecodeError, UnsafePickleError, UsageError
 
@@ -245,9 +246,11 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers, guard: Nu
 try:
     from ._opwalk import memo_check as _memo_check
     from ._opwalk import plain_data as _plain_data
+    from ._opwalk import safe_plan as _safe_plan
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
     _memo_check = None
     _plain_data = None
+    _safe_plan = None
 
 # The C-first path: load with a find_class that resolves inert globals only, and run the static pass
 # only when that attempt meets anything else: as fast as pickle.loads, and it can execute nothing
@@ -258,6 +261,29 @@ except ImportError:  # pragma: no cover - built optionally (setup.py); CI assert
 # opcode straddling a FRAME's end (where the file-reading C unpickler would parse another stream).
 # Without the extension the static pass, which checks the same, runs first on every stream.
 C_FIRST = _memo_check is not None
+
+# The planned load (anypickle.safe._planned), part of the C-first path: a stream that names
+# non-inert globals (numpy's reconstructors, bytearray, range, the copyreg helpers...) is loaded
+# by the C unpickler with the static pass's rules applied at each call and BUILD, instead of the
+# static pass plus a second load. Whatever it cannot prove the same goes the static way.
+PLANNED = _safe_plan is not None
+_DEFAULT_C_ARGS = DEFAULT_LIMITS.c_args()
+_PLAN_MAX = 1 << 20  # larger streams: the rewritten copy would cost more than it saves
+# Streams up to this size are planned first. Larger ones first take the inert-only load (its walk
+# is cheaper per opcode than the plan's), and are planned when it meets a non-inert global.
+_PLAN_FIRST = 8192
+_MISS = object()
+
+
+def _planned_load(raw: bytes, allow: Allowlist, limits: Limits, plan: tuple) -> object:
+    occ, builds, rewritten = plan
+    load = PlannedLoad(allow, limits, occ, builds)
+    try:
+        return load.load(rewritten, py2_names=not (raw[0] == 0x80 and raw[1] >= 3))
+    except Exception:  # noqa: BLE001 - NeedsScan, a guard's refusal, any error: the static path
+        return _MISS  # decides, and names what is wrong
+    finally:
+        load.close()
 
 
 def safe_loads(
@@ -273,7 +299,7 @@ def safe_loads(
     stream still fails to load. The result is type-identical to ``pickle.loads(data)``.
     """
     lim = check_limits(limits)
-    c_args = lim.c_args()
+    c_args = _DEFAULT_C_ARGS if lim is DEFAULT_LIMITS else lim.c_args()
     if _plain_data is not None and not allow and buffers is None and _plain_data(data, *c_args):
         # Only builtin containers and scalars can come out of a stream with sound memo indices and
         # no opcode that imports, calls or builds (checked in C, with the nesting and copy limits):
@@ -284,16 +310,31 @@ def safe_loads(
             pass  # through to the static pass below, which names what is wrong (UnsafePickleError)
     raw = _as_bytes(data)
     allowlist = build_allowlist(allow)
-    verdict = _memo_check(raw, *c_args) if _memo_check is not None else track(raw, lim)
+    planned = C_FIRST and PLANNED and not allow and buffers is None and len(raw) <= _PLAN_MAX
+    if planned and len(raw) <= _PLAN_FIRST:
+        verdict = _safe_plan(raw, *c_args)
+    else:
+        verdict = _memo_check(raw, *c_args) if _memo_check is not None else track(raw, lim)
     if type(verdict) is tuple and len(verdict) == 4:
         raise _limit_error(verdict, lim)
+    if type(verdict) is tuple and len(verdict) == 3:  # a plan: the stream is sound, as with None
+        if not _extension_registry_in_use():
+            obj = _planned_load(raw, allowlist, lim, verdict)
+            if obj is not _MISS:
+                return obj
+        verdict = False  # sound, and tried: the static path below decides
     # verdict: None (sound), False (sound, but holds integers too long for the unchecked path), or
     # (position, message) for a stream the C walk cannot follow.
     if C_FIRST and verdict is None and not _extension_registry_in_use():
         try:
             return _load(raw, allowlist, inert_only=True, buffers=buffers)
         except _NeedsScan:
-            pass
+            if planned:  # a larger stream naming a non-inert global: the planned load next
+                plan = _safe_plan(raw, *c_args)
+                if type(plan) is tuple and len(plan) == 3:
+                    obj = _planned_load(raw, allowlist, lim, plan)
+                    if obj is not _MISS:
+                        return obj
         except Exception as exc:  # the C unpickler's many error types: let the static pass classify
             refusal, _ = _refusal(raw, allowlist, lim)
             if refusal is not None:

@@ -20,7 +20,7 @@ Anything else numpy-shaped is refused with :class:`UnsafePickleError`.
 from __future__ import annotations
 
 import copyreg
-from typing import Any
+from typing import Any, Iterator
 
 from ._limits import Limits
 from ..errors import UnsafePickleError
@@ -32,31 +32,83 @@ def _refuse(message: str, limit: str | None = None) -> UnsafePickleError:
     return UnsafePickleError(f"refused numpy reconstruction: {message}", limit=limit)
 
 
-class NumpyGuard:
-    """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
+_STATIC: tuple | None = None  # (numpy, calls, classes, helpers): the same for every guard
 
-    def __init__(self, limits: Limits) -> None:
+
+def _static() -> tuple:
+    global _STATIC
+    if _STATIC is None:
         import numpy as np
 
-        self.np = np
-        self.limits = limits
-        self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
-        self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
-        self.pending_arrays: dict[int, Any] = {}
         core = np._core if hasattr(np, "_core") else np.core
         # Unbound methods, so the guard holds no reference cycle: it (and the arrays it saw) must be
         # freed as soon as the load returns, not at the next garbage collection (an 8 MB array kept
         # alive until then makes the next load fault in fresh pages: 8x slower).
-        self.calls: dict[int, Any] = {
+        calls: dict[int, Any] = {
             id(np.dtype): NumpyGuard._dtype,
             id(core.multiarray._reconstruct): NumpyGuard._reconstruct,
             id(core.multiarray.scalar): NumpyGuard._scalar,
         }
         frombuffer = getattr(core.numeric, "_frombuffer", None)
         if frombuffer is not None:
-            self.calls[id(frombuffer)] = NumpyGuard._frombuffer
-        self.classes = (np.dtype, np.ndarray, np.generic)
-        self.helpers = {id(copyreg.__newobj__), id(copyreg.__newobj_ex__), id(copyreg._reconstructor)}  # type: ignore[attr-defined]
+            calls[id(frombuffer)] = NumpyGuard._frombuffer
+        helpers = frozenset(id(getattr(copyreg, name)) for name in ("__newobj__", "__newobj_ex__", "_reconstructor"))
+        _STATIC = (np, calls, (np.dtype, np.ndarray, np.generic), helpers)
+    return _STATIC
+
+
+# dtype BUILD states found to be exactly what numpy writes, keyed by (args, state, the type of every
+# value in the state): the comparison below is a function of these alone (numpy's own __reduce__
+# costs ~3 us a dtype). Only states of plain values and structured states whose fields' dtypes were
+# themselves keyed are kept (no subarray), at most 4096.
+_VERIFIED: dict[tuple, bool] = {}
+_LEAF = frozenset({int, str, bytes, bool, type(None)})
+
+
+def _state_key(args: tuple, state: tuple, keys: dict[int, tuple | None]) -> tuple | None:
+    """The cache key of a dtype state (types included, so 1 and True differ), or None. A structured
+    dtype's fields stand in by the keys their own dtypes were verified under (``keys``, by id: each
+    is a sealed dtype of this load, which nothing changes after its one BUILD)."""
+    if state[2] is not None:
+        return None
+    names, fields = state[3], state[4]
+    if names is not None or fields is not None:
+        if type(names) is not tuple or type(fields) is not dict or len(state) != 8:
+            return None
+        parts = []
+        for name, value in fields.items():
+            sub = keys.get(id(value[0]))
+            rest = value[1:]
+            rtypes = tuple(map(type, rest))
+            if sub is None or type(name) is not str or not _LEAF.issuperset(rtypes):
+                return None
+            parts.append((name, sub, rest, rtypes))
+        head = state[:3] + state[5:]
+        types = tuple(map(type, head))
+        if not (_LEAF.issuperset(types) and all(type(n) is str for n in names)):
+            return None
+        return (args, head, types, names, tuple(parts))
+    types = tuple(map(type, state))
+    if len(state) == 8:
+        return (args, state, types) if _LEAF.issuperset(types) else None
+    meta = state[8]  # a datetime's (None, (unit, num, den, events)), as numpy writes it
+    if not (_LEAF.issuperset(types[:8]) and type(meta) is tuple and len(meta) == 2 and meta[0] is None
+            and type(meta[1]) is tuple):
+        return None
+    inner = tuple(map(type, meta[1]))
+    return (args, state, types, inner) if _LEAF.issuperset(inner) else None
+
+
+class NumpyGuard:
+    """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.np, self.calls, self.classes, self.helpers = _static()
+        self.limits = limits
+        self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
+        self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
+        self.keys: dict[int, tuple | None] = {}  # id of a sealed dtype -> the key it was verified under
+        self.pending_arrays: dict[int, Any] = {}
 
     # -- calls --------------------------------------------------------------------------------
     def handles(self, func: Any) -> bool:
@@ -137,6 +189,7 @@ class NumpyGuard:
         """Drop every reference the guard holds (called when the load ends, whatever its outcome)."""
         self.pending_dtypes.clear()
         self.sealed.clear()
+        self.keys.clear()
         self.pending_arrays.clear()
 
     # -- BUILD --------------------------------------------------------------------------------
@@ -172,27 +225,35 @@ class NumpyGuard:
                 if not (type(value) is tuple and 2 <= len(value) <= 3):
                     raise _refuse("malformed field in a dtype state")
                 self._sealed(value[0], "a field's dtype")
-        try:
-            candidates = self._candidates(args[0], state)
-        except UnsafePickleError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
-            raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
-        for canonical in candidates:
-            expected = canonical.__reduce__()
-            if expected[1] == args and _same_state(expected[2], state):
-                break
-        else:
-            raise _refuse(f"a dtype BUILD state that is not what numpy writes for any dtype: {state!r:.200}")
+        key = _state_key(args, state, self.keys)
+        if key is None or key not in _VERIFIED:
+            candidates = self._candidates(args[0], state)  # built one at a time, in order
+            while True:
+                try:
+                    canonical = next(candidates)
+                except StopIteration:
+                    raise _refuse("a dtype BUILD state that is not what numpy writes for any dtype: "
+                                  f"{state!r:.200}") from None
+                except UnsafePickleError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
+                    raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
+                expected = canonical.__reduce__()
+                if expected[1] == args and _same_state(expected[2], state):
+                    break
+            if key is not None and len(_VERIFIED) < 4096:
+                _VERIFIED[key] = True
         # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
         # public, validating constructors: applying it is what unpickling numpy's own pickle does.
         # (numpy's __setstate__ itself trusts its input: a datetime type given a state without
         # metadata crashes inside it, so no state is applied before this comparison.)
         dtype.__setstate__(state)
         self.sealed[id(dtype)] = dtype
+        self.keys[id(dtype)] = key
 
-    def _candidates(self, typestr: str, state: tuple) -> list[Any]:
-        """The dtypes a state could describe, built through numpy's public constructors only."""
+    def _candidates(self, typestr: str, state: tuple) -> Iterator[Any]:
+        """The dtypes a state could describe, built through numpy's public constructors only (lazily:
+        the first one usually matches)."""
         np = self.np
         endian, sub, names, fields, elsize = state[1], state[2], state[3], state[4], state[5]
         if names is not None:
@@ -206,17 +267,20 @@ class NumpyGuard:
                 "titles": [fields[n][2] if len(fields[n]) > 2 else None for n in names],
                 "itemsize": elsize,
             }
-            found = []
+            found = 0
             for align in (False, True):  # numpy refuses offsets an aligned struct cannot have
                 try:
-                    found.append(np.dtype(spec, align=align))
+                    candidate = np.dtype(spec, align=align)
                 except (TypeError, ValueError):
                     continue
+                found += 1
+                yield candidate
             if not found:
                 raise _refuse("a structured dtype numpy's constructor refuses (overlapping objects, bad offsets)")
-            return found
+            return
         if sub is not None:
-            return [np.dtype((sub[0], sub[1]))]
+            yield np.dtype((sub[0], sub[1]))
+            return
         if type(endian) is not str or endian not in "<>|=" or len(endian) != 1:
             raise _refuse("malformed byte order in a dtype state")
         prefix = "" if endian == "|" else endian
@@ -227,8 +291,9 @@ class NumpyGuard:
                 raise _refuse("malformed datetime metadata in a dtype state")
             unit, num = meta[1][0].decode("ascii"), meta[1][1]
             suffix = "" if unit == "generic" else f"[{num if num != 1 else ''}{unit}]"
-            return [np.dtype(prefix + typestr + suffix)]
-        return [np.dtype(prefix + typestr)]
+            yield np.dtype(prefix + typestr + suffix)
+            return
+        yield np.dtype(prefix + typestr)
 
     def _build_array(self, array: Any, state: Any) -> None:
         if self.pending_arrays.pop(id(array), None) is not array:

@@ -177,7 +177,9 @@ crc32(const unsigned char *p, size_t n)
  * the memo) adds its count to `copied`, checked against max_copy. That bounds the quadratic
  * amplification "build L once, call list(GET L) a million times".
  */
-enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8, INLINE = 48 };
+enum { BIG_LITERAL = 256, R_EMBEDDED = 1, R_USED = 2, R_TUPLE = 4, R_STR = 8, INLINE = 48,
+       /* plan mode only (safe_plan, see "The plan" below) */
+       R_GLOBAL = 16, R_CALLRES = 32, R_HASCALL = 64, R_BOX = 128 /* a container an opcode made */ };
 /* Record 1 stands for every short str or bytes literal: the one kind of dict key or set element
  * whose hash is randomized per process (PYTHONHASHSEED), so no stream can make them collide. */
 
@@ -188,6 +190,7 @@ typedef struct {
     int32_t plen;      /* a tuple's length */
     int32_t flags;
     int32_t items[3];  /* a tuple of up to SHORT_TUPLE items keeps them here */
+    int32_t occ;       /* plan mode: a global's occurrence; a call result's callee occurrence */
 } Rec;
 enum { SHORT_TUPLE = 3 };
 
@@ -206,9 +209,23 @@ typedef struct {
     const char *limit;    /* the limit exceeded, or NULL */
     int64_t limit_value;  /* what it measured */
     int oom;
+    /* The plan (plan mode only; see "The plan" below). */
+    int plan;             /* compute it */
+    int noplan;           /* the stream has a shape the plan does not describe */
+    Py_ssize_t at;        /* position of the opcode being tracked */
+    Py_ssize_t *starts; Py_ssize_t stcap;   /* parallel to stack: where pushing each value began */
+    Py_ssize_t *markpos; Py_ssize_t mpcap;  /* parallel to marks: each MARK's position */
+    uint64_t *occ; Py_ssize_t nocc, occcap; /* per global occurrence: O_* bits */
+    Py_ssize_t *occpos; Py_ssize_t opcap;   /* per global occurrence: its opcode's position */
+    uint64_t *builds; Py_ssize_t nbuild, bcap;  /* per BUILD: its position, start, state bits */
+    Py_ssize_t *frames; Py_ssize_t nframe, fcap;
+    Py_ssize_t memo_end;  /* memo entries the stream makes */
     /* First blocks inline: small streams (the common case on the fast path) allocate nothing. */
     int32_t stack0[INLINE]; Py_ssize_t marks0[INLINE]; int32_t memo0[INLINE];
     Rec rec0[INLINE]; int32_t pool0[INLINE];
+    Py_ssize_t starts0[INLINE]; Py_ssize_t markpos0[INLINE]; uint64_t occ0[INLINE]; uint64_t builds0[INLINE];
+    Py_ssize_t occpos0[INLINE];
+    Py_ssize_t frames0[8];
 } Track;
 
 /* Grow an array that starts in inline storage (inline_buf, INLINE entries). */
@@ -271,8 +288,27 @@ cache_give(Cached *c, void *p, Py_ssize_t cap, size_t size, void *inline_buf)
 }
 
 static void
+plan_free(Track *t)
+{
+    if (t->starts != t->starts0)
+        PyMem_Free(t->starts);
+    if (t->markpos != t->markpos0)
+        PyMem_Free(t->markpos);
+    if (t->occ != t->occ0)
+        PyMem_Free(t->occ);
+    if (t->occpos != t->occpos0)
+        PyMem_Free(t->occpos);
+    if (t->builds != t->builds0)
+        PyMem_Free(t->builds);
+    if (t->frames != t->frames0)
+        PyMem_Free(t->frames);
+}
+
+static void
 track_free(Track *t)
 {
+    if (t->plan)
+        plan_free(t);
     cache_give(&cache_stack, t->stack, t->scap, sizeof(int32_t), t->stack0);
     cache_give(&cache_marks, t->marks, t->mcap, sizeof(Py_ssize_t), t->marks0);
     cache_give(&cache_memo, t->memo, t->memocap, sizeof(int32_t), t->memo0);
@@ -285,6 +321,12 @@ t_push(Track *t, int32_t r)
 {
     if (t->sp >= t->scap && grow_from((void **)&t->stack, &t->scap, t->sp + 1, sizeof(int32_t), t->stack0) < 0)
         return t->oom = 1, -1;
+    if (t->plan) {
+        if (t->sp >= t->stcap
+            && grow_from((void **)&t->starts, &t->stcap, t->sp + 1, sizeof(Py_ssize_t), t->starts0) < 0)
+            return t->oom = 1, -1;
+        t->starts[t->sp] = t->at;
+    }
     t->stack[t->sp++] = r;
     return 0;
 }
@@ -303,8 +345,166 @@ t_new(Track *t, int64_t depth, int64_t count)
         r->count = count;
         r->flags = 0;
         r->plen = 0;
+        r->occ = -1;
     }
     return (int32_t)t->nrec++;
+}
+
+/* ---- The plan (plan mode: safe_plan) ----------------------------------------------------------
+ *
+ * safe_plan() walks like memo_check and, for a stream it can describe, also returns what
+ * anypickle.safe's planned load needs to run the stream in the C unpickler with checks at the calls
+ * and BUILDs only:
+ *  - per global occurrence (each GLOBAL, STACK_GLOBAL and INST, in stream order: the order in which
+ *    the C unpickler calls find_class), how the stream uses it (O_* bits), and which argument
+ *    positions of its calls hold a call result or a container holding one;
+ *  - per BUILD, in stream order: the same for its state;
+ *  - the stream rewritten so that each BUILD is a call of a function find_class gives the loader:
+ *    BUILD becomes TUPLE2 REDUCE, and a GLOBAL of that function is inserted where the pushing of
+ *    the BUILD's target began (its FRAMEs are replaced by one around the whole stream).
+ * A "call result" is anything REDUCE, NEWOBJ, OBJ or INST returns: a value the stream did not write
+ * as a literal. Any shape outside this description (a callee that is not a global, DUP, EXT,
+ * persistent ids, buffers, a BUILD on something that is not a call result, a container that gains a
+ * call result after it was put somewhere else, more than 16 arguments, PROTO after the start, STOP
+ * with more than the result on the stack) sets noplan: the caller then takes the path it took
+ * before plans existed. Checking by position keeps the loader's checks exactly those of the static
+ * pass: it refuses, say, numpy.dtype(str, bool(0), True), whose bool is a call result there.
+ */
+enum {
+    O_CALL = 1,         /* callee of REDUCE, OBJ or INST */
+    O_NEWOBJ = 2,       /* class of NEWOBJ or NEWOBJ_EX */
+    O_VALUE = 4,        /* used any other way: in a container, as an argument or state, the result */
+    O_MODIFIED = 8,     /* target of BUILD, APPEND(S), SETITEM(S) or ADDITEMS */
+    O_RES_BUILT = 16,   /* something it returned is a BUILD target */
+    O_RES_MUTATED = 32, /* something it returned is APPEND(S)/SETITEM(S)/ADDITEMS'ed into */
+    O_RES_FED = 64,     /* something it returned is an argument of a call (or inside a tuple one) */
+    P_IS_SHIFT = 8,     /* bits 8-23: argument positions (0-15) holding a call result */
+    P_HAS_SHIFT = 24,   /* bits 24-39: positions holding a call result or a container with one */
+    B_IS = 1,           /* a BUILD's state is a call result */
+    B_HAS = 2,          /* a BUILD's state is or holds a call result */
+    MAX_ARGS = 16,
+};
+#define OCC_BUILDER ((uint64_t)1 << 62)  /* an inserted GLOBAL of the BUILD function */
+
+/* Record r used as a value: when it is a global, its occurrence gets O_VALUE. */
+static Py_ALWAYS_INLINE inline void
+p_value(Track *t, int32_t r)
+{
+    if (r > 1 && (t->rec[r].flags & R_GLOBAL))
+        t->occ[t->rec[r].occ] |= O_VALUE;
+}
+
+/* Record r, when it is a call result, passes bits (O_RES_*) to the occurrence that made it. */
+static Py_ALWAYS_INLINE inline void
+p_res(Track *t, int32_t r, uint64_t bits)
+{
+    if (r > 1 && (t->rec[r].flags & R_CALLRES) && t->rec[r].occ >= 0)
+        t->occ[t->rec[r].occ] |= bits;
+}
+
+/* The positions of items[0..n) holding call results: (is << P_IS_SHIFT) | (has << P_HAS_SHIFT).
+ * Results fed to the call get O_RES_FED; so do results inside a tuple argument (__newobj_ex__'s
+ * args), looked at one level down. */
+static uint64_t
+p_positions(Track *t, const int32_t *items, Py_ssize_t n, int fed)
+{
+    uint64_t is = 0, has = 0;
+    Py_ssize_t i, j;
+    if (n > MAX_ARGS) {
+        t->noplan = 1;
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        int32_t r = items[i];
+        if (r <= 1)
+            continue;
+        if (t->rec[r].flags & R_CALLRES) {
+            is |= 1u << i;
+            has |= 1u << i;
+            if (fed)
+                p_res(t, r, O_RES_FED);
+        }
+        else if (t->rec[r].flags & R_HASCALL) {
+            has |= 1u << i;
+            if (t->rec[r].flags & R_TUPLE) {
+                Py_ssize_t len = t->rec[r].plen;
+                const int32_t *its = len <= SHORT_TUPLE ? t->rec[r].items : t->pool + t->rec[r].poff;
+                if (len > MAX_ARGS) {
+                    t->noplan = 1;
+                    return 0;
+                }
+                for (j = 0; fed && j < len; j++)
+                    p_res(t, its[j], O_RES_FED);
+            }
+        }
+    }
+    return (is << P_IS_SHIFT) | (has << P_HAS_SHIFT);
+}
+
+/* The positions of a call's argument tuple record a (REDUCE, NEWOBJ). */
+static uint64_t
+p_args(Track *t, int32_t a)
+{
+    if (a <= 1)
+        return 0;  /* a scalar: the real call fails (arguments must be a tuple) */
+    if (t->rec[a].flags & R_CALLRES) {
+        t->noplan = 1;  /* tuple(...)'s result as an argument tuple: the static pass refuses it */
+        return 0;
+    }
+    if (t->rec[a].flags & R_TUPLE) {
+        Py_ssize_t len = t->rec[a].plen;
+        if (len > MAX_ARGS) {
+            t->noplan = 1;
+            return 0;
+        }
+        return p_positions(t, len <= SHORT_TUPLE ? t->rec[a].items : t->pool + t->rec[a].poff, len, 1);
+    }
+    if (t->rec[a].flags & R_HASCALL)
+        t->noplan = 1;  /* a list or dict as arguments: the real call fails; keep it simple */
+    return 0;
+}
+
+/* Before a call: its callee (a global occurrence, or noplan) gets `how` and the argument bits. */
+static Py_ALWAYS_INLINE inline void
+p_callee(Track *t, int32_t callee, uint64_t how, uint64_t positions)
+{
+    if (callee <= 1 || !(t->rec[callee].flags & R_GLOBAL)) {
+        t->noplan = 1;  /* a callable computed at load time */
+        return;
+    }
+    t->occ[t->rec[callee].occ] |= how | positions;
+}
+
+/* After a call: the new top of the stack is its result, made by occurrence `occ`, whose pushing
+ * began where its callee's did. */
+static Py_ALWAYS_INLINE inline void
+p_result(Track *t, int32_t callee, Py_ssize_t start)
+{
+    int32_t r = t->stack[t->sp - 1];
+    t->rec[r].flags |= R_CALLRES;
+    t->rec[r].occ = callee > 1 ? t->rec[callee].occ : -1;
+    t->starts[t->sp - 1] = start;
+}
+
+/* A new global occurrence on the stack (GLOBAL, STACK_GLOBAL), or -1. */
+static int
+p_global(Track *t, uint64_t bits)
+{
+    int32_t r;
+    if (t->nocc >= t->occcap
+        && grow_from((void **)&t->occ, &t->occcap, t->nocc + 1, sizeof(uint64_t), t->occ0) < 0)
+        return t->oom = 1, -1;
+    if (t->nocc >= t->opcap
+        && grow_from((void **)&t->occpos, &t->opcap, t->nocc + 1, sizeof(Py_ssize_t), t->occpos0) < 0)
+        return t->oom = 1, -1;
+    t->occ[t->nocc] = bits;
+    t->occpos[t->nocc] = t->at;
+    r = t_new(t, 0, 0);
+    if (r < 0)
+        return -1;
+    t->rec[r].flags |= R_GLOBAL;
+    t->rec[r].occ = (int32_t)t->nocc++;
+    return r;
 }
 
 static Py_ALWAYS_INLINE inline int
@@ -318,9 +518,10 @@ t_check_depth(Track *t, int64_t depth)
     return 0;
 }
 
-/* Put items into target (APPEND(S), SETITEM(S), ADDITEMS, BUILD). */
+/* Put items into target (APPEND(S), SETITEM(S), ADDITEMS, BUILD). In plan mode, `how` is the
+ * target's O_* bit for what is done to it (0 for a container being made). */
 static Py_ALWAYS_INLINE inline int
-t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n)
+t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n, uint64_t how)
 {
     int64_t d = 0;
     Py_ssize_t i;
@@ -331,6 +532,34 @@ t_insert(Track *t, int32_t target, const int32_t *items, Py_ssize_t n)
             if (t->rec[r].depth > d)
                 d = t->rec[r].depth;
         }
+    }
+    if (t->plan) {
+        int has = 0;
+        for (i = 0; i < n; i++) {
+            int32_t r = items[i];
+            if (r > 1) {
+                p_value(t, r);
+                if (t->rec[r].flags & (R_CALLRES | R_HASCALL))
+                    has = 1;
+            }
+        }
+        if (target > 1) {
+            Rec *tr = &t->rec[target];
+            if (how && (tr->flags & R_GLOBAL))
+                t->occ[tr->occ] |= O_MODIFIED;
+            else if (how && (tr->flags & R_CALLRES))
+                t->occ[tr->occ] |= how;
+            else if (how == O_RES_BUILT || (how && !(tr->flags & R_BOX)))
+                t->noplan = 1;  /* BUILD on a literal or container, SETITEM into a literal (a
+                                 * bytearray takes it): refused by the static pass */
+            if (has && !(tr->flags & R_HASCALL)) {
+                if (tr->flags & R_EMBEDDED)
+                    t->noplan = 1;  /* its holders' bits are stale */
+                tr->flags |= R_HASCALL;
+            }
+        }
+        else if (how)
+            t->noplan = 1;
     }
     if (target == 0)
         return 0;  /* into a scalar or global: the real load fails, the static pass refuses it */
@@ -371,6 +600,7 @@ t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
     int32_t r = t_new(t, 1, 0);
     if (r < 0)
         return -1;
+    t->rec[r].flags |= R_BOX;
     if (is_tuple && n) {
         Rec *rec = &t->rec[r];
         if (n <= SHORT_TUPLE) {
@@ -390,7 +620,7 @@ t_container(Track *t, const int32_t *items, Py_ssize_t n, int is_tuple)
         rec->plen = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
         rec->flags |= R_TUPLE;
     }
-    if (t_insert(t, r, items, n) < 0)
+    if (t_insert(t, r, items, n, 0) < 0)
         return -1;
     return t_push(t, r);
 }
@@ -495,12 +725,13 @@ t_pop_mark(Track *t, Py_ssize_t *n)
 }
 
 /* The stack effect of one opcode on the records (see Track). k: the byte length of a literal
- * argument; idx: a GET's memo index. Returns 0, or -1 with t->limit, t->oom or *why set. */
+ * argument; idx: a GET's memo index. Returns 0, or -1 with t->limit, t->oom or *why set. In plan
+ * mode it also keeps the plan (see "The plan"). */
 static int
 t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
 {
     int32_t *items, r, a[2];
-    Py_ssize_t n;
+    Py_ssize_t n, st = 0;
 
     switch (op) {
     case 'B': case 'X': case 'T': case 0x8d: case 0x8e: case 0x96: case 'S': case 'V':
@@ -524,12 +755,39 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
         if (t->max_int_bytes >= 0 && k * 100 > (Py_ssize_t)t->max_int_bytes * 241)
             t->bigint = 1;
         return t_push(t, 0);
+    case 'c':
+        if (t->plan) {
+            r = p_global(t, 0);
+            return r < 0 ? -1 : t_push(t, r);
+        }
+        return t_push(t, 0);
+    case 0x93:
+        if (t->sp < 2)
+            goto underflow;
+        if (t->plan) {
+            st = t->starts[t->sp - 2];
+            t->sp -= 2;
+            r = p_global(t, 0);
+            if (r < 0 || t_push(t, r) < 0)
+                return -1;
+            t->starts[t->sp - 1] = st;
+            return 0;
+        }
+        t->sp -= 2;
+        return t_push(t, 0);
+    case 'P': case 0x82: case 0x83: case 0x84: case 0x97:
+        t->noplan = 1;
+        return t_push(t, 0);
     case 'F': case 'J': case 'K': case 'M': case 'G': case 'N': case 0x88: case 0x89:
-    case 'c': case 'P': case 0x82: case 0x83: case 0x84: case 0x97:
         return t_push(t, 0);
     case '(':
         if (grow_from((void **)&t->marks, &t->mcap, t->nm + 1, sizeof(Py_ssize_t), t->marks0) < 0)
             return t->oom = 1, -1;
+        if (t->plan) {
+            if (grow_from((void **)&t->markpos, &t->mpcap, t->nm + 1, sizeof(Py_ssize_t), t->markpos0) < 0)
+                return t->oom = 1, -1;
+            t->markpos[t->nm] = t->at;
+        }
         t->marks[t->nm++] = t->sp;
         return 0;
     case ')':
@@ -540,15 +798,27 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
         items = t_pop_mark(t, &n);
         if (n < 0)
             goto nomark;
+        if (t->plan)
+            st = t->markpos[t->nm];
         if ((op == 'd' || op == 0x91) && t_hashed(t, items, n, op == 'd' ? 2 : 1) < 0)
             return -1;
-        return t_container(t, items, n, op == 't');
+        if (t_container(t, items, n, op == 't') < 0)
+            return -1;
+        if (t->plan)
+            t->starts[t->sp - 1] = st;
+        return 0;
     case 0x85: case 0x86: case 0x87:
         n = op - 0x85 + 1;
         if (t->sp < n)
             goto underflow;
+        if (t->plan)
+            st = t->starts[t->sp - n];
         t->sp -= n;
-        return t_container(t, t->stack + t->sp, n, 1);
+        if (t_container(t, t->stack + t->sp, n, 1) < 0)
+            return -1;
+        if (t->plan)
+            t->starts[t->sp - 1] = st;
+        return 0;
     case 'a': case 's':
         n = op == 'a' ? 1 : 2;
         if (t->sp < n + 1)
@@ -556,7 +826,7 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
         t->sp -= n;
         if (op == 's' && t_hashed(t, t->stack + t->sp, 1, 1) < 0)
             return -1;
-        return t_insert(t, t->stack[t->sp - 1], t->stack + t->sp, n);
+        return t_insert(t, t->stack[t->sp - 1], t->stack + t->sp, n, O_RES_MUTATED);
     case 'e': case 'u': case 0x90:
         items = t_pop_mark(t, &n);
         if (n < 0)
@@ -565,7 +835,7 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
             goto underflow;
         if (op != 'e' && t_hashed(t, items, n, op == 'u' ? 2 : 1) < 0)
             return -1;
-        return t_insert(t, t->stack[t->sp - 1], items, n);
+        return t_insert(t, t->stack[t->sp - 1], items, n, O_RES_MUTATED);
     case '0':
         if (t->nm > 0 && t->marks[t->nm - 1] == t->sp)
             t->nm--;
@@ -580,6 +850,7 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
     case '2':
         if (t->sp < 1)
             goto underflow;
+        t->noplan = 1;
         return t_push(t, t->stack[t->sp - 1]);
     case 'p': case 'q': case 'r': case 0x94:
         if (t->sp < 1)
@@ -594,28 +865,57 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
             return -1;
         }
         return t_push(t, t->memo[idx]);
-    case 'R': case 0x81:
+    case 'R': case 0x81: {
+        int32_t callee;
         if (t->sp < 2)
             goto underflow;
+        callee = t->stack[t->sp - 2];
         a[0] = t->stack[t->sp - 1];
+        if (t->plan) {
+            st = t->starts[t->sp - 2];
+            p_callee(t, callee, op == 'R' ? O_CALL : O_NEWOBJ, p_args(t, a[0]));
+        }
         t->sp -= 2;
-        return t_call(t, a, 1);
+        if (t_call(t, a, 1) < 0)
+            return -1;
+        if (t->plan)
+            p_result(t, callee, st);
+        return 0;
+    }
     case 0x92:
         if (t->sp < 3)
             goto underflow;
+        t->noplan = 1;  /* NEWOBJ_EX: keyword arguments, which the static pass refuses */
         a[0] = t->stack[t->sp - 2];
         a[1] = t->stack[t->sp - 1];
         t->sp -= 3;
         return t_call(t, a, 2);
-    case 'o': case 'i':
+    case 'o': case 'i': {
+        int32_t callee = 0;
         items = t_pop_mark(t, &n);
         if (n < 0)
             goto nomark;
         if (op == 'o') {
             if (n < 1)
                 goto underflow;
+            callee = items[0];
             items++;
             n--;
+        }
+        if (t->plan) {
+            Py_ssize_t i;
+            uint64_t positions;
+            st = t->markpos[t->nm];
+            for (i = 0; i < n; i++)
+                p_value(t, items[i]);
+            positions = p_positions(t, items, n, 1);
+            if (op == 'i') {
+                /* INST names its class inline: the C unpickler calls find_class here */
+                callee = p_global(t, 0);
+                if (callee < 0)
+                    return -1;
+            }
+            p_callee(t, callee, O_CALL, positions);
         }
         {
             /* copy out: t_call pushes, which may move the stack */
@@ -627,12 +927,40 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
             res = t_call(t, copy, n);
             if (copy != small)
                 PyMem_Free(copy);
-            return res;
+            if (res < 0)
+                return res;
         }
+        if (t->plan)
+            p_result(t, callee, st);
+        return 0;
+    }
     case 'b':
         if (t->sp < 2)
             goto underflow;
         a[0] = t->stack[--t->sp];
+        if (t->plan) {
+            int32_t target = t->stack[t->sp - 1], state = a[0];
+            uint64_t bits = 0;
+            if (target <= 1 || !(t->rec[target].flags & R_CALLRES))
+                t->noplan = 1;  /* BUILD on a global, literal or container: refused by the static pass */
+            if (state > 1) {
+                Rec *sr = &t->rec[state];
+                if (sr->flags & R_CALLRES)
+                    bits |= B_IS | B_HAS;
+                else if (sr->flags & R_HASCALL)
+                    bits |= B_HAS;
+                if ((sr->flags & R_TUPLE) && (bits & B_HAS)) {
+                    Py_ssize_t len = sr->plen;
+                    bits |= p_positions(t, len <= SHORT_TUPLE ? sr->items : t->pool + sr->poff, len, 0);
+                }
+            }
+            if (t->nbuild + 3 > t->bcap
+                && grow_from((void **)&t->builds, &t->bcap, t->nbuild + 3, sizeof(uint64_t), t->builds0) < 0)
+                return t->oom = 1, -1;
+            t->builds[t->nbuild++] = (uint64_t)t->at;
+            t->builds[t->nbuild++] = (uint64_t)t->starts[t->sp - 1];
+            t->builds[t->nbuild++] = bits;
+        }
         if (t_consume(t, a[0]) < 0)
             return -1;
         if (a[0] && (t->rec[a[0]].flags & R_TUPLE)) {  /* (dict state, slot state) or numpy's tuple */
@@ -643,22 +971,35 @@ t_step(Track *t, unsigned char op, Py_ssize_t k, uint64_t idx, const char **why)
                     return -1;
             }
         }
-        return t_insert(t, t->stack[t->sp - 1], a, 1);
-    case 0x93:
-        if (t->sp < 2)
-            goto underflow;
-        t->sp -= 2;
-        return t_push(t, 0);
+        return t_insert(t, t->stack[t->sp - 1], a, 1, O_RES_BUILT);
     case 'Q':
         if (t->sp < 1)
             goto underflow;
+        t->noplan = 1;
         t->stack[t->sp - 1] = 0;
         return 0;
     case '.':
         if (t->sp < 1)
             goto underflow;
+        if (t->plan) {
+            if (t->sp != 1 || t->nm != 0)
+                t->noplan = 1;
+            p_value(t, t->stack[t->sp - 1]);
+        }
         return 0;
-    default:  /* PROTO, FRAME, READONLY_BUFFER */
+    case 0x95:  /* FRAME */
+        if (t->plan) {
+            if (grow_from((void **)&t->frames, &t->fcap, t->nframe + 1, sizeof(Py_ssize_t), t->frames0) < 0)
+                return t->oom = 1, -1;
+            t->frames[t->nframe++] = t->at;
+        }
+        return 0;
+    case 0x80:  /* PROTO */
+        if (t->at != 0)
+            t->noplan = 1;
+        return 0;
+    default:  /* READONLY_BUFFER */
+        t->noplan = 1;
         return 0;
     }
 underflow:
@@ -720,14 +1061,20 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
                 idx = op == 'h' ? data[pos] : le(data + pos, 4);
                 pos += FIXSIZE[op];
                 /* inline tracking of the most frequent opcodes (one dispatch, not two) */
-                if (!t->broken && t->sp < t->scap && idx < (uint64_t)t->nmemo) {
+                if (!t->broken && t->sp < t->scap && idx < (uint64_t)t->nmemo
+                    && (!t->plan || t->sp < t->stcap)) {
+                    if (t->plan)
+                        t->starts[t->sp] = at;
                     t->stack[t->sp++] = t->memo[idx];
                     continue;
                 }
                 break;
             }
             pos += FIXSIZE[op];
-            if (!t->broken && t->sp < t->scap) {  /* ints, floats, EXT: a scalar */
+            if (!t->broken && t->sp < t->scap && (!t->plan || (t->sp < t->stcap && op < 0x80))) {
+                /* ints, floats, EXT: a scalar (plan mode: EXT goes to t_step, which sets noplan) */
+                if (t->plan)
+                    t->starts[t->sp] = at;
                 t->stack[t->sp++] = 0;
                 continue;
             }
@@ -746,7 +1093,10 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
             if (avail - 1 < k)
                 goto truncated;
             pos += 1 + k;
-            if (op != 0x8a && !t->broken && t->sp < t->scap) {  /* short str or bytes */
+            if (op != 0x8a && !t->broken && t->sp < t->scap && (!t->plan || t->sp < t->stcap)) {
+                /* short str or bytes */
+                if (t->plan)
+                    t->starts[t->sp] = at;
                 t->stack[t->sp++] = 1;
                 continue;
             }
@@ -854,6 +1204,7 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
         default:
             return refuse(at, "byte 0x%02x is not a pickle opcode", (int)op);
         }
+        t->at = at;
         if (!t->broken && t_step(t, op, k, idx, &why) < 0) {
             if (t->oom)
                 return PyErr_NoMemory();
@@ -865,8 +1216,10 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
              * on, and the static pass names the problem. */
             t->broken = 1;
         }
-        if (op == '.')
+        if (op == '.') {
+            t->memo_end = memo_count;
             Py_RETURN_NONE;
+        }
         continue;
     truncated:
         if (frame_end >= 0)
@@ -988,6 +1341,189 @@ plain_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(result);
     return PyBool_FromLong(!active);
 }
+
+static int
+cmp_ssize(const void *a, const void *b)
+{
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The plan of a walk in plan mode (see "The plan"): (occurrences, builds, rewritten).
+ * rewritten: the stream with each BUILD turned into a call of the BUILD function, which a GLOBAL
+ * `_ _` inserted where the pushing of the BUILD's target began puts on the stack, and its FRAMEs
+ * replaced by one around all of it (a framed stream without BUILD: data itself); occurrences: the O_* bits of each call the C unpickler makes to
+ * find_class on it, in order (OCC_BUILDER for the inserted GLOBALs); builds: the B_* bits of each
+ * BUILD's state, in stream order. */
+static PyObject *
+make_plan(Track *t, const unsigned char *data, Py_ssize_t n, PyObject *source)
+{
+    PyObject *occ = NULL, *builds = NULL, *rewritten = NULL;
+    Py_ssize_t i, nb = t->nbuild / 3;
+
+    occ = PyTuple_New(t->nocc + nb);
+    builds = PyTuple_New(nb);
+    if (occ == NULL || builds == NULL)
+        goto error;
+    for (i = 0; i < nb; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(t->builds[3 * i + 2]);
+        if (v == NULL)
+            goto error;
+        PyTuple_SET_ITEM(builds, i, v);
+    }
+    if (nb == 0 && t->nframe > 0 && source != NULL) {
+        /* nothing to rewrite in a framed stream: load it as it is */
+        rewritten = Py_NewRef(source);
+        for (i = 0; i < t->nocc; i++) {
+            PyObject *v = PyLong_FromUnsignedLongLong(t->occ[i]);
+            if (v == NULL)
+                goto error;
+            PyTuple_SET_ITEM(occ, i, v);
+        }
+    }
+    else {
+        /* One FRAME around everything after PROTO: the C unpickler then reads the stream with one
+         * read() call from a BytesIO (an unframed stream costs one call per opcode). */
+        Py_ssize_t head = n >= 2 && data[0] == 0x80 ? 2 : 0;
+        Py_ssize_t size = n - 9 * t->nframe + 6 * nb + 9, pos = head, ii = 0, bi = 0, fi = 0;
+        Py_ssize_t small[16], *ins = nb <= 16 ? small : PyMem_Malloc((size_t)(nb ? nb : 1) * sizeof(Py_ssize_t));
+        static const unsigned char get[5] = {'c', '_', '\n', '_', '\n'};
+        unsigned char *o;
+        uint64_t body;
+        Py_ssize_t oi = 0, k = 0;
+        if (ins == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        for (i = 0; i < nb; i++)
+            ins[i] = (Py_ssize_t)t->builds[3 * i + 1];
+        qsort(ins, (size_t)nb, sizeof(Py_ssize_t), cmp_ssize);
+        /* find_class's calls in the rewritten stream: the occurrences and, before the opcode at
+         * each insertion point, the inserted GLOBAL of the BUILD function (OCC_BUILDER) */
+        for (i = 0; i <= nb; i++) {
+            Py_ssize_t until = i < nb ? ins[i] : PY_SSIZE_T_MAX;
+            for (; oi < t->nocc && t->occpos[oi] < until; oi++) {
+                PyObject *v = PyLong_FromUnsignedLongLong(t->occ[oi]);
+                if (v == NULL) {
+                    if (ins != small)
+                        PyMem_Free(ins);
+                    goto error;
+                }
+                PyTuple_SET_ITEM(occ, k++, v);
+            }
+            if (i < nb) {
+                PyObject *v = PyLong_FromUnsignedLongLong(OCC_BUILDER);
+                if (v == NULL) {
+                    if (ins != small)
+                        PyMem_Free(ins);
+                    goto error;
+                }
+                PyTuple_SET_ITEM(occ, k++, v);
+            }
+        }
+        rewritten = PyBytes_FromStringAndSize(NULL, size);
+        if (rewritten == NULL) {
+            if (ins != small)
+                PyMem_Free(ins);
+            goto error;
+        }
+        o = (unsigned char *)PyBytes_AS_STRING(rewritten);
+        memcpy(o, data, (size_t)head);
+        o += head;
+        *o++ = 0x95;
+        body = (uint64_t)(size - head - 9);
+        for (i = 0; i < 8; i++)
+            *o++ = (unsigned char)(body >> (8 * i));
+        while (pos < n) {
+            Py_ssize_t next = n;
+            if (ii < nb && ins[ii] < next)
+                next = ins[ii];
+            if (fi < t->nframe && t->frames[fi] < next)
+                next = t->frames[fi];
+            if (bi < nb && (Py_ssize_t)t->builds[3 * bi] < next)
+                next = (Py_ssize_t)t->builds[3 * bi];
+            memcpy(o, data + pos, (size_t)(next - pos));
+            o += next - pos;
+            pos = next;
+            if (pos == n)
+                break;
+            if (ii < nb && ins[ii] == pos) {  /* push the BUILD function first */
+                memcpy(o, get, 5);
+                o += 5;
+                ii++;
+            }
+            else if (fi < t->nframe && t->frames[fi] == pos) {
+                pos += 9;
+                fi++;
+            }
+            else {  /* BUILD -> TUPLE2 REDUCE */
+                *o++ = 0x86;
+                *o++ = 'R';
+                pos++;
+                bi++;
+            }
+        }
+        if (ins != small)
+            PyMem_Free(ins);
+        if (o != (unsigned char *)PyBytes_AS_STRING(rewritten) + size) {
+            PyErr_SetString(PyExc_SystemError, "anypickle.safe._opwalk: plan rewrite size mismatch");
+            goto error;
+        }
+    }
+    return Py_BuildValue("(NNN)", occ, builds, rewritten);
+error:
+    Py_XDECREF(occ);
+    Py_XDECREF(builds);
+    Py_XDECREF(rewritten);
+    return NULL;
+}
+
+/* memo_check, and for a sound stream naming globals that the plan describes, the plan instead of
+ * None (see "The plan"). */
+static PyObject *
+safe_plan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int active = 0;
+    Track t;
+    Py_buffer view;
+    PyObject *result;
+
+    if (parse_limits(args, nargs, &t, "safe_plan") < 0)
+        return NULL;
+    t.plan = 1;
+    t.starts = t.starts0; t.stcap = INLINE;
+    t.markpos = t.markpos0; t.mpcap = INLINE;
+    t.occ = t.occ0; t.occcap = INLINE;
+    t.occpos = t.occpos0; t.opcap = INLINE;
+    t.builds = t.builds0; t.bcap = INLINE;
+    t.frames = t.frames0; t.fcap = 8;
+    if (track_start(&t) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        track_free(&t);
+        return NULL;
+    }
+    result = walk((const unsigned char *)view.buf, view.len, &active, 0, &t);
+    if (result == Py_None) {
+        if (t.bigint) {
+            Py_DECREF(result);
+            result = Py_NewRef(Py_False);
+        }
+        else if (!t.broken && !t.noplan && t.nocc > 0) {
+            Py_DECREF(result);
+            result = make_plan(&t, (const unsigned char *)view.buf, view.len,
+                               PyBytes_CheckExact(args[0]) ? args[0] : NULL);
+        }
+    }
+    PyBuffer_Release(&view);
+    track_free(&t);
+    return result;
+}
+
+PyDoc_STRVAR(safe_plan_doc,
+"safe_plan(data, max_depth=1000, max_copy=50000000, max_int_bytes=1786, max_hashed_keys=-1, /)\n--\n\n"
+"memo_check(data, ...), except that a sound stream naming globals whose shape the plan describes\n"
+"gives its plan, (occurrences, builds, rewritten), instead of None (see the source).");
 
 /* The one header shape load_pickle_envelope takes, as anypickle._envelope writes it (the test suite
  * compares ENVELOPE_PREFIX with _envelope's): magic "APKL", format version 1, Backend.PICKLE (1),
@@ -1473,6 +2009,7 @@ PyDoc_STRVAR(memo_check_doc,
 static PyMethodDef methods[] = {
     {"memo_check", (PyCFunction)(void (*)(void))memo_check, METH_FASTCALL, memo_check_doc},
     {"plain_data", (PyCFunction)(void (*)(void))plain_data, METH_FASTCALL, plain_data_doc},
+    {"safe_plan", (PyCFunction)(void (*)(void))safe_plan, METH_FASTCALL, safe_plan_doc},
     {"load_pickle_envelope", (PyCFunction)(void (*)(void))load_pickle_envelope, METH_FASTCALL,
      load_pickle_envelope_doc},
     {NULL, NULL, 0, NULL},
