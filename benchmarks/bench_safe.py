@@ -2,7 +2,7 @@
 
 Groups are cases; within a group the "backend" parameter is "pickle.loads" (the baseline),
 "anypickle safe" (the default: C-first when the anypickle.safe._opwalk extension is built) and
-"anypickle safe static-first" (anypickle.safe.C_FIRST = False: the static pass runs first, as
+"anypickle safe static-first" (anypickle.safe._loads.C_FIRST = False: the static pass runs first, as
 without the extension). Quote ratios between backends of the same run.
 """
 
@@ -16,7 +16,7 @@ import uuid
 import numpy as np
 import pytest
 
-import anypickle.safe
+import anypickle.safe._loads
 from anypickle.safe import safe_loads
 
 
@@ -46,8 +46,8 @@ def test_safe_loading(benchmark, case, backend, monkeypatch):
         load = pickle.loads
     else:
         if backend.endswith("static-first"):
-            monkeypatch.setattr(anypickle.safe, "C_FIRST", False)
+            monkeypatch.setattr(anypickle.safe._loads, "C_FIRST", False)
         load = safe_loads
-        benchmark.extra_info["c_first"] = anypickle.safe.C_FIRST
+        benchmark.extra_info["c_first"] = anypickle.safe._loads.C_FIRST
     out = benchmark(load, data)
     assert type(out) is type(CASES[case])

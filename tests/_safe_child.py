@@ -28,15 +28,15 @@ import collections, copyreg, datetime, decimal, fractions, uuid, _codecs
 import numpy as np
 import numpy._core.multiarray, numpy._core.numeric
 import numpy.core.multiarray, numpy.core.numeric
-import anypickle, anypickle.safe, anypickle.safe._scanner, anypickle.safe._scanner._rules
+import anypickle, anypickle.safe._loads, anypickle.safe._scanner, anypickle.safe._scanner._rules
 import pickle
-anypickle.safe.C_FIRST = mode in ("c_first", "planned") and anypickle.safe.C_FIRST
-allowlist = anypickle.safe.build_allowlist(())
+anypickle.safe._loads.C_FIRST = mode in ("c_first", "planned") and anypickle.safe._loads.C_FIRST
+allowlist = anypickle.safe._loads.build_allowlist(())
 
 class Miss(Exception):
     pass
 if mode == "no_extension":  # as installed without a C compiler: the pure-Python paths only
-    anypickle.safe._memo_check = anypickle.safe._plain_data = None
+    anypickle.safe._loads._memo_check = anypickle.safe._loads._plain_data = None
 
 def snapshot():
     dtypes = {}
@@ -47,7 +47,7 @@ def snapshot():
     classes = {c.__qualname__: sorted(vars(c)) for c in (uuid.SafeUUID, uuid.UUID, fractions.Fraction,
                collections.Counter, decimal.Decimal, np.dtype, np.ndarray)}
     scalars = (repr(np.True_), repr(np.False_), np.True_.dtype.flags)
-    return repr((dtypes, members, classes, scalars, anypickle.safe._SUBSTITUTES))
+    return repr((dtypes, members, classes, scalars, anypickle.safe._loads._SUBSTITUTES))
 
 # warm up: one benign load of every kind, so lazily imported modules are imported before the baseline
 for obj in (np.arange(3), np.zeros(2, "U2,O"), np.float64(1), np.dtype("M8[ns]"), fractions.Fraction(1, 3),
@@ -66,10 +66,10 @@ for name, hexdata in json.load(open(cases_path)):
     out = {"outcome": None, "error": None, "limit": None, "new_modules": [], "state_changed": False}
     try:
         if mode == "planned":  # the planned load alone: "loads", or "miss" (it hands the stream on)
-            plan = anypickle.safe._safe_plan(data)
-            result = (anypickle.safe._planned_load(data, allowlist, anypickle.safe.DEFAULT_LIMITS, plan)
-                      if type(plan) is tuple and len(plan) == 3 else anypickle.safe._MISS)
-            if result is anypickle.safe._MISS:
+            plan = anypickle.safe._loads._safe_plan(data)
+            result = (anypickle.safe._loads._planned_load(data, allowlist, anypickle.safe._loads.DEFAULT_LIMITS, plan)
+                      if type(plan) is tuple and len(plan) == 3 else anypickle.safe._loads._MISS)
+            if result is anypickle.safe._loads._MISS:
                 raise Miss
         else:
             result = pickle.loads(data) if mode == "plain" else anypickle.loads(data, safe=True)

@@ -28,8 +28,8 @@ for name, hexdata, setup in cases:
     outcome = {"loaded": False, "error": None, "anypickle_error": False, "position": None, "global_name": None}
     try:
         if mode.startswith("safe"):
-            import anypickle, anypickle.safe
-            anypickle.safe.C_FIRST = mode == "safe_c_first"
+            import anypickle, anypickle.safe._loads
+            anypickle.safe._loads.C_FIRST = mode == "safe_c_first"
             anypickle.loads(data, safe=True)
         else:
             result = pickle.loads(data)
@@ -81,7 +81,7 @@ CASE_NAMES = sorted(build_corpus(Path("/nonexistent")))
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_safe_load_refuses_before_running(outcomes, name, mode):
     """loads(safe=True) raises an anypickle error and the payload's marker file never appears
-    (also with the optional C-first path, see anypickle.safe.C_FIRST)."""
+    (also with the optional C-first path, see anypickle.safe._loads.C_FIRST)."""
     marker_dir, corpus, results = outcomes[mode]
     outcome = results[name]
     assert not outcome["loaded"], f"{name} ({corpus[name].technique}) loaded under safe=True"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import anypickle.safe
+import anypickle.safe._loads
 from anypickle.safe._scanner._machine import simulate
 from anypickle.lab.runner import run_script
 
@@ -31,10 +31,10 @@ needs_extension = pytest.mark.skipif(memo_check is None, reason="the optional C 
 
 def test_c_first_is_on_exactly_when_the_extension_is_built():
     """C-first is the default iff the extension imports; under CI (CI=true) it must have been built."""
-    assert anypickle.safe.C_FIRST is (memo_check is not None)
+    assert anypickle.safe._loads.C_FIRST is (memo_check is not None)
     if os.environ.get("CI") == "true":
         assert memo_check is not None, "CI must build anypickle.safe._opwalk (pip install -e .)"
-        assert anypickle.safe.C_FIRST
+        assert anypickle.safe._loads.C_FIRST
 
 
 # -- an independent reference walker, from pickletools' opcode table ---------------------------------
@@ -302,11 +302,11 @@ hidden = b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame + b"\x00\x00C" 
 # gh-115952 with the index hidden the same way: LONG_BINPUT 0 to a linear walk, 0x30290000 to C.
 memo_bomb = b"\x80\x04\x95\x04\x00\x00\x00\x00\x00\x00\x00]r\x00\x00\x00\x00)0."
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # the bomb asks for ~13 GB
-import anypickle, anypickle.safe
+import anypickle, anypickle.safe._loads
 from anypickle import scan
 out = {"scan_hidden_safe": scan(hidden).safe, "scan_bomb_safe": scan(memo_bomb).safe}
 for c_first in (True, False):
-    anypickle.safe.C_FIRST = c_first
+    anypickle.safe._loads.C_FIRST = c_first
     for name, data in (("hidden", hidden), ("bomb", memo_bomb)):
         try:
             anypickle.loads(data, safe=True)
@@ -355,9 +355,9 @@ def test_uuid_class_cannot_be_changed_by_a_stream(monkeypatch, c_first, mutation
     fails on the class itself, the load is refused, and the class is unchanged."""
     import uuid
 
-    if c_first and anypickle.safe._memo_check is None:
+    if c_first and anypickle.safe._loads._memo_check is None:
         pytest.skip("the optional C extension anypickle.safe._opwalk was not built")
-    monkeypatch.setattr(anypickle.safe, "C_FIRST", c_first)
+    monkeypatch.setattr(anypickle.safe._loads, "C_FIRST", c_first)
     before = dict(vars(uuid.UUID))
     with pytest.raises(anypickle.UnsafePickleError) as info:
         anypickle.safe.safe_loads(b"cuuid\nUUID\n" + mutation)

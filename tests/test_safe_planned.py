@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import anypickle.safe
+import anypickle.safe._loads
 from anypickle.safe import safe_loads
 from anypickle.safe._allowlist import resolve_global
 
@@ -39,7 +39,7 @@ from _safe_child import run_streams
 from adversarial import NP, Asm, _dtype, build_cases
 from test_safe_fuzz import generated_streams, mutated
 
-pytestmark = pytest.mark.skipif(anypickle.safe._safe_plan is None, reason="the C extension is not built")
+pytestmark = pytest.mark.skipif(anypickle.safe._loads._safe_plan is None, reason="the C extension is not built")
 
 
 def _objects() -> dict[str, object]:
@@ -110,11 +110,11 @@ def _same(a, b) -> bool:
 
 
 def _planned(data: bytes):
-    """The planned load alone: its result, or anypickle.safe._MISS."""
-    plan = anypickle.safe._safe_plan(data)
+    """The planned load alone: its result, or anypickle.safe._loads._MISS."""
+    plan = anypickle.safe._loads._safe_plan(data)
     if not (type(plan) is tuple and len(plan) == 3):
-        return anypickle.safe._MISS
-    return anypickle.safe._planned_load(data, anypickle.safe.build_allowlist(()), anypickle.safe.DEFAULT_LIMITS, plan)
+        return anypickle.safe._loads._MISS
+    return anypickle.safe._loads._planned_load(data, anypickle.safe._loads.build_allowlist(()), anypickle.safe._loads.DEFAULT_LIMITS, plan)
 
 
 def test_corpus_shape():
@@ -131,9 +131,9 @@ def test_ordinary_data_takes_the_planned_load(name, monkeypatch):
         warnings.simplefilter("ignore", DeprecationWarning)
         expected = pickle.loads(data)
         got = _planned(data)
-        assert got is not anypickle.safe._MISS, "the planned load handed an ordinary stream on"
+        assert got is not anypickle.safe._loads._MISS, "the planned load handed an ordinary stream on"
         assert _same(got, expected)
-        monkeypatch.setattr(anypickle.safe, "C_FIRST", False)
+        monkeypatch.setattr(anypickle.safe._loads, "C_FIRST", False)
         assert _same(safe_loads(data), got)
     if name.startswith("numpy shared"):
         assert got[0] is got[1] is got[2]["again"]  # the memo still shares one array
@@ -143,12 +143,12 @@ def test_the_planned_load_is_what_safe_loads_uses():
     """safe_loads takes the planned load (a stream it misses would show the static pass's cost)."""
     data = CORPUS["numpy arrays p5"]
     calls = []
-    real = anypickle.safe._planned_load
+    real = anypickle.safe._loads._planned_load
     try:
-        anypickle.safe._planned_load = lambda *a: calls.append(1) or real(*a)
+        anypickle.safe._loads._planned_load = lambda *a: calls.append(1) or real(*a)
         safe_loads(data)
     finally:
-        anypickle.safe._planned_load = real
+        anypickle.safe._loads._planned_load = real
     assert calls == [1]
 
 
@@ -279,8 +279,8 @@ FUZZ = settings(max_examples=300, deadline=1000, suppress_health_check=[HealthCh
 
 
 def _check_plan(data: bytes) -> None:
-    check = anypickle.safe._memo_check(data)
-    plan = anypickle.safe._safe_plan(data)
+    check = anypickle.safe._loads._memo_check(data)
+    plan = anypickle.safe._loads._safe_plan(data)
     if not (type(plan) is tuple and len(plan) == 3):
         assert plan == check  # no plan: exactly memo_check's verdict
         return
@@ -335,22 +335,22 @@ def test_rewritten_streams_load_like_the_originals():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         for name, data in CORPUS.items():
-            plan = anypickle.safe._safe_plan(data)
+            plan = anypickle.safe._loads._safe_plan(data)
             if type(plan) is tuple and len(plan) == 3:
                 assert _same(Plain(io.BytesIO(plan[2])).load(), pickle.loads(data)), name
 
 
 def test_larger_streams_take_the_planned_load_after_the_inert_one(monkeypatch):
-    """Past anypickle.safe._PLAN_FIRST bytes the inert-only load goes first (cheaper per opcode); a
+    """Past anypickle.safe._loads._PLAN_FIRST bytes the inert-only load goes first (cheaper per opcode); a
     non-inert global after it still ends in the planned load, not in the static pass."""
     when = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
     obj = [when + datetime.timedelta(seconds=i) for i in range(600)] + [np.arange(4.0), range(3)]
     data = pickle.dumps(obj, 5)
-    assert len(data) > anypickle.safe._PLAN_FIRST
+    assert len(data) > anypickle.safe._loads._PLAN_FIRST
     calls = []
-    real = anypickle.safe._planned_load
-    monkeypatch.setattr(anypickle.safe, "_planned_load", lambda *a: calls.append(1) or real(*a))
-    monkeypatch.setattr(anypickle.safe, "_refusal", lambda *a: pytest.fail("the static pass ran"))
+    real = anypickle.safe._loads._planned_load
+    monkeypatch.setattr(anypickle.safe._loads, "_planned_load", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(anypickle.safe._loads, "_refusal", lambda *a: pytest.fail("the static pass ran"))
     assert _same(safe_loads(data), obj)
     assert calls == [1]
     small = pickle.dumps(obj[-2:], 5)  # and a small one is planned first
@@ -369,7 +369,7 @@ def test_the_dtype_verdict_cache_keys_on_exact_types():
         guard._build_dtype(dtype, state)
         return dtype
 
-    guard = NumpyGuard(anypickle.safe.DEFAULT_LIMITS)
+    guard = NumpyGuard(anypickle.safe._loads.DEFAULT_LIMITS)
     state = np.dtype("f8").__reduce__()[2]
     for _ in range(2):  # the second time from the cache
         build(guard, ("f8", False, True), state)
