@@ -102,8 +102,16 @@ def _state_key(args: tuple, state: tuple, keys: dict[int, tuple | None]) -> tupl
 class NumpyGuard:
     """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
 
+    # numpy's module and the guard's tables, the same for every guard: set on the class by the first
+    # guard (``_static()``), so making one per load costs no more than its four dicts.
+    np: Any
+    calls: dict[int, Any]
+    classes: tuple
+    helpers: frozenset
+
     def __init__(self, limits: Limits) -> None:
-        self.np, self.calls, self.classes, self.helpers = _static()
+        if "np" not in NumpyGuard.__dict__:
+            NumpyGuard.np, NumpyGuard.calls, NumpyGuard.classes, NumpyGuard.helpers = _static()
         self.limits = limits
         self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
         self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
@@ -140,10 +148,12 @@ class NumpyGuard:
         return dtype
 
     def _nbytes(self, shape: object, itemsize: int, what: str) -> int:
-        if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
+        if type(shape) is not tuple:
             raise _refuse(f"{what}: the shape must be a tuple of non-negative ints, not {shape!r}")
         items = 1
         for d in shape:
+            if type(d) is not int or d < 0:
+                raise _refuse(f"{what}: the shape must be a tuple of non-negative ints, not {shape!r}")
             items *= d
         nbytes = items * itemsize
         cap = self.limits.value("max_array_bytes")
