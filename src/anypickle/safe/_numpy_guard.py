@@ -223,7 +223,26 @@ class NumpyGuard:
         args = entry[1]
         if not (type(state) is tuple and len(state) in (8, 9)):
             raise _refuse("a dtype's BUILD state must be the 8- or 9-tuple numpy writes")
-        # Every dtype inside the state (fields, subarray base) must be one this stream set up.
+        if len(state) == 8 and state[2] is None and state[3] is None and state[4] is None:
+            # A plain dtype (no subarray, fields or metadata), the common case: what _state_key
+            # gives for it, without the call.
+            types = tuple(map(type, state))
+            key = (args, state, types) if _LEAF.issuperset(types) else None
+        else:
+            key = self._nested_key(args, state)
+        if key is None or key not in _VERIFIED:
+            self._verify(args, state, key)
+        # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
+        # public, validating constructors: applying it is what unpickling numpy's own pickle does.
+        # (numpy's __setstate__ itself trusts its input: a datetime type given a state without
+        # metadata crashes inside it, so no state is applied before this comparison.)
+        dtype.__setstate__(state)
+        self.sealed[id(dtype)] = dtype
+        self.keys[id(dtype)] = key
+
+    def _nested_key(self, args: tuple, state: tuple) -> tuple | None:
+        """A state with a subarray, fields or metadata: every dtype inside it must be one this
+        stream set up; then its cache key (:func:`_state_key`)."""
         if state[2] is not None:
             if not (type(state[2]) is tuple and len(state[2]) == 2):
                 raise _refuse("malformed subarray in a dtype state")
@@ -235,31 +254,27 @@ class NumpyGuard:
                 if not (type(value) is tuple and 2 <= len(value) <= 3):
                     raise _refuse("malformed field in a dtype state")
                 self._sealed(value[0], "a field's dtype")
-        key = _state_key(args, state, self.keys)
-        if key is None or key not in _VERIFIED:
-            candidates = self._candidates(args[0], state)  # built one at a time, in order
-            while True:
-                try:
-                    canonical = next(candidates)
-                except StopIteration:
-                    raise _refuse("a dtype BUILD state that is not what numpy writes for any dtype: "
-                                  f"{state!r:.200}") from None
-                except UnsafePickleError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
-                    raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
-                expected = canonical.__reduce__()
-                if expected[1] == args and _same_state(expected[2], state):
-                    break
-            if key is not None and len(_VERIFIED) < 4096:
-                _VERIFIED[key] = True
-        # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
-        # public, validating constructors: applying it is what unpickling numpy's own pickle does.
-        # (numpy's __setstate__ itself trusts its input: a datetime type given a state without
-        # metadata crashes inside it, so no state is applied before this comparison.)
-        dtype.__setstate__(state)
-        self.sealed[id(dtype)] = dtype
-        self.keys[id(dtype)] = key
+        return _state_key(args, state, self.keys)
+
+    def _verify(self, args: tuple, state: tuple, key: tuple | None) -> None:
+        """Refuse unless ``state`` is what numpy's own ``__reduce__`` gives for a dtype made by its
+        public constructors from ``args``; remember ``key`` as verified."""
+        candidates = self._candidates(args[0], state)  # built one at a time, in order
+        while True:
+            try:
+                canonical = next(candidates)
+            except StopIteration:
+                raise _refuse("a dtype BUILD state that is not what numpy writes for any dtype: "
+                              f"{state!r:.200}") from None
+            except UnsafePickleError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
+                raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
+            expected = canonical.__reduce__()
+            if expected[1] == args and _same_state(expected[2], state):
+                break
+        if key is not None and len(_VERIFIED) < 4096:
+            _VERIFIED[key] = True
 
     def _candidates(self, typestr: str, state: tuple) -> Iterator[Any]:
         """The dtypes a state could describe, built through numpy's public constructors only (lazily:
