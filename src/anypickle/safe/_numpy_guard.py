@@ -58,7 +58,8 @@ def _static() -> tuple:
 
 
 # dtype BUILD states found to be exactly what numpy writes, keyed by (args, state, the type of every
-# value in the state): the comparison below is a function of these alone (numpy's own __reduce__
+# value in the state), or by (args, state) for a plain state in the exact types numpy writes (see
+# _build_dtype): the comparison below is a function of these alone (numpy's own __reduce__
 # costs ~3 us a dtype). Only states of plain values and structured states whose fields' dtypes were
 # themselves keyed are kept (no subarray), at most 4096.
 _VERIFIED: dict[tuple, bool] = {}
@@ -223,15 +224,19 @@ class NumpyGuard:
         args = entry[1]
         if not (type(state) is tuple and len(state) in (8, 9)):
             raise _refuse("a dtype's BUILD state must be the 8- or 9-tuple numpy writes")
-        if len(state) == 8 and state[2] is None and state[3] is None and state[4] is None:
-            # A plain dtype (no subarray, fields or metadata), the common case: what _state_key
-            # gives for it, without the call.
-            types = tuple(map(type, state))
-            key = (args, state, types) if _LEAF.issuperset(types) else None
+        if (len(state) == 8 and state[2] is None and state[3] is None and state[4] is None
+                and type(state[0]) is int and type(state[1]) is str and type(state[5]) is int
+                and type(state[6]) is int and type(state[7]) is int):
+            # A plain dtype (no subarray, fields or metadata) in the types numpy writes, the common
+            # case: its key is (args, state) alone (args' types are fixed by _dtype, the state's
+            # here), a 2-tuple no other key equals.
+            key: tuple | None = (args, state)
+            if key not in _VERIFIED:
+                self._verify(args, state, key)
         else:
             key = self._nested_key(args, state)
-        if key is None or key not in _VERIFIED:
-            self._verify(args, state, key)
+            if key is None or key not in _VERIFIED:
+                self._verify(args, state, key)
         # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
         # public, validating constructors: applying it is what unpickling numpy's own pickle does.
         # (numpy's __setstate__ itself trusts its input: a datetime type given a state without

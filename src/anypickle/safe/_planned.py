@@ -77,7 +77,7 @@ class PlannedLoad:
     """One planned load (see the module docstring): ``load()`` returns the object or raises."""
 
     __slots__ = ("allow", "limits", "occ", "builds", "next_occ", "next_build", "encoded_ids", "returned", "guard",
-                 "decisions", "py2_names")
+                 "decisions", "py2_names", "builder")
 
     def __init__(self, allow: Allowlist, limits: Limits, occ: tuple, builds: tuple) -> None:
         self.allow = allow
@@ -94,6 +94,7 @@ class PlannedLoad:
         self.encoded_ids: dict[int, bytes] = {}  # id -> what _codecs.encode returned in this load
         self.returned: list[object] = []  # what find_class returned (globals, for identity tests)
         self.guard: NumpyGuard | None = None
+        self.builder: Callable[[Any, Any], Any] | None = self.build  # bound once (close() unbinds it)
 
     # -- loading ------------------------------------------------------------------------------
     def load(self, rewritten: bytes, py2_names: bool) -> object:
@@ -110,6 +111,7 @@ class PlannedLoad:
         return obj
 
     def close(self) -> None:
+        self.builder = None
         self.encoded_ids.clear()
         self.returned.clear()
         if self.guard is not None:
@@ -120,13 +122,14 @@ class PlannedLoad:
         """The unpickler's find_class: the k-th call resolves the plan's k-th occurrence."""
         k = self.next_occ
         self.next_occ = k + 1
-        if k >= len(self.occ):
-            raise NeedsScan
-        bits = self.occ[k]
+        try:
+            bits = self.occ[k]
+        except IndexError:
+            raise NeedsScan from None
         if bits == OCC_BUILDER:
-            if module != "_" or name != "_":
+            if module != "_" or name != "_" or self.builder is None:
                 raise NeedsScan
-            return self.build
+            return self.builder
         decisions = self.decisions
         key = (module, name, self.py2_names, bits)
         decision = decisions.get(key)
