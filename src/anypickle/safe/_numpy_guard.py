@@ -63,6 +63,7 @@ def _static() -> tuple:
 # costs ~3 us a dtype). Only states of plain values and structured states whose fields' dtypes were
 # themselves keyed are kept (no subarray), at most 4096.
 _VERIFIED: dict[tuple, bool] = {}
+_UNSEALED = object()  # sealed.get's default: no dtype (not even None) is it
 _LEAF = frozenset({int, str, bytes, bool, type(None)})
 
 
@@ -174,7 +175,9 @@ class NumpyGuard:
     def _scalar(self, func: Any, args: tuple) -> Any:
         if len(args) != 2:
             raise _refuse("scalar takes (dtype, bytes)")
-        dtype = self._sealed(args[0], "scalar's dtype")
+        dtype = args[0]
+        if self.sealed.get(id(dtype), _UNSEALED) is not dtype:  # self._sealed(), inlined
+            self._sealed(dtype, "scalar's dtype")
         if dtype.hasobject:
             raise _refuse("scalar with a dtype holding objects (its bytes would be read as object pointers)")
         if type(args[1]) is not bytes or len(args[1]) != dtype.itemsize:
@@ -184,7 +187,9 @@ class NumpyGuard:
     def _frombuffer(self, func: Any, args: tuple) -> Any:
         if len(args) != 4 or args[3] not in ("C", "F"):
             raise _refuse("_frombuffer takes (buffer, dtype, shape, 'C' or 'F')")
-        dtype = self._sealed(args[1], "_frombuffer's dtype")
+        dtype = args[1]
+        if self.sealed.get(id(dtype), _UNSEALED) is not dtype:  # self._sealed(), inlined
+            self._sealed(dtype, "_frombuffer's dtype")
         if dtype.hasobject:
             raise _refuse("_frombuffer with a dtype holding objects (raw bytes would be read as object pointers)")
         items = self._nbytes(args[2], dtype.itemsize, "_frombuffer")
@@ -331,7 +336,9 @@ class NumpyGuard:
         if not (type(state) is tuple and len(state) == 5 and state[0] == 1 and type(state[3]) is bool):
             raise _refuse("an array's BUILD state must be (1, shape, dtype, is_fortran, data) as numpy writes it")
         _, shape, dtype, _fortran, data = state
-        dtype = self._sealed(dtype, "the array's dtype")
+        dtype = dtype
+        if self.sealed.get(id(dtype), _UNSEALED) is not dtype:  # self._sealed(), inlined
+            self._sealed(dtype, "the array's dtype")
         items = self._nbytes(shape, dtype.itemsize if not dtype.hasobject else max(dtype.itemsize, 8), "array")
         if dtype.hasobject:
             if type(data) is not list or len(data) != items:
