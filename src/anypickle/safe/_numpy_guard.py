@@ -87,8 +87,11 @@ def _state_key(args: tuple, state: tuple, keys: dict[int, tuple | None]) -> tupl
             parts.append((name, sub, rest, rtypes))
         head = state[:3] + state[5:]
         types = tuple(map(type, head))
-        if not (_LEAF.issuperset(types) and all(type(n) is str for n in names)):
+        if not _LEAF.issuperset(types):
             return None
+        for n in names:
+            if type(n) is not str:
+                return None
         return (args, head, types, names, tuple(parts))
     types = tuple(map(type, state))
     if len(state) == 8:
@@ -99,6 +102,15 @@ def _state_key(args: tuple, state: tuple, keys: dict[int, tuple | None]) -> tupl
         return None
     inner = tuple(map(type, meta[1]))
     return (args, state, types, inner) if _LEAF.issuperset(inner) else None
+
+
+def _datetime_meta(meta: object) -> bool:
+    """meta is a datetime's metadata in exactly the types numpy writes: (None, (bytes, int, int, int))."""
+    if type(meta) is not tuple or len(meta) != 2 or meta[0] is not None:
+        return False
+    inner = meta[1]
+    return (type(inner) is tuple and len(inner) == 4 and type(inner[0]) is bytes and type(inner[1]) is int
+            and type(inner[2]) is int and type(inner[3]) is int)
 
 
 class NumpyGuard:
@@ -229,12 +241,13 @@ class NumpyGuard:
         args = entry[1]
         if not (type(state) is tuple and len(state) in (8, 9)):
             raise _refuse("a dtype's BUILD state must be the 8- or 9-tuple numpy writes")
-        if (len(state) == 8 and state[2] is None and state[3] is None and state[4] is None
+        if (state[2] is None and state[3] is None and state[4] is None
                 and type(state[0]) is int and type(state[1]) is str and type(state[5]) is int
-                and type(state[6]) is int and type(state[7]) is int):
-            # A plain dtype (no subarray, fields or metadata) in the types numpy writes, the common
-            # case: its key is (args, state) alone (args' types are fixed by _dtype, the state's
-            # here), a 2-tuple no other key equals.
+                and type(state[6]) is int and type(state[7]) is int
+                and (len(state) == 8 or _datetime_meta(state[8]))):
+            # A plain dtype (no subarray or fields; a datetime's metadata at most) in exactly the
+            # types numpy writes, the common case: its key is (args, state) alone (args' types are
+            # fixed by _dtype, the state's here), a 2-tuple no other key equals.
             key: tuple | None = (args, state)
             if key not in _VERIFIED:
                 self._verify(args, state, key)
@@ -260,10 +273,12 @@ class NumpyGuard:
         if state[4] is not None:
             if type(state[4]) is not dict:
                 raise _refuse("malformed fields in a dtype state")
+            sealed = self.sealed
             for value in state[4].values():
                 if not (type(value) is tuple and 2 <= len(value) <= 3):
                     raise _refuse("malformed field in a dtype state")
-                self._sealed(value[0], "a field's dtype")
+                if sealed.get(id(value[0]), _UNSEALED) is not value[0]:  # self._sealed(), inlined
+                    self._sealed(value[0], "a field's dtype")
         return _state_key(args, state, self.keys)
 
     def _verify(self, args: tuple, state: tuple, key: tuple | None) -> None:
