@@ -117,7 +117,7 @@ def _fresh_verdict(args: tuple, state: tuple) -> str:
 def _guard_verdict(args: tuple, state: tuple) -> str:
     guard = NumpyGuard(DEFAULT_LIMITS)
     try:
-        dtype = guard._dtype(np.dtype, args)
+        dtype = guard._dtype(np.dtype, *args)
         guard._build_dtype(dtype, state)
     except UnsafePickleError:
         return "refused"
@@ -158,10 +158,10 @@ def test_cached_plain_state_is_not_taken_for_an_equal_one_of_other_types(monkeyp
 def test_unsealed_dtypes_are_refused(dtype):
     guard = NumpyGuard(DEFAULT_LIMITS)
     with pytest.raises(UnsafePickleError, match="not a dtype this stream made"):
-        guard._scalar(_core.multiarray.scalar, (dtype, b"\0" * 8))
+        guard._scalar(_core.multiarray.scalar, dtype, b"\0" * 8)
     with pytest.raises(UnsafePickleError, match="not a dtype this stream made"):
-        guard._frombuffer(np.frombuffer, (bytearray(8), dtype, (1,), "C"))
-    array = guard._reconstruct(_core.multiarray._reconstruct, (np.ndarray, (0,), b"b"))
+        guard._frombuffer(np.frombuffer, bytearray(8), dtype, (1,), "C")
+    array = guard._reconstruct(_core.multiarray._reconstruct, np.ndarray, (0,), b"b")
     with pytest.raises(UnsafePickleError, match="not a dtype this stream made"):
         guard._build_array(array, (1, (1,), dtype, False, b"\0" * 8))
 

@@ -142,14 +142,16 @@ class NumpyGuard:
         """``func(*args)`` when func is not numpy's, or numpy's checked call; refuses other numpy calls."""
         check = self.calls.get(id(func))
         if check is not None:
-            return check(self, func, args)
+            if type(args) is not tuple:  # the static pass refuses these first; never unpack one here
+                raise _refuse("a reconstructor's arguments must be a tuple")
+            return check(self, func, *args)
         if isinstance(func, type) and issubclass(func, self.classes):
             raise _refuse(f"{func.__module__}.{func.__qualname__} may not be constructed directly")
         if id(func) in self.helpers and args and isinstance(args[0], type) and issubclass(args[0], self.classes):
             raise _refuse(f"copyreg.{func.__name__} may not construct {args[0].__qualname__}")
         return func(*args)
 
-    def _dtype(self, func: Any, args: tuple) -> Any:
+    def _dtype(self, func: Any, *args: Any) -> Any:
         if not (len(args) == 3 and type(args[0]) is str and type(args[1]) is bool and args[2] is True):
             raise _refuse("numpy.dtype must be called as numpy writes it: (str, bool, True)")
         dtype = func(*args)
@@ -176,7 +178,7 @@ class NumpyGuard:
                           "max_array_bytes")
         return items
 
-    def _reconstruct(self, func: Any, args: tuple) -> Any:
+    def _reconstruct(self, func: Any, *args: Any) -> Any:
         if not (len(args) == 3 and args[0] is self.np.ndarray and args[1] == (0,) and type(args[1][0]) is int
                 and args[2] == b"b"):
             raise _refuse("_reconstruct must be called as numpy writes it: (numpy.ndarray, (0,), b'b')")
@@ -184,7 +186,7 @@ class NumpyGuard:
         self.pending_arrays[id(array)] = array
         return array
 
-    def _scalar(self, func: Any, args: tuple) -> Any:
+    def _scalar(self, func: Any, *args: Any) -> Any:
         if len(args) != 2:
             raise _refuse("scalar takes (dtype, bytes)")
         dtype = args[0]
@@ -196,7 +198,7 @@ class NumpyGuard:
             raise _refuse(f"scalar of dtype {dtype} needs exactly {dtype.itemsize} bytes")
         return func(*args)
 
-    def _frombuffer(self, func: Any, args: tuple) -> Any:
+    def _frombuffer(self, func: Any, *args: Any) -> Any:
         if len(args) != 4 or args[3] not in ("C", "F"):
             raise _refuse("_frombuffer takes (buffer, dtype, shape, 'C' or 'F')")
         dtype = args[1]

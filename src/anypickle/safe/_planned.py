@@ -31,6 +31,7 @@ path's.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import sys
@@ -323,7 +324,7 @@ def _make_newobj(func: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., 
     return for_load
 
 
-def _numpy_maker(check: Callable[[NumpyGuard, Any, tuple], Any], pure: tuple[int, ...],
+def _numpy_maker(check: Callable[..., Any], pure: tuple[int, ...],
                  encoded_at: int | None) -> Maker:
     """numpy's reconstructors: positions ``pure`` must hold literals; ``encoded_at`` may hold what
     _codecs.encode returned (protocols 0-2 write bytes so); then the guard's own check."""
@@ -340,15 +341,15 @@ def _numpy_maker(check: Callable[[NumpyGuard, Any, tuple], Any], pure: tuple[int
         def for_load(load: PlannedLoad) -> Callable[..., Any]:
             guard = load.guard
             assert guard is not None  # made when the occurrence resolved (it names numpy)
-
-            def call(*args: object) -> Any:
-                return check(guard, func, args)  # what guard.call(func, args) runs for func
+            if at is None:
+                # what guard.call(func, args) runs for func (a partial: no Python frame of its own)
+                return functools.partial(check, guard, func)
 
             def call_encoded(*args: object) -> Any:
                 if len(args) > pos and not load.encoded(args[pos]):
                     raise NeedsScan
-                return check(guard, func, args)
-            return call if at is None else call_encoded
+                return check(guard, func, *args)
+            return call_encoded
         return for_load
     return maker
 
