@@ -2,6 +2,8 @@
 
 - ``safe_loads`` called with its defaults (no ``limits``, no ``allow``, bytes) takes an entry without
   calls: it must answer exactly what the same call with the defaults spelled out answers;
+- ``anypickle.loads(envelope, safe=True)`` hands an unsigned stdlib-pickle envelope's payload to safe
+  loading without parsing a Header: it must answer what the full parse answers;
 - the numpy guard keys a plain dtype state (the types numpy writes) by ``(args, state)`` alone: it
   must accept and refuse exactly what verifying every state afresh accepts and refuses, warm cache
   or cold, and a state that equals a verified one in value but not in type is not taken for it;
@@ -70,6 +72,30 @@ def test_default_entry_answers_as_the_defaults_spelled_out(proto):
         assert fast == _outcome(lambda: safe_loads(bytearray(data), limits=DEFAULT_LIMITS))
         assert fast == _outcome(lambda: safe_loads(memoryview(data), allow=()))
         assert fast == _outcome(lambda: anypickle.safe_loads(data, allow=list()))
+
+
+def _envelope_with(payload: bytes) -> bytes:
+    """An unsigned stdlib-pickle envelope around any payload (the header anypickle writes for it)."""
+    from anypickle import _envelope as env
+
+    return env.pickle_header(len(payload)) + payload
+
+
+@pytest.mark.parametrize("proto", [2, 5])
+def test_envelope_shortcut_answers_as_the_full_parse(proto):
+    envelopes = [anypickle.dumps(obj) for obj in SAMPLES]
+    envelopes += [_envelope_with(pickle.dumps(obj, proto)) for obj in SAMPLES]
+    envelopes += [_envelope_with(data) for data in _refused_streams()]
+    envelopes += [anypickle.dumps(lambda x: x + 1), anypickle.dumps(SAMPLES[0], key=b"k" * 32)]
+    shortcut_taken = 0
+    for data in envelopes:
+        fast = _outcome(lambda: anypickle.loads(data, safe=True))
+        assert fast == _outcome(lambda: anypickle.loads(data, safe=True, limits=DEFAULT_LIMITS))  # full parse
+        assert fast == _outcome(lambda: anypickle.loads(bytearray(data), safe=True))
+        from anypickle import _envelope as env
+
+        shortcut_taken += env.pickle_payload(data) is not None
+    assert shortcut_taken >= len(SAMPLES) + 4
 
 
 PLAIN_DTYPES = ["f8", ">f8", "i1", "<u2", ">i8", "?", "c16", "S3", "U5", "V4", "f2", "g", "O", "i4",

@@ -556,6 +556,13 @@ def loads(
             _raise_pickle_error(exc)
         if obj is not _MISS:
             return obj
+        if safe:
+            # Not plain data, but maybe still an unsigned stdlib-pickle envelope: its payload goes
+            # to safe loading as below, without parsing the header into a Header (what
+            # _load_pickle_envelope_py does for every such envelope).
+            payload = env.pickle_payload(data)
+            if payload is not None:
+                return _safe_loads(payload, ())
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UsageError(f"loads() takes bytes, not {type(data).__qualname__}; use load() for files")
     if limits is not None:
