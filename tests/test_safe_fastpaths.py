@@ -2,8 +2,9 @@
 
 - ``safe_loads`` called with its defaults (no ``limits``, no ``allow``, bytes) takes an entry without
   calls: it must answer exactly what the same call with the defaults spelled out answers;
-- ``anypickle.loads(envelope, safe=True)`` hands an unsigned stdlib-pickle envelope's payload to safe
-  loading without parsing a Header: it must answer what the full parse answers;
+- ``anypickle.loads(data, safe=True)`` hands an unsigned stdlib-pickle envelope's payload, or a pickle
+  stream without envelope, to safe loading without parsing a Header or sniffing: it must answer what
+  the full path answers;
 - the numpy guard keys a plain dtype state (the types numpy writes) by ``(args, state)`` alone: it
   must accept and refuse exactly what verifying every state afresh accepts and refuses, warm cache
   or cold, and a state that equals a verified one in value but not in type is not taken for it;
@@ -96,6 +97,18 @@ def test_envelope_shortcut_answers_as_the_full_parse(proto):
 
         shortcut_taken += env.pickle_payload(data) is not None
     assert shortcut_taken >= len(SAMPLES) + 4
+
+
+@pytest.mark.parametrize("proto", range(6))
+def test_raw_stream_shortcut_answers_as_the_full_path(proto):
+    """anypickle.loads(<pickle bytes>, safe=True) skips the envelope sniffing: same answers, errors
+    included, as the path a bytearray or an explicit limits= takes."""
+    streams = [pickle.dumps(obj, proto) for obj in SAMPLES] + _refused_streams()
+    streams += [b"", b"\x00abc", b"\x80\x09K\x01.", b"\x80", b"APKL\x00\x01junk", b"N.", b"(lp0\n."]
+    for data in streams:
+        fast = _outcome(lambda: anypickle.loads(data, safe=True))
+        assert fast == _outcome(lambda: anypickle.loads(data, safe=True, limits=DEFAULT_LIMITS)), data[:20]
+        assert fast == _outcome(lambda: anypickle.loads(bytearray(data), safe=True)), data[:20]
 
 
 PLAIN_DTYPES = ["f8", ">f8", "i1", "<u2", ">i8", "?", "c16", "S3", "U5", "V4", "f2", "g", "O", "i4",
