@@ -365,7 +365,7 @@ def test_the_dtype_verdict_cache_keys_on_exact_types():
     from anypickle.safe._numpy_guard import NumpyGuard
 
     def build(guard, args, state):
-        dtype = guard._dtype(np.dtype, args)
+        dtype = guard._dtype(np.dtype, *args)
         guard._build_dtype(dtype, state)
         return dtype
 

@@ -556,6 +556,16 @@ def loads(
             _raise_pickle_error(exc)
         if obj is not _MISS:
             return obj
+        if safe:
+            # Not plain data, but maybe still an unsigned stdlib-pickle envelope: its payload goes
+            # to safe loading as below, without parsing the header into a Header (what
+            # _load_pickle_envelope_py does for every such envelope).
+            payload = env.pickle_payload(data)
+            if payload is not None:
+                return _safe_loads(payload, ())
+            if not data.startswith(env.MAGIC):  # no envelope: what _load_foreign does with safe=True
+                _check_pickle_start(data)
+                return _safe_loads(data, ())
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UsageError(f"loads() takes bytes, not {type(data).__qualname__}; use load() for files")
     if limits is not None:
@@ -710,17 +720,22 @@ def _decode_error_for(exc: Exception, writer: str) -> DecodeError:
 _PICKLE_FIRST_BYTES = frozenset(b"(]})cIJKLMFGNSTUVXBC\x80\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x93\x94\x95\x96dlto")
 
 
+def _check_pickle_start(data: bytes | memoryview) -> None:
+    """DecodeError unless ``data`` (no envelope) can start a pickle stream."""
+    if len(data) == 0:
+        raise DecodeError("empty input: not an anypickle envelope nor a pickle stream")
+    first = data[0]
+    if first not in _PICKLE_FIRST_BYTES or (first == 0x80 and (len(data) < 2 or data[1] > pickle.HIGHEST_PROTOCOL)):
+        raise DecodeError(
+            f"not an anypickle envelope nor a pickle stream (starts with byte {first:#04x})")
+
+
 def _load_foreign(
     view: memoryview, *, safe: bool, allow: Iterable[str], buffers: list[Any] | None = None,
     limits: Limits | None = None,
 ) -> Any:
     """A plain pickle stream (pickle, cloudpickle, dill, joblib) with no envelope."""
-    if len(view) == 0:
-        raise DecodeError("empty input: not an anypickle envelope nor a pickle stream")
-    first = view[0]
-    if first not in _PICKLE_FIRST_BYTES or (first == 0x80 and (len(view) < 2 or view[1] > pickle.HIGHEST_PROTOCOL)):
-        raise DecodeError(
-            f"not an anypickle envelope nor a pickle stream (starts with byte {first:#04x})")
+    _check_pickle_start(view)
     if safe:
         return _safe_loads(view, allow, limits)
     try:

@@ -103,10 +103,16 @@ def _as_bytes(data: object) -> bytes:
     raise UsageError(f"safe_loads takes bytes, bytearray or memoryview, not {type(data).__name__}")
 
 
+# The dicts themselves (copyreg only ever changes them in place; the C unpickler, too, holds these
+# objects from its import on).
+_INVERTED_REGISTRY: dict = copyreg._inverted_registry  # type: ignore[attr-defined]
+_EXTENSION_CACHE: dict = copyreg._extension_cache  # type: ignore[attr-defined]
+
+
 def _extension_registry_in_use() -> bool:
     # EXT1/2/4 resolve through copyreg's registry and *cache* without calling find_class; while
     # both are empty (as in any process that never called copyreg.add_extension) EXT always fails.
-    return bool(copyreg._inverted_registry or copyreg._extension_cache)  # type: ignore[attr-defined]
+    return bool(_INVERTED_REGISTRY or _EXTENSION_CACHE)
 
 
 def _refusal(data: bytes, allow: Allowlist, limits: Limits = DEFAULT_LIMITS) -> tuple[UnsafePickleError | None, bool]:
@@ -269,6 +275,7 @@ C_FIRST = _memo_check is not None
 # static pass plus a second load. Whatever it cannot prove the same goes the static way.
 PLANNED = _safe_plan is not None
 _DEFAULT_C_ARGS = DEFAULT_LIMITS.c_args()
+_DEFAULT_ALLOWLIST = build_allowlist(())  # what build_allowlist(()) returns (lru-cached there)
 _PLAN_MAX = 1 << 20  # larger streams: the rewritten copy would cost more than it saves
 # Streams up to this size are planned first. Larger ones first take the inert-only load (its walk
 # is cheaper per opcode than the plan's), and are planned when it meets a non-inert global.
@@ -299,8 +306,11 @@ def safe_loads(
     ``.limit`` when a limit is exceeded), or :class:`~anypickle.errors.DecodeError` when an allowed
     stream still fails to load. The result is type-identical to ``pickle.loads(data)``.
     """
-    lim = check_limits(limits)
-    c_args = _DEFAULT_C_ARGS if lim is DEFAULT_LIMITS else lim.c_args()
+    if limits is None:  # the common case, without calls (a small load pays every 50 ns)
+        lim, c_args = DEFAULT_LIMITS, _DEFAULT_C_ARGS
+    else:
+        lim = check_limits(limits)
+        c_args = _DEFAULT_C_ARGS if lim is DEFAULT_LIMITS else lim.c_args()
     if _plain_data is not None and not allow and buffers is None and _plain_data(data, *c_args):
         # Only builtin containers and scalars can come out of a stream with sound memo indices and
         # no opcode that imports, calls or builds (checked in C, with the nesting and copy limits):
@@ -309,8 +319,8 @@ def safe_loads(
             return pickle.loads(data)
         except Exception:  # noqa: BLE001 - not swallowed: a stream pickle cannot load falls
             pass  # through to the static pass below, which names what is wrong (UnsafePickleError)
-    raw = _as_bytes(data)
-    allowlist = build_allowlist(allow)
+    raw = data if type(data) is bytes else _as_bytes(data)
+    allowlist = _DEFAULT_ALLOWLIST if type(allow) is tuple and not allow else build_allowlist(allow)
     planned = C_FIRST and PLANNED and not allow and buffers is None and len(raw) <= _PLAN_MAX
     if planned and len(raw) <= _PLAN_FIRST:
         verdict = _safe_plan(raw, *c_args)
@@ -319,7 +329,7 @@ def safe_loads(
     if type(verdict) is tuple and len(verdict) == 4:
         raise _limit_error(verdict, lim)
     if type(verdict) is tuple and len(verdict) == 3:  # a plan: the stream is sound, as with None
-        if not _extension_registry_in_use():
+        if not (_INVERTED_REGISTRY or _EXTENSION_CACHE):  # _extension_registry_in_use(), inlined
             obj = _planned_load(raw, allowlist, lim, verdict)
             if obj is not _MISS:
                 return obj

@@ -58,10 +58,12 @@ def _static() -> tuple:
 
 
 # dtype BUILD states found to be exactly what numpy writes, keyed by (args, state, the type of every
-# value in the state): the comparison below is a function of these alone (numpy's own __reduce__
+# value in the state), or by (args, state) for a plain state in the exact types numpy writes (see
+# _build_dtype): the comparison below is a function of these alone (numpy's own __reduce__
 # costs ~3 us a dtype). Only states of plain values and structured states whose fields' dtypes were
 # themselves keyed are kept (no subarray), at most 4096.
 _VERIFIED: dict[tuple, bool] = {}
+_UNSEALED = object()  # sealed.get's default: no dtype (not even None) is it
 _LEAF = frozenset({int, str, bytes, bool, type(None)})
 
 
@@ -85,8 +87,11 @@ def _state_key(args: tuple, state: tuple, keys: dict[int, tuple | None]) -> tupl
             parts.append((name, sub, rest, rtypes))
         head = state[:3] + state[5:]
         types = tuple(map(type, head))
-        if not (_LEAF.issuperset(types) and all(type(n) is str for n in names)):
+        if not _LEAF.issuperset(types):
             return None
+        for n in names:
+            if type(n) is not str:
+                return None
         return (args, head, types, names, tuple(parts))
     types = tuple(map(type, state))
     if len(state) == 8:
@@ -99,11 +104,28 @@ def _state_key(args: tuple, state: tuple, keys: dict[int, tuple | None]) -> tupl
     return (args, state, types, inner) if _LEAF.issuperset(inner) else None
 
 
+def _datetime_meta(meta: object) -> bool:
+    """meta is a datetime's metadata in exactly the types numpy writes: (None, (bytes, int, int, int))."""
+    if type(meta) is not tuple or len(meta) != 2 or meta[0] is not None:
+        return False
+    inner = meta[1]
+    return (type(inner) is tuple and len(inner) == 4 and type(inner[0]) is bytes and type(inner[1]) is int
+            and type(inner[2]) is int and type(inner[3]) is int)
+
+
 class NumpyGuard:
     """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
 
+    # numpy's module and the guard's tables, the same for every guard: set on the class by the first
+    # guard (``_static()``), so making one per load costs no more than its four dicts.
+    np: Any
+    calls: dict[int, Any]
+    classes: tuple
+    helpers: frozenset
+
     def __init__(self, limits: Limits) -> None:
-        self.np, self.calls, self.classes, self.helpers = _static()
+        if "np" not in NumpyGuard.__dict__:
+            NumpyGuard.np, NumpyGuard.calls, NumpyGuard.classes, NumpyGuard.helpers = _static()
         self.limits = limits
         self.pending_dtypes: dict[int, tuple[Any, tuple]] = {}
         self.sealed: dict[int, Any] = {}  # id -> dtype (kept alive, so ids stay unique)
@@ -120,14 +142,16 @@ class NumpyGuard:
         """``func(*args)`` when func is not numpy's, or numpy's checked call; refuses other numpy calls."""
         check = self.calls.get(id(func))
         if check is not None:
-            return check(self, func, args)
+            if type(args) is not tuple:  # the static pass refuses these first; never unpack one here
+                raise _refuse("a reconstructor's arguments must be a tuple")
+            return check(self, func, *args)
         if isinstance(func, type) and issubclass(func, self.classes):
             raise _refuse(f"{func.__module__}.{func.__qualname__} may not be constructed directly")
         if id(func) in self.helpers and args and isinstance(args[0], type) and issubclass(args[0], self.classes):
             raise _refuse(f"copyreg.{func.__name__} may not construct {args[0].__qualname__}")
         return func(*args)
 
-    def _dtype(self, func: Any, args: tuple) -> Any:
+    def _dtype(self, func: Any, *args: Any) -> Any:
         if not (len(args) == 3 and type(args[0]) is str and type(args[1]) is bool and args[2] is True):
             raise _refuse("numpy.dtype must be called as numpy writes it: (str, bool, True)")
         dtype = func(*args)
@@ -140,10 +164,12 @@ class NumpyGuard:
         return dtype
 
     def _nbytes(self, shape: object, itemsize: int, what: str) -> int:
-        if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
+        if type(shape) is not tuple:
             raise _refuse(f"{what}: the shape must be a tuple of non-negative ints, not {shape!r}")
         items = 1
         for d in shape:
+            if type(d) is not int or d < 0:
+                raise _refuse(f"{what}: the shape must be a tuple of non-negative ints, not {shape!r}")
             items *= d
         nbytes = items * itemsize
         cap = self.limits.value("max_array_bytes")
@@ -152,7 +178,7 @@ class NumpyGuard:
                           "max_array_bytes")
         return items
 
-    def _reconstruct(self, func: Any, args: tuple) -> Any:
+    def _reconstruct(self, func: Any, *args: Any) -> Any:
         if not (len(args) == 3 and args[0] is self.np.ndarray and args[1] == (0,) and type(args[1][0]) is int
                 and args[2] == b"b"):
             raise _refuse("_reconstruct must be called as numpy writes it: (numpy.ndarray, (0,), b'b')")
@@ -160,20 +186,24 @@ class NumpyGuard:
         self.pending_arrays[id(array)] = array
         return array
 
-    def _scalar(self, func: Any, args: tuple) -> Any:
+    def _scalar(self, func: Any, *args: Any) -> Any:
         if len(args) != 2:
             raise _refuse("scalar takes (dtype, bytes)")
-        dtype = self._sealed(args[0], "scalar's dtype")
+        dtype = args[0]
+        if self.sealed.get(id(dtype), _UNSEALED) is not dtype:  # self._sealed(), inlined
+            self._sealed(dtype, "scalar's dtype")
         if dtype.hasobject:
             raise _refuse("scalar with a dtype holding objects (its bytes would be read as object pointers)")
         if type(args[1]) is not bytes or len(args[1]) != dtype.itemsize:
             raise _refuse(f"scalar of dtype {dtype} needs exactly {dtype.itemsize} bytes")
         return func(*args)
 
-    def _frombuffer(self, func: Any, args: tuple) -> Any:
+    def _frombuffer(self, func: Any, *args: Any) -> Any:
         if len(args) != 4 or args[3] not in ("C", "F"):
             raise _refuse("_frombuffer takes (buffer, dtype, shape, 'C' or 'F')")
-        dtype = self._sealed(args[1], "_frombuffer's dtype")
+        dtype = args[1]
+        if self.sealed.get(id(dtype), _UNSEALED) is not dtype:  # self._sealed(), inlined
+            self._sealed(dtype, "_frombuffer's dtype")
         if dtype.hasobject:
             raise _refuse("_frombuffer with a dtype holding objects (raw bytes would be read as object pointers)")
         items = self._nbytes(args[2], dtype.itemsize, "_frombuffer")
@@ -213,36 +243,20 @@ class NumpyGuard:
         args = entry[1]
         if not (type(state) is tuple and len(state) in (8, 9)):
             raise _refuse("a dtype's BUILD state must be the 8- or 9-tuple numpy writes")
-        # Every dtype inside the state (fields, subarray base) must be one this stream set up.
-        if state[2] is not None:
-            if not (type(state[2]) is tuple and len(state[2]) == 2):
-                raise _refuse("malformed subarray in a dtype state")
-            self._sealed(state[2][0], "a subarray's base dtype")
-        if state[4] is not None:
-            if type(state[4]) is not dict:
-                raise _refuse("malformed fields in a dtype state")
-            for value in state[4].values():
-                if not (type(value) is tuple and 2 <= len(value) <= 3):
-                    raise _refuse("malformed field in a dtype state")
-                self._sealed(value[0], "a field's dtype")
-        key = _state_key(args, state, self.keys)
-        if key is None or key not in _VERIFIED:
-            candidates = self._candidates(args[0], state)  # built one at a time, in order
-            while True:
-                try:
-                    canonical = next(candidates)
-                except StopIteration:
-                    raise _refuse("a dtype BUILD state that is not what numpy writes for any dtype: "
-                                  f"{state!r:.200}") from None
-                except UnsafePickleError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
-                    raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
-                expected = canonical.__reduce__()
-                if expected[1] == args and _same_state(expected[2], state):
-                    break
-            if key is not None and len(_VERIFIED) < 4096:
-                _VERIFIED[key] = True
+        if (state[2] is None and state[3] is None and state[4] is None
+                and type(state[0]) is int and type(state[1]) is str and type(state[5]) is int
+                and type(state[6]) is int and type(state[7]) is int
+                and (len(state) == 8 or _datetime_meta(state[8]))):
+            # A plain dtype (no subarray or fields; a datetime's metadata at most) in exactly the
+            # types numpy writes, the common case: its key is (args, state) alone (args' types are
+            # fixed by _dtype, the state's here), a 2-tuple no other key equals.
+            key: tuple | None = (args, state)
+            if key not in _VERIFIED:
+                self._verify(args, state, key)
+        else:
+            key = self._nested_key(args, state)
+            if key is None or key not in _VERIFIED:
+                self._verify(args, state, key)
         # The state is exactly what numpy's own __reduce__ gives for a dtype built through numpy's
         # public, validating constructors: applying it is what unpickling numpy's own pickle does.
         # (numpy's __setstate__ itself trusts its input: a datetime type given a state without
@@ -250,6 +264,44 @@ class NumpyGuard:
         dtype.__setstate__(state)
         self.sealed[id(dtype)] = dtype
         self.keys[id(dtype)] = key
+
+    def _nested_key(self, args: tuple, state: tuple) -> tuple | None:
+        """A state with a subarray, fields or metadata: every dtype inside it must be one this
+        stream set up; then its cache key (:func:`_state_key`)."""
+        if state[2] is not None:
+            if not (type(state[2]) is tuple and len(state[2]) == 2):
+                raise _refuse("malformed subarray in a dtype state")
+            self._sealed(state[2][0], "a subarray's base dtype")
+        if state[4] is not None:
+            if type(state[4]) is not dict:
+                raise _refuse("malformed fields in a dtype state")
+            sealed = self.sealed
+            for value in state[4].values():
+                if not (type(value) is tuple and 2 <= len(value) <= 3):
+                    raise _refuse("malformed field in a dtype state")
+                if sealed.get(id(value[0]), _UNSEALED) is not value[0]:  # self._sealed(), inlined
+                    self._sealed(value[0], "a field's dtype")
+        return _state_key(args, state, self.keys)
+
+    def _verify(self, args: tuple, state: tuple, key: tuple | None) -> None:
+        """Refuse unless ``state`` is what numpy's own ``__reduce__`` gives for a dtype made by its
+        public constructors from ``args``; remember ``key`` as verified."""
+        candidates = self._candidates(args[0], state)  # built one at a time, in order
+        while True:
+            try:
+                canonical = next(candidates)
+            except StopIteration:
+                raise _refuse("a dtype BUILD state that is not what numpy writes for any dtype: "
+                              f"{state!r:.200}") from None
+            except UnsafePickleError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: not a state numpy writes
+                raise _refuse(f"a dtype state numpy would not write ({type(exc).__name__}: {exc})") from None
+            expected = canonical.__reduce__()
+            if expected[1] == args and _same_state(expected[2], state):
+                break
+        if key is not None and len(_VERIFIED) < 4096:
+            _VERIFIED[key] = True
 
     def _candidates(self, typestr: str, state: tuple) -> Iterator[Any]:
         """The dtypes a state could describe, built through numpy's public constructors only (lazily:
@@ -301,7 +353,9 @@ class NumpyGuard:
         if not (type(state) is tuple and len(state) == 5 and state[0] == 1 and type(state[3]) is bool):
             raise _refuse("an array's BUILD state must be (1, shape, dtype, is_fortran, data) as numpy writes it")
         _, shape, dtype, _fortran, data = state
-        dtype = self._sealed(dtype, "the array's dtype")
+        dtype = dtype
+        if self.sealed.get(id(dtype), _UNSEALED) is not dtype:  # self._sealed(), inlined
+            self._sealed(dtype, "the array's dtype")
         items = self._nbytes(shape, dtype.itemsize if not dtype.hasobject else max(dtype.itemsize, 8), "array")
         if dtype.hasobject:
             if type(data) is not list or len(data) != items:

@@ -31,6 +31,7 @@ path's.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import sys
@@ -77,7 +78,7 @@ class PlannedLoad:
     """One planned load (see the module docstring): ``load()`` returns the object or raises."""
 
     __slots__ = ("allow", "limits", "occ", "builds", "next_occ", "next_build", "encoded_ids", "returned", "guard",
-                 "decisions", "py2_names")
+                 "decisions", "py2_names", "builder")
 
     def __init__(self, allow: Allowlist, limits: Limits, occ: tuple, builds: tuple) -> None:
         self.allow = allow
@@ -94,6 +95,7 @@ class PlannedLoad:
         self.encoded_ids: dict[int, bytes] = {}  # id -> what _codecs.encode returned in this load
         self.returned: list[object] = []  # what find_class returned (globals, for identity tests)
         self.guard: NumpyGuard | None = None
+        self.builder: Callable[[Any, Any], Any] | None = self.build  # bound once (close() unbinds it)
 
     # -- loading ------------------------------------------------------------------------------
     def load(self, rewritten: bytes, py2_names: bool) -> object:
@@ -110,6 +112,7 @@ class PlannedLoad:
         return obj
 
     def close(self) -> None:
+        self.builder = None
         self.encoded_ids.clear()
         self.returned.clear()
         if self.guard is not None:
@@ -120,13 +123,14 @@ class PlannedLoad:
         """The unpickler's find_class: the k-th call resolves the plan's k-th occurrence."""
         k = self.next_occ
         self.next_occ = k + 1
-        if k >= len(self.occ):
-            raise NeedsScan
-        bits = self.occ[k]
+        try:
+            bits = self.occ[k]
+        except IndexError:
+            raise NeedsScan from None
         if bits == OCC_BUILDER:
-            if module != "_" or name != "_":
+            if module != "_" or name != "_" or self.builder is None:
                 raise NeedsScan
-            return self.build
+            return self.builder
         decisions = self.decisions
         key = (module, name, self.py2_names, bits)
         decision = decisions.get(key)
@@ -320,7 +324,7 @@ def _make_newobj(func: Any, bits: int) -> Callable[[PlannedLoad], Callable[..., 
     return for_load
 
 
-def _numpy_maker(check: Callable[[NumpyGuard, Any, tuple], Any], pure: tuple[int, ...],
+def _numpy_maker(check: Callable[..., Any], pure: tuple[int, ...],
                  encoded_at: int | None) -> Maker:
     """numpy's reconstructors: positions ``pure`` must hold literals; ``encoded_at`` may hold what
     _codecs.encode returned (protocols 0-2 write bytes so); then the guard's own check."""
@@ -337,15 +341,15 @@ def _numpy_maker(check: Callable[[NumpyGuard, Any, tuple], Any], pure: tuple[int
         def for_load(load: PlannedLoad) -> Callable[..., Any]:
             guard = load.guard
             assert guard is not None  # made when the occurrence resolved (it names numpy)
-
-            def call(*args: object) -> Any:
-                return check(guard, func, args)  # what guard.call(func, args) runs for func
+            if at is None:
+                # what guard.call(func, args) runs for func (a partial: no Python frame of its own)
+                return functools.partial(check, guard, func)
 
             def call_encoded(*args: object) -> Any:
                 if len(args) > pos and not load.encoded(args[pos]):
                     raise NeedsScan
-                return check(guard, func, args)
-            return call if at is None else call_encoded
+                return check(guard, func, *args)
+            return call_encoded
         return for_load
     return maker
 
