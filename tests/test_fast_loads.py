@@ -390,12 +390,16 @@ def test_no_leak_on_any_path(safe):
     for _ in range(200):
         run()
     gc.collect()  # errors' tracebacks are cycles
+    # Two windows of 2000 rounds: a leak grows in both, while a one-off resize of some process-wide
+    # table (seen: a 1.9 MB block in pathlib after other test files ran) lands in one window only.
     tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    for _ in range(2000):
-        run()
-    gc.collect()
-    after = tracemalloc.take_snapshot()
+    grown = []
+    for _window in range(2):
+        before = tracemalloc.take_snapshot()
+        for _ in range(2000):
+            run()
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        grown.append(sum(stat.size_diff for stat in after.compare_to(before, "filename") if stat.size_diff > 0))
     tracemalloc.stop()
-    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename") if stat.size_diff > 0)
-    assert grown < 64 * 1024, f"{grown} bytes kept after 2000 rounds"
+    assert min(grown) < 64 * 1024, f"{grown} bytes kept after each window of 2000 rounds"
