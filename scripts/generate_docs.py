@@ -681,26 +681,14 @@ def main(argv: "list[str] | None" = None) -> int:
         save(json.loads(Path(args.matrix).read_text()), MATRIX)
     if args.versions:
         save(json.loads(Path(args.versions).read_text()), VERSIONS)
-    if args.bench:
-        for old in RESULTS.glob("bench-*.json.gz"):
-            old.unlink()
-        for index, path in enumerate(args.bench, 1):
-            save_bench(Path(path), index)
-    if args.safe:
-        for old in RESULTS.glob("safe-*.json.gz"):
-            old.unlink()
-        for index, path in enumerate(args.safe, 1):
-            save_safe(Path(path), index)
-    if args.speed:
-        for old in RESULTS.glob("speed-*.json.gz"):
-            old.unlink()
-        for index, path in enumerate(args.speed, 1):
-            save_speed(Path(path), index)
-    if args.executor:
-        for old in RESULTS.glob("executor-*.json.gz"):
-            old.unlink()
-        for index, path in enumerate(args.executor, 1):
-            save_executor(Path(path), index)
+    runs = (("bench", args.bench, save_bench), ("safe", args.safe, save_safe),
+            ("speed", args.speed, save_speed), ("executor", args.executor, save_executor))
+    for prefix, paths, save_run in runs:
+        if paths:  # the new runs replace every committed run of that kind
+            for old in RESULTS.glob(f"{prefix}-*.json.gz"):
+                old.unlink()
+            for index, path in enumerate(paths, 1):
+                save_run(Path(path), index)
     stale = []
     for name, text in files().items():
         path = ROOT / name
