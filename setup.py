@@ -10,7 +10,7 @@ setup(
     ext_modules=[
         Extension(
             "anypickle.safe._opwalk",
-            sources=["src/anypickle/safe/_opwalk.c"],
+            sources=["src/anypickle/safe/_opwalk.c", "src/anypickle/safe/_planload.c"],
             optional=True,
         )
     ]

@@ -36,7 +36,6 @@ from ._allowlist import (
 )
 from ._limits import DEFAULT_LIMITS, Limits, check_limits
 from ._numpy_guard import NumpyGuard
-from ._planned import PlannedLoad
 from ._tracking import track
 from ..errors import AnyPickleError, DecodeError, UnsafePickleError, UsageError
 
@@ -251,10 +250,14 @@ def _load(data: bytes, allow: Allowlist, *, inert_only: bool, buffers, guard: Nu
 
 
 try:
+    from ._opwalk import MISS as _MISS
     from ._opwalk import memo_check as _memo_check
     from ._opwalk import plain_data as _plain_data
     from ._opwalk import safe_plan as _safe_plan
+    from ._planned import configure as _configure_planned
+    from ._planned import planned_load as _c_planned_load
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
+    _MISS = object()
     _memo_check = None
     _plain_data = None
     _safe_plan = None
@@ -280,18 +283,18 @@ _PLAN_MAX = 1 << 20  # larger streams: the rewritten copy would cost more than i
 # Streams up to this size are planned first. Larger ones first take the inert-only load (its walk
 # is cheaper per opcode than the plan's), and are planned when it meets a non-inert global.
 _PLAN_FIRST = 8192
-_MISS = object()
+if PLANNED:
+    _configure_planned(_DEFAULT_ALLOWLIST)
+_DEFAULT_ARRAY_CAP = DEFAULT_LIMITS.value("max_array_bytes")
 
 
 def _planned_load(raw: bytes, allow: Allowlist, limits: Limits, plan: tuple) -> object:
-    occ, builds, rewritten = plan
-    load = PlannedLoad(allow, limits, occ, builds)
-    try:
-        return load.load(rewritten, py2_names=not (raw[0] == 0x80 and raw[1] >= 3))
-    except Exception:  # noqa: BLE001 - NeedsScan, a guard's refusal, any error: the static path
-        return _MISS  # decides, and names what is wrong
-    finally:
-        load.close()
+    """The planned load of ``raw`` (anypickle.safe._planned), or _MISS when the static path must
+    decide (NeedsScan, a refusal, any error: that path names what is wrong)."""
+    if allow is not _DEFAULT_ALLOWLIST:  # pragma: no cover - safe_loads plans default loads only
+        return _MISS
+    cap = _DEFAULT_ARRAY_CAP if limits is DEFAULT_LIMITS else limits.value("max_array_bytes")
+    return _c_planned_load(plan, not (raw[0] == 0x80 and raw[1] >= 3), cap)
 
 
 def safe_loads(

@@ -113,6 +113,31 @@ def _datetime_meta(meta: object) -> bool:
             and type(inner[2]) is int and type(inner[3]) is int)
 
 
+def nested_key(sealed: dict[int, Any], keys: dict[int, tuple | None], args: tuple, state: tuple) -> tuple | None:
+    """A dtype state with a subarray, fields or metadata: every dtype inside it must be one this load
+    sealed (``sealed``, by id); then its cache key (:func:`_state_key`, from ``keys``). Shared by
+    :class:`NumpyGuard` and the planned load's C BUILD (``_planload.c``)."""
+    if state[2] is not None:
+        if not (type(state[2]) is tuple and len(state[2]) == 2):
+            raise _refuse("malformed subarray in a dtype state")
+        _check_sealed(sealed, state[2][0], "a subarray's base dtype")
+    if state[4] is not None:
+        if type(state[4]) is not dict:
+            raise _refuse("malformed fields in a dtype state")
+        for value in state[4].values():
+            if not (type(value) is tuple and 2 <= len(value) <= 3):
+                raise _refuse("malformed field in a dtype state")
+            if sealed.get(id(value[0]), _UNSEALED) is not value[0]:  # _check_sealed(), inlined
+                _check_sealed(sealed, value[0], "a field's dtype")
+    return _state_key(args, state, keys)
+
+
+def _check_sealed(sealed: dict[int, Any], dtype: object, what: str) -> Any:
+    if id(dtype) not in sealed or sealed[id(dtype)] is not dtype:
+        raise _refuse(f"{what} is not a dtype this stream made and set up as numpy writes it")
+    return dtype
+
+
 class NumpyGuard:
     """Per-load bookkeeping of the dtypes and arrays a stream makes (see the module docstring)."""
 
@@ -159,9 +184,7 @@ class NumpyGuard:
         return dtype
 
     def _sealed(self, dtype: object, what: str) -> Any:
-        if id(dtype) not in self.sealed or self.sealed[id(dtype)] is not dtype:
-            raise _refuse(f"{what} is not a dtype this stream made and set up as numpy writes it")
-        return dtype
+        return _check_sealed(self.sealed, dtype, what)
 
     def _nbytes(self, shape: object, itemsize: int, what: str) -> int:
         if type(shape) is not tuple:
@@ -266,22 +289,7 @@ class NumpyGuard:
         self.keys[id(dtype)] = key
 
     def _nested_key(self, args: tuple, state: tuple) -> tuple | None:
-        """A state with a subarray, fields or metadata: every dtype inside it must be one this
-        stream set up; then its cache key (:func:`_state_key`)."""
-        if state[2] is not None:
-            if not (type(state[2]) is tuple and len(state[2]) == 2):
-                raise _refuse("malformed subarray in a dtype state")
-            self._sealed(state[2][0], "a subarray's base dtype")
-        if state[4] is not None:
-            if type(state[4]) is not dict:
-                raise _refuse("malformed fields in a dtype state")
-            sealed = self.sealed
-            for value in state[4].values():
-                if not (type(value) is tuple and 2 <= len(value) <= 3):
-                    raise _refuse("malformed field in a dtype state")
-                if sealed.get(id(value[0]), _UNSEALED) is not value[0]:  # self._sealed(), inlined
-                    self._sealed(value[0], "a field's dtype")
-        return _state_key(args, state, self.keys)
+        return nested_key(self.sealed, self.keys, args, state)
 
     def _verify(self, args: tuple, state: tuple, key: tuple | None) -> None:
         """Refuse unless ``state`` is what numpy's own ``__reduce__`` gives for a dtype made by its

@@ -2015,6 +2015,8 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+int planload_init(PyObject *module, PyObject *miss);  /* _planload.c: the planned load's hooks */
+
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "anypickle.safe._opwalk",
     "Memo discipline check for pickle streams (CPython gh-115952), and the C fast path of loads.", -1, methods,
@@ -2049,7 +2051,7 @@ PyInit__opwalk(void)
     module = PyModule_Create(&moduledef);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(module, "FastLoads", (PyObject *)&FastLoadsType) < 0) {
+    if (PyModule_AddObjectRef(module, "FastLoads", (PyObject *)&FastLoadsType) < 0 || planload_init(module, MISS) < 0) {
         Py_DECREF(module);
         return NULL;
     }
