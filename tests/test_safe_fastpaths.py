@@ -9,7 +9,12 @@
   must accept and refuse exactly what verifying every state afresh accepts and refuses, warm cache
   or cold, and a state that equals a verified one in value but not in type is not taken for it;
 - the guard tests "a dtype this stream sealed" inline: an unsealed dtype, ``None`` included, is
-  refused by ``scalar``, ``_frombuffer`` and an array's BUILD.
+  refused by ``scalar``, ``_frombuffer`` and an array's BUILD;
+- ``_opwalk.safe_small``, safe_loads' first step for bytes with the defaults (plain data to
+  pickle.loads, small streams to the planned load, in one C call), answers what safe_loads' usual
+  way answers, or MISS; never an object for a stream that way refuses;
+- the planned load's C BUILD of a dtype (``_planload.c``) accepts exactly the states the numpy
+  guard, verifying afresh, accepts: it keys plain states as the guard does, in C.
 """
 
 from __future__ import annotations
@@ -214,3 +219,80 @@ def test_scalar_of_none_is_refused_by_safe_loads(proto):
     assert anypickle.safe._loads._planned_load(
         data, anypickle.safe._loads.build_allowlist(()), DEFAULT_LIMITS,
         anypickle.safe._loads._safe_plan(data, *DEFAULT_LIMITS.c_args())) is anypickle.safe._loads._MISS
+
+
+def _usual_way(data, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(anypickle.safe._loads, "_safe_small", None)
+        return _outcome(lambda: safe_loads(data))
+
+
+@pytest.mark.parametrize("proto", range(6))
+def test_safe_small_answers_as_the_usual_way(proto, monkeypatch):
+    from anypickle.safe._loads import _MISS, _safe_small
+
+    streams = [pickle.dumps(obj, proto) for obj in SAMPLES] + [b"(lp0\n."]
+    for data in streams:
+        got = _safe_small(data)
+        assert got is not _MISS, data[:40]  # every sample is taken
+        assert _outcome(lambda: got) == _usual_way(data, monkeypatch)
+    for data in _refused_streams() + [b"", b"\x80\x09K\x01.", b"(lp0\n", b"\x80\x04K\x01.."]:
+        assert _safe_small(data) is _MISS, data[:40]
+        assert _usual_way(data, monkeypatch)[0] == "error"
+
+
+def test_safe_small_misses_what_it_does_not_take(monkeypatch):
+    import copyreg
+    import datetime
+
+    from anypickle.safe._loads import _MISS, _PLAN_FIRST, _safe_small
+
+    data = pickle.dumps(SAMPLES[1], 4)
+    assert _safe_small(data) == SAMPLES[1]
+    assert _safe_small(bytearray(data)) is _MISS  # bytes only
+    large = pickle.dumps([datetime.datetime(2024, 1, 1, 0, 0, i % 60) for i in range(800)], 4)
+    assert len(large) > _PLAN_FIRST and _safe_small(large) is _MISS
+    assert _outcome(lambda: safe_loads(large))[0] == "ok"
+    copyreg.add_extension("datetime", "datetime", 240001)  # EXT codes resolve without find_class
+    try:
+        assert _safe_small(data) is _MISS
+        assert safe_loads(data) == SAMPLES[1]
+    finally:
+        copyreg.remove_extension("datetime", "datetime", 240001)
+    assert _safe_small(data) == SAMPLES[1]
+
+
+class _DtypeWithState:
+    """Pickles as ``numpy.dtype(*args)`` then a BUILD of ``state``: REDUCE, then BUILD."""
+
+    def __init__(self, args: tuple, state: tuple) -> None:
+        self.args, self.state = args, state
+
+    def __reduce__(self):
+        return np.dtype, self.args, self.state
+
+
+def _c_build_verdict(args: tuple, state: tuple, proto: int) -> str:
+    from anypickle.safe._loads import _MISS, _safe_small
+
+    data = pickle.dumps([_DtypeWithState(args, state)], proto)
+    got = _safe_small(data)
+    if got is _MISS:
+        return "refused"
+    assert type(got) is list and isinstance(got[0], np.dtype)
+    return "ok"
+
+
+@pytest.mark.parametrize("spec", PLAIN_DTYPES)
+def test_c_build_of_a_dtype_agrees_with_verifying_afresh(spec):
+    _cls, args, state = np.dtype(spec).__reduce__()
+    _numpy_guard._VERIFIED.clear()  # cold (the C BUILD shares this dict with the guard)
+    assert _c_build_verdict(args, state, 4) == _fresh_verdict(args, state) == "ok"
+    assert (args, state) in _numpy_guard._VERIFIED
+    checked = 0
+    for variant in _mutations(state):
+        expected = "ok" if _fresh_verdict(args, variant) == "ok" else "refused"
+        for proto in (2, 4, 2):  # cold, then with whatever the first call cached
+            assert _c_build_verdict(args, variant, proto) == expected, (spec, variant, proto)
+        checked += 1
+    assert checked > 20

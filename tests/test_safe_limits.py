@@ -40,6 +40,28 @@ def test_depth_limit_is_caller_changeable():
     assert depth == 1499
 
 
+@pytest.mark.parametrize("proto", [2, 4, 5])
+def test_array_bytes_limit_is_caller_changeable(proto):
+    """An array whose shape asks for more than limits.max_array_bytes is refused before numpy makes
+    it, on every path: the planned load (small stream), the inert-first one (large) and the static."""
+    np = pytest.importorskip("numpy")
+    import pickle
+
+    from anypickle.safe import _loads
+
+    for array in (np.arange(1000, dtype=np.float64), np.arange(3000, dtype=np.float64)):
+        data = pickle.dumps([array, range(2)], proto)
+        got = anypickle.loads(data, safe=True, limits=Limits(max_array_bytes=array.nbytes))
+        assert np.array_equal(got[0], array)
+        with pytest.raises(UnsafePickleError) as info:
+            anypickle.loads(data, safe=True, limits=Limits(max_array_bytes=array.nbytes - 1))
+        assert info.value.limit == "max_array_bytes"
+        plan = _loads._safe_plan(data)
+        assert _loads._planned_load(data, _loads._DEFAULT_ALLOWLIST, Limits(max_array_bytes=array.nbytes - 1),
+                                    plan) is _loads._MISS
+        assert np.array_equal(_loads._planned_load(data, _loads._DEFAULT_ALLOWLIST, Limits(), plan)[0], array)
+
+
 def test_copy_limit_is_caller_changeable():
     a = Asm()
     a.op(b"]")

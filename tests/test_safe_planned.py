@@ -139,17 +139,14 @@ def test_ordinary_data_takes_the_planned_load(name, monkeypatch):
         assert got[0] is got[1] is got[2]["again"]  # the memo still shares one array
 
 
-def test_the_planned_load_is_what_safe_loads_uses():
-    """safe_loads takes the planned load (a stream it misses would show the static pass's cost)."""
+def test_the_planned_load_is_what_safe_loads_uses(monkeypatch):
+    """safe_loads takes the planned load in its one C call (_opwalk.safe_small): neither the static
+    pass nor the Python steps run (a stream it misses would show their cost)."""
     data = CORPUS["numpy arrays p5"]
-    calls = []
-    real = anypickle.safe._loads._planned_load
-    try:
-        anypickle.safe._loads._planned_load = lambda *a: calls.append(1) or real(*a)
-        safe_loads(data)
-    finally:
-        anypickle.safe._loads._planned_load = real
-    assert calls == [1]
+    assert _same(anypickle.safe._loads._safe_small(data), pickle.loads(data))  # not MISS
+    monkeypatch.setattr(anypickle.safe._loads, "_refusal", lambda *a: pytest.fail("the static pass ran"))
+    monkeypatch.setattr(anypickle.safe._loads, "_planned_load", lambda *a: pytest.fail("the Python steps ran"))
+    assert _same(safe_loads(data), pickle.loads(data))
 
 
 # -- streams that tell a literal from a call result ------------------------------------------------
@@ -213,6 +210,13 @@ def _shape_streams() -> dict[str, bytes]:
     a = Asm()  # BUILD on a global
     a.g("builtins", "range").mark().s("x").i(1).dict().build()
     out["BUILD on a global"] = a.stop()
+    for code in (b"f", b"O"):  # _reconstruct(ndarray, (0,), <another dtype code>): numpy writes b'b' only
+        a = Asm()
+        a.g(NP, "_reconstruct").mark().g("numpy", "ndarray").mark().i(0).tuple().b(code).tuple().reduce()
+        a.mark().i(1).mark().i(2).tuple()
+        _dtype(a, "u1", (3, "|", None, None, None, -1, -1, 0))
+        a.false().b(b"\x00\x01").tuple().build()
+        out[f"_reconstruct with dtype code {code!r}"] = a.stop()
     return out
 
 
@@ -353,8 +357,9 @@ def test_larger_streams_take_the_planned_load_after_the_inert_one(monkeypatch):
     monkeypatch.setattr(anypickle.safe._loads, "_refusal", lambda *a: pytest.fail("the static pass ran"))
     assert _same(safe_loads(data), obj)
     assert calls == [1]
-    small = pickle.dumps(obj[-2:], 5)  # and a small one is planned first
-    assert _same(safe_loads(small), obj[-2:]) and calls == [1, 1]
+    small = pickle.dumps(obj[-2:], 5)  # and a small one is planned first, in safe_small's one C call
+    assert _same(anypickle.safe._loads._safe_small(small), obj[-2:])
+    assert _same(safe_loads(small), obj[-2:]) and calls == [1]
 
 
 def test_the_dtype_verdict_cache_keys_on_exact_types():

@@ -254,6 +254,9 @@ try:
     from ._opwalk import memo_check as _memo_check
     from ._opwalk import plain_data as _plain_data
     from ._opwalk import safe_plan as _safe_plan
+    from ._opwalk import configure_small as _configure_small
+    from ._opwalk import safe_small as _safe_small
+    from ._opwalk import PLAN_FIRST as _PLAN_FIRST_C
     from ._planned import configure as _configure_planned
     from ._planned import planned_load as _c_planned_load
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
@@ -261,6 +264,7 @@ except ImportError:  # pragma: no cover - built optionally (setup.py); CI assert
     _memo_check = None
     _plain_data = None
     _safe_plan = None
+    _safe_small = None
 
 # The C-first path: load with a find_class that resolves inert globals only, and run the static pass
 # only when that attempt meets anything else: as fast as pickle.loads, and it can execute nothing
@@ -280,12 +284,14 @@ PLANNED = _safe_plan is not None
 _DEFAULT_C_ARGS = DEFAULT_LIMITS.c_args()
 _DEFAULT_ALLOWLIST = build_allowlist(())  # what build_allowlist(()) returns (lru-cached there)
 _PLAN_MAX = 1 << 20  # larger streams: the rewritten copy would cost more than it saves
-# Streams up to this size are planned first. Larger ones first take the inert-only load (its walk
-# is cheaper per opcode than the plan's), and are planned when it meets a non-inert global.
-_PLAN_FIRST = 8192
+# Streams up to this size are planned first (_opwalk.safe_small too). Larger ones first take the
+# inert-only load (its walk is cheaper per opcode than the plan's), and are planned when it meets a
+# non-inert global.
+_PLAN_FIRST = _PLAN_FIRST_C if PLANNED else 8192
+_DEFAULT_ARRAY_CAP = DEFAULT_LIMITS.value("max_array_bytes")
 if PLANNED:
     _configure_planned(_DEFAULT_ALLOWLIST)
-_DEFAULT_ARRAY_CAP = DEFAULT_LIMITS.value("max_array_bytes")
+    _configure_small(*_DEFAULT_C_ARGS, _DEFAULT_ARRAY_CAP)
 
 
 def _planned_load(raw: bytes, allow: Allowlist, limits: Limits, plan: tuple) -> object:
@@ -309,6 +315,12 @@ def safe_loads(
     ``.limit`` when a limit is exceeded), or :class:`~anypickle.errors.DecodeError` when an allowed
     stream still fails to load. The result is type-identical to ``pickle.loads(data)``.
     """
+    if limits is None and _safe_small is not None and buffers is None and not allow:
+        # The common case in one C call (_opwalk.safe_small): plain data, or a small stream the
+        # planned load takes; MISS sends anything else the usual way below.
+        obj = _safe_small(data)
+        if obj is not _MISS:
+            return obj
     if limits is None:  # the common case, without calls (a small load pays every 50 ns)
         lim, c_args = DEFAULT_LIMITS, _DEFAULT_C_ARGS
     else:

@@ -1536,6 +1536,101 @@ static unsigned char last_header[ENVELOPE_SIZE];
 static PyObject *MISS;          /* returned for every input the fast path does not take */
 static PyObject *pickle_loads;  /* pickle.loads, looked up once */
 
+/* ---- safe_small: safe_loads(data) for a small stream, in one C call ------------------------------
+ *
+ * What anypickle.safe._loads.safe_loads does first for bytes with the default allowlist and limits,
+ * without its Python frames: plain data (plain_data) goes to pickle.loads; a stream of at most
+ * PLAN_FIRST bytes with a plan goes to the planned load (_planload.c). Anything else, any failure
+ * included, gives MISS and safe_loads takes its usual way, which redoes these steps or skips to the
+ * static pass: so this is a shortcut of that function, never another verdict. */
+PyObject *planned_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs);  /* _planload.c */
+static PyObject *small_args[6];          /* (data), max_depth, max_copy, max_int_bytes, max_hashed_keys, cap */
+static PyObject *inverted_registry, *extension_cache;  /* copyreg's: EXT resolves through them */
+enum { PLAN_FIRST = 8192 };
+
+static PyObject *miss_if_exception(PyObject *r);
+
+static PyObject *
+safe_small(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *data, *verdict, *load_args[3];
+    const unsigned char *bytes;
+    Py_ssize_t n;
+
+    if (nargs != 1 || small_args[1] == NULL || !PyBytes_CheckExact(args[0]))
+        return Py_NewRef(MISS);
+    data = small_args[0] = args[0];
+    verdict = plain_data(module, small_args, 5);
+    if (verdict == NULL)
+        goto error;
+    if (verdict == Py_True) {
+        Py_DECREF(verdict);
+        return miss_if_exception(PyObject_CallOneArg(pickle_loads, data));
+    }
+    Py_DECREF(verdict);
+    n = PyBytes_GET_SIZE(data);
+    if (n > PLAN_FIRST || PyDict_GET_SIZE(inverted_registry) || PyDict_GET_SIZE(extension_cache))
+        return Py_NewRef(MISS);
+    verdict = safe_plan(module, small_args, 5);
+    if (verdict == NULL)
+        goto error;
+    if (!PyTuple_CheckExact(verdict) || PyTuple_GET_SIZE(verdict) != 3) {
+        Py_DECREF(verdict);
+        return Py_NewRef(MISS);
+    }
+    bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+    load_args[0] = verdict;
+    load_args[1] = n >= 2 && bytes[0] == 0x80 && bytes[1] >= 3 ? Py_False : Py_True;  /* Python 2 names */
+    load_args[2] = small_args[5];
+    small_args[0] = NULL;
+    data = planned_load(module, load_args, 3);
+    Py_DECREF(verdict);
+    return data;
+error:
+    small_args[0] = NULL;
+    return miss_if_exception(NULL);
+}
+
+/* MISS for an error that is an Exception (safe_loads' usual way then names it), r otherwise. */
+static PyObject *
+miss_if_exception(PyObject *r)
+{
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return Py_NewRef(MISS);
+    }
+    return r;
+}
+
+static PyObject *
+configure_small(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t i;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "configure_small(max_depth, max_copy, max_int_bytes, max_hashed_keys, "
+                                         "max_array_bytes)");
+        return NULL;
+    }
+    for (i = 0; i < 5; i++) {
+        if (!PyLong_CheckExact(args[i])) {
+            PyErr_SetString(PyExc_TypeError, "configure_small takes ints");
+            return NULL;
+        }
+        Py_XSETREF(small_args[i + 1], Py_NewRef(args[i]));
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(safe_small_doc,
+"safe_small(data, /)\n--\n\n"
+"safe_loads(data) with the default allowlist and limits, when data is bytes of plain data or a small\n"
+"stream the planned load takes; MISS for anything else (safe_loads then takes its usual way).");
+
+PyDoc_STRVAR(configure_small_doc,
+"configure_small(max_depth, max_copy, max_int_bytes, max_hashed_keys, max_array_bytes, /)\n--\n\n"
+"The default limits safe_small applies (anypickle.safe._loads calls it once).");
+
+
 /* pickle.loads(payload) when data is an unsigned stdlib-pickle envelope (and, with safe, its
  * payload is plain data); a new reference to MISS for anything else; NULL with an exception set
  * when pickle.loads raised (with safe, MISS instead: plain data ran nothing, and the caller's full
@@ -2010,6 +2105,8 @@ static PyMethodDef methods[] = {
     {"memo_check", (PyCFunction)(void (*)(void))memo_check, METH_FASTCALL, memo_check_doc},
     {"plain_data", (PyCFunction)(void (*)(void))plain_data, METH_FASTCALL, plain_data_doc},
     {"safe_plan", (PyCFunction)(void (*)(void))safe_plan, METH_FASTCALL, safe_plan_doc},
+    {"safe_small", (PyCFunction)(void (*)(void))safe_small, METH_FASTCALL, safe_small_doc},
+    {"configure_small", (PyCFunction)(void (*)(void))configure_small, METH_FASTCALL, configure_small_doc},
     {"load_pickle_envelope", (PyCFunction)(void (*)(void))load_pickle_envelope, METH_FASTCALL,
      load_pickle_envelope_doc},
     {NULL, NULL, 0, NULL},
@@ -2043,6 +2140,20 @@ PyInit__opwalk(void)
     Py_DECREF(pickle);
     if (pickle_loads == NULL)
         return NULL;
+    {
+        PyObject *copyreg = PyImport_ImportModule("copyreg");
+        if (copyreg == NULL)
+            return NULL;
+        inverted_registry = PyObject_GetAttrString(copyreg, "_inverted_registry");
+        extension_cache = PyObject_GetAttrString(copyreg, "_extension_cache");
+        Py_DECREF(copyreg);
+        if (inverted_registry == NULL || extension_cache == NULL)
+            return NULL;
+        if (!PyDict_Check(inverted_registry) || !PyDict_Check(extension_cache)) {
+            PyErr_SetString(PyExc_ImportError, "copyreg's extension registry is not a dict");
+            return NULL;
+        }
+    }
     MISS = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
     if (MISS == NULL)
         return NULL;
@@ -2057,6 +2168,7 @@ PyInit__opwalk(void)
     }
     prefix = PyBytes_FromStringAndSize((const char *)ENVELOPE_PREFIX, sizeof ENVELOPE_PREFIX);
     if (PyModule_AddObjectRef(module, "MISS", MISS) < 0 || prefix == NULL
+        || PyModule_AddIntConstant(module, "PLAN_FIRST", PLAN_FIRST) < 0
         || PyModule_AddObject(module, "ENVELOPE_PREFIX", prefix) < 0) {
         Py_XDECREF(prefix);
         Py_DECREF(module);
