@@ -315,18 +315,20 @@ def safe_loads(
     ``.limit`` when a limit is exceeded), or :class:`~anypickle.errors.DecodeError` when an allowed
     stream still fails to load. The result is type-identical to ``pickle.loads(data)``.
     """
+    plain_judged = False
     if limits is None and _safe_small is not None and buffers is None and not allow:
         # The common case in one C call (_opwalk.safe_small): plain data, or a small stream the
         # planned load takes; MISS sends anything else the usual way below.
         obj = _safe_small(data)
         if obj is not _MISS:
             return obj
+        plain_judged = type(data) is bytes  # safe_small has tried the plain-data step on bytes
     if limits is None:  # the common case, without calls (a small load pays every 50 ns)
         lim, c_args = DEFAULT_LIMITS, _DEFAULT_C_ARGS
     else:
         lim = check_limits(limits)
         c_args = _DEFAULT_C_ARGS if lim is DEFAULT_LIMITS else lim.c_args()
-    if _plain_data is not None and not allow and buffers is None and _plain_data(data, *c_args):
+    if not plain_judged and _plain_data is not None and not allow and buffers is None and _plain_data(data, *c_args):
         # Only builtin containers and scalars can come out of a stream with sound memo indices and
         # no opcode that imports, calls or builds (checked in C, with the nesting and copy limits):
         # pickle.loads itself is safe on it, and it is the fastest loader there is.
