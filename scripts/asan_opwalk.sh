@@ -3,7 +3,7 @@
 # directory, then
 #  1. feeds memo_check hypothesis streams (and every prefix of each) in exact-size heap buffers, so a
 #     read one byte past the input is reported;
-#  2. feeds safe_small (the walk, the plan and the planned load of _planload.c) ordinary streams that
+#  2. feeds safe_fast (the walk, the plan and the planned load of _planload.c) ordinary streams that
 #     name globals (numpy's among them) and mutants of them: bytes flipped, cut, repeated.
 # Usage: scripts/asan_opwalk.sh [examples] [mutants]
 set -euo pipefail
@@ -46,10 +46,10 @@ from test_safe_planned import CORPUS
 
 planned.configure_planned = _opwalk.configure_planned
 planned.configure(loads._DEFAULT_ALLOWLIST)
-_opwalk.configure_small(*loads._DEFAULT_C_ARGS, loads._DEFAULT_ARRAY_CAP)
+_opwalk.configure_fast(*loads._DEFAULT_C_ARGS, loads._DEFAULT_ARRAY_CAP)
 warnings.simplefilter("ignore")
 seeds = [d for d in CORPUS.values() if len(d) <= _opwalk.PLAN_FIRST]
-taken = sum(_opwalk.safe_small(d) is not _opwalk.MISS for d in seeds)
+taken = sum(_opwalk.safe_fast(d) is not _opwalk.MISS for d in seeds)
 assert taken >= len(seeds) * 9 // 10, (taken, len(seeds))
 rng = random.Random(16)
 for k in range(int(sys.argv[2])):
@@ -63,8 +63,8 @@ for k in range(int(sys.argv[2])):
             del data[i:i + rng.randint(1, 8)]
         else:
             data[i:i] = data[max(0, i - 8):i]
-    _opwalk.safe_small(bytes(data))
-print(f"safe_small: {taken} of {len(seeds)} streams taken, {sys.argv[2]} mutants; no AddressSanitizer report")
+    _opwalk.safe_fast(bytes(data))
+print(f"safe_fast: {taken} of {len(seeds)} streams taken, {sys.argv[2]} mutants; no AddressSanitizer report")
 PYEOF
 PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
     "$PY" "$tmp/run.py" "${1:-3000}" "${2:-20000}"

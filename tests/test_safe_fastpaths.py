@@ -10,9 +10,10 @@
   or cold, and a state that equals a verified one in value but not in type is not taken for it;
 - the guard tests "a dtype this stream sealed" inline: an unsealed dtype, ``None`` included, is
   refused by ``scalar``, ``_frombuffer`` and an array's BUILD;
-- ``_opwalk.safe_small``, safe_loads' first step for bytes with the defaults (plain data to
-  pickle.loads, small streams to the planned load, in one C call), answers what safe_loads' usual
-  way answers, or MISS; never an object for a stream that way refuses;
+- ``_opwalk.safe_fast``, safe_loads' first steps for bytes with the defaults in one C call (plain
+  data to pickle.loads, small streams to the planned load, others to the inert-only load and then
+  the planned one), answers what safe_loads' usual way answers, or MISS; never an object for a
+  stream that way refuses;
 - the planned load's C BUILD of a dtype (``_planload.c``) accepts exactly the states the numpy
   guard, verifying afresh, accepts: it keys plain states as the guard does, in C.
 """
@@ -223,43 +224,70 @@ def test_scalar_of_none_is_refused_by_safe_loads(proto):
 
 def _usual_way(data, monkeypatch):
     with monkeypatch.context() as m:
-        m.setattr(anypickle.safe._loads, "_safe_small", None)
+        m.setattr(anypickle.safe._loads, "_safe_fast", None)
         return _outcome(lambda: safe_loads(data))
 
 
 @pytest.mark.parametrize("proto", range(6))
-def test_safe_small_answers_as_the_usual_way(proto, monkeypatch):
-    from anypickle.safe._loads import _MISS, _safe_small
+def test_safe_fast_answers_as_the_usual_way(proto, monkeypatch):
+    from anypickle.safe._loads import _MISS, _safe_fast
 
     streams = [pickle.dumps(obj, proto) for obj in SAMPLES] + [b"(lp0\n."]
     for data in streams:
-        got = _safe_small(data)
+        got = _safe_fast(data)
         assert got is not _MISS, data[:40]  # every sample is taken
         assert _outcome(lambda: got) == _usual_way(data, monkeypatch)
     for data in _refused_streams() + [b"", b"\x80\x09K\x01.", b"(lp0\n", b"\x80\x04K\x01.."]:
-        assert _safe_small(data) is _MISS, data[:40]
+        assert _safe_fast(data) is _MISS, data[:40]
         assert _usual_way(data, monkeypatch)[0] == "error"
 
 
-def test_safe_small_misses_what_it_does_not_take(monkeypatch):
+def test_safe_fast_misses_what_it_does_not_take(monkeypatch):
     import copyreg
     import datetime
 
-    from anypickle.safe._loads import _MISS, _PLAN_FIRST, _safe_small
+    from anypickle.safe._loads import _MISS, _PLAN_FIRST, _PLAN_MAX, _safe_fast
 
     data = pickle.dumps(SAMPLES[1], 4)
-    assert _safe_small(data) == SAMPLES[1]
-    assert _safe_small(bytearray(data)) is _MISS  # bytes only
-    large = pickle.dumps([datetime.datetime(2024, 1, 1, 0, 0, i % 60) for i in range(800)], 4)
-    assert len(large) > _PLAN_FIRST and _safe_small(large) is _MISS
-    assert _outcome(lambda: safe_loads(large))[0] == "ok"
+    assert _safe_fast(data) == SAMPLES[1]
+    assert _safe_fast(bytearray(data)) is _MISS  # bytes only (safe_loads makes bytes of the others first)
     copyreg.add_extension("datetime", "datetime", 240001)  # EXT codes resolve without find_class
     try:
-        assert _safe_small(data) is _MISS
+        assert _safe_fast(data) is _MISS
         assert safe_loads(data) == SAMPLES[1]
     finally:
         copyreg.remove_extension("datetime", "datetime", 240001)
-    assert _safe_small(data) == SAMPLES[1]
+    assert _safe_fast(data) == SAMPLES[1]
+    when = [datetime.datetime(2024, 1, 1, 0, 0, i % 60) for i in range(800)]
+    for proto in range(6):  # larger streams: the inert-only load, then (a range) the planned one
+        for obj in (when, when + [range(3)], when + [np.arange(3.0)]):
+            large = pickle.dumps(obj, proto)
+            assert _PLAN_FIRST < len(large) <= _PLAN_MAX
+            got = _safe_fast(large)
+            assert got is not _MISS, proto
+            assert _outcome(lambda: got) == _usual_way(large, monkeypatch)
+    trailing = pickle.dumps(when, 4) + b"."
+    assert _safe_fast(trailing) is _MISS and _usual_way(trailing, monkeypatch)[0] == "error"
+    start = datetime.datetime(2024, 1, 1)
+    huge = pickle.dumps([start + datetime.timedelta(seconds=i) for i in range(60_000)] + [range(3)], 4)
+    # over _PLAN_MAX: no planned load
+    assert len(huge) > _PLAN_MAX and _safe_fast(huge) is _MISS
+    assert _outcome(lambda: safe_loads(huge))[0] == "ok"
+
+
+def test_inert_only_load_in_c_resolves_inert_globals_only(monkeypatch):
+    """The C inert-only load hands a stream naming a non-inert global on (MISS, then the usual way),
+    and gives _codecs.encode's substitute, as the Python one does."""
+    from anypickle.safe._loads import _MISS, _PLAN_MAX, _safe_fast
+
+    pad = ["x" * 40] * 300  # past _PLAN_FIRST: the inert-only load goes first
+    for proto in (0, 2):
+        data = pickle.dumps(pad + [b"\x00\xff"], proto)  # protocols 0-2 write bytes as encode(str, 'latin1')
+        assert _outcome(lambda: _safe_fast(data)) == _usual_way(data, monkeypatch)
+    evil = pickle.dumps(pad + [__import__("collections").Counter("ab")], 4)  # Counter is not inert
+    assert len(evil) < _PLAN_MAX
+    got = _safe_fast(evil)
+    assert got is _MISS or _outcome(lambda: got) == _usual_way(evil, monkeypatch)
 
 
 class _DtypeWithState:
@@ -273,10 +301,10 @@ class _DtypeWithState:
 
 
 def _c_build_verdict(args: tuple, state: tuple, proto: int) -> str:
-    from anypickle.safe._loads import _MISS, _safe_small
+    from anypickle.safe._loads import _MISS, _safe_fast
 
     data = pickle.dumps([_DtypeWithState(args, state)], proto)
-    got = _safe_small(data)
+    got = _safe_fast(data)
     if got is _MISS:
         return "refused"
     assert type(got) is list and isinstance(got[0], np.dtype)

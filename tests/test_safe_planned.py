@@ -140,10 +140,10 @@ def test_ordinary_data_takes_the_planned_load(name, monkeypatch):
 
 
 def test_the_planned_load_is_what_safe_loads_uses(monkeypatch):
-    """safe_loads takes the planned load in its one C call (_opwalk.safe_small): neither the static
+    """safe_loads takes the planned load in its one C call (_opwalk.safe_fast): neither the static
     pass nor the Python steps run (a stream it misses would show their cost)."""
     data = CORPUS["numpy arrays p5"]
-    assert _same(anypickle.safe._loads._safe_small(data), pickle.loads(data))  # not MISS
+    assert _same(anypickle.safe._loads._safe_fast(data), pickle.loads(data))  # not MISS
     monkeypatch.setattr(anypickle.safe._loads, "_refusal", lambda *a: pytest.fail("the static pass ran"))
     monkeypatch.setattr(anypickle.safe._loads, "_planned_load", lambda *a: pytest.fail("the Python steps ran"))
     assert _same(safe_loads(data), pickle.loads(data))
@@ -346,20 +346,23 @@ def test_rewritten_streams_load_like_the_originals():
 
 def test_larger_streams_take_the_planned_load_after_the_inert_one(monkeypatch):
     """Past anypickle.safe._loads._PLAN_FIRST bytes the inert-only load goes first (cheaper per opcode); a
-    non-inert global after it still ends in the planned load, not in the static pass."""
+    non-inert global after it still ends in the planned load, not in the static pass: in safe_fast's
+    one C call, and in the Python steps (taken with limits= or without the C call)."""
     when = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
     obj = [when + datetime.timedelta(seconds=i) for i in range(600)] + [np.arange(4.0), range(3)]
     data = pickle.dumps(obj, 5)
     assert len(data) > anypickle.safe._loads._PLAN_FIRST
+    assert _same(anypickle.safe._loads._safe_fast(data), obj)  # not MISS
+    monkeypatch.setattr(anypickle.safe._loads, "_refusal", lambda *a: pytest.fail("the static pass ran"))
     calls = []
     real = anypickle.safe._loads._planned_load
     monkeypatch.setattr(anypickle.safe._loads, "_planned_load", lambda *a: calls.append(1) or real(*a))
-    monkeypatch.setattr(anypickle.safe._loads, "_refusal", lambda *a: pytest.fail("the static pass ran"))
+    assert _same(safe_loads(data), obj) and calls == []  # the C call took it
+    monkeypatch.setattr(anypickle.safe._loads, "_safe_fast", None)
     assert _same(safe_loads(data), obj)
     assert calls == [1]
-    small = pickle.dumps(obj[-2:], 5)  # and a small one is planned first, in safe_small's one C call
-    assert _same(anypickle.safe._loads._safe_small(small), obj[-2:])
-    assert _same(safe_loads(small), obj[-2:]) and calls == [1]
+    small = pickle.dumps(obj[-2:], 5)  # and a small one is planned first
+    assert _same(safe_loads(small), obj[-2:]) and calls == [1, 1]
 
 
 def test_the_dtype_verdict_cache_keys_on_exact_types():

@@ -254,9 +254,10 @@ try:
     from ._opwalk import memo_check as _memo_check
     from ._opwalk import plain_data as _plain_data
     from ._opwalk import safe_plan as _safe_plan
-    from ._opwalk import configure_small as _configure_small
-    from ._opwalk import safe_small as _safe_small
+    from ._opwalk import configure_fast as _configure_fast
+    from ._opwalk import safe_fast as _safe_fast
     from ._opwalk import PLAN_FIRST as _PLAN_FIRST_C
+    from ._opwalk import PLAN_MAX as _PLAN_MAX_C
     from ._planned import configure as _configure_planned
     from ._planned import planned_load as _c_planned_load
 except ImportError:  # pragma: no cover - built optionally (setup.py); CI asserts it is built
@@ -264,7 +265,7 @@ except ImportError:  # pragma: no cover - built optionally (setup.py); CI assert
     _memo_check = None
     _plain_data = None
     _safe_plan = None
-    _safe_small = None
+    _safe_fast = None
 
 # The C-first path: load with a find_class that resolves inert globals only, and run the static pass
 # only when that attempt meets anything else: as fast as pickle.loads, and it can execute nothing
@@ -283,15 +284,15 @@ C_FIRST = _memo_check is not None
 PLANNED = _safe_plan is not None
 _DEFAULT_C_ARGS = DEFAULT_LIMITS.c_args()
 _DEFAULT_ALLOWLIST = build_allowlist(())  # what build_allowlist(()) returns (lru-cached there)
-_PLAN_MAX = 1 << 20  # larger streams: the rewritten copy would cost more than it saves
-# Streams up to this size are planned first (_opwalk.safe_small too). Larger ones first take the
+_PLAN_MAX = _PLAN_MAX_C if PLANNED else 1 << 20  # larger: the rewritten copy would cost more than it saves
+# Streams up to this size are planned first (_opwalk.safe_fast too). Larger ones first take the
 # inert-only load (its walk is cheaper per opcode than the plan's), and are planned when it meets a
 # non-inert global.
 _PLAN_FIRST = _PLAN_FIRST_C if PLANNED else 8192
 _DEFAULT_ARRAY_CAP = DEFAULT_LIMITS.value("max_array_bytes")
 if PLANNED:
-    _configure_planned(_DEFAULT_ALLOWLIST)
-    _configure_small(*_DEFAULT_C_ARGS, _DEFAULT_ARRAY_CAP)
+    _configure_planned(_DEFAULT_ALLOWLIST, _SUBSTITUTES)
+    _configure_fast(*_DEFAULT_C_ARGS, _DEFAULT_ARRAY_CAP)
 
 
 def _planned_load(raw: bytes, allow: Allowlist, limits: Limits, plan: tuple) -> object:
@@ -316,13 +317,15 @@ def safe_loads(
     stream still fails to load. The result is type-identical to ``pickle.loads(data)``.
     """
     plain_judged = False
-    if limits is None and _safe_small is not None and buffers is None and not allow:
-        # The common case in one C call (_opwalk.safe_small): plain data, or a small stream the
-        # planned load takes; MISS sends anything else the usual way below.
-        obj = _safe_small(data)
+    if limits is None and _safe_fast is not None and buffers is None and not allow:
+        # The common case in one C call (_opwalk.safe_fast): plain data, the planned load or the
+        # inert-only one, as below; MISS sends anything else the usual way below.
+        if type(data) is not bytes:
+            data = _as_bytes(data)  # the copy the way below makes anyway (a large envelope's payload)
+        obj = _safe_fast(data)
         if obj is not _MISS:
             return obj
-        plain_judged = type(data) is bytes  # safe_small has tried the plain-data step on bytes
+        plain_judged = True  # safe_fast has tried the plain-data step
     if limits is None:  # the common case, without calls (a small load pays every 50 ns)
         lim, c_args = DEFAULT_LIMITS, _DEFAULT_C_ARGS
     else:

@@ -1042,9 +1042,11 @@ walk(const unsigned char *data, Py_ssize_t n, int *active, int stop_at_active, T
         }
         op = data[pos++];
         kind = KIND[op];
-        *active |= ACTIVE[op];
-        if (*active && stop_at_active)
-            Py_RETURN_FALSE;
+        if (ACTIVE[op]) {  /* one store per active opcode: *active may alias data, so none per opcode */
+            *active = 1;
+            if (stop_at_active)
+                Py_RETURN_FALSE;
+        }
         avail = limit - pos;  /* argument bytes readable without leaving the frame or stream */
 
         switch (kind) {
@@ -1536,58 +1538,91 @@ static unsigned char last_header[ENVELOPE_SIZE];
 static PyObject *MISS;          /* returned for every input the fast path does not take */
 static PyObject *pickle_loads;  /* pickle.loads, looked up once */
 
-/* ---- safe_small: safe_loads(data) for a small stream, in one C call ------------------------------
+/* ---- safe_fast: safe_loads(data)'s first steps, in one C call -------------------------------------
  *
  * What anypickle.safe._loads.safe_loads does first for bytes with the default allowlist and limits,
  * without its Python frames: plain data (plain_data) goes to pickle.loads; a stream of at most
- * PLAN_FIRST bytes with a plan goes to the planned load (_planload.c). Anything else, any failure
- * included, gives MISS and safe_loads takes its usual way, which redoes these steps or skips to the
- * static pass: so this is a shortcut of that function, never another verdict. */
+ * PLAN_FIRST bytes with a plan goes to the planned load (_planload.c); a sound stream without a plan,
+ * or a larger one, to the inert-only load, and a larger one that names a non-inert global (up to
+ * PLAN_MAX bytes) then to the planned load. Anything else, any failure included, gives MISS and
+ * safe_loads takes its usual way, which redoes these steps or goes to the static pass: so this is a
+ * shortcut of that function, never another verdict. */
 PyObject *planned_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs);  /* _planload.c */
-static PyObject *small_args[6];          /* (data), max_depth, max_copy, max_int_bytes, max_hashed_keys, cap */
+PyObject *inert_load(PyObject *data, int py2, int proto);                         /* _planload.c */
+int needs_scan_pending(void);                                                     /* _planload.c */
+static PyObject *fast_args[6];           /* (data), max_depth, max_copy, max_int_bytes, max_hashed_keys, cap */
 static PyObject *inverted_registry, *extension_cache;  /* copyreg's: EXT resolves through them */
-enum { PLAN_FIRST = 8192 };
+enum { PLAN_FIRST = 8192, PLAN_MAX = 1 << 20 };
 
 static PyObject *miss_if_exception(PyObject *r);
 
+/* The planned load of data: its object, MISS, or NULL on an error that is no Exception. */
 static PyObject *
-safe_small(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+fast_planned(PyObject *module, PyObject *plan, int py2)
 {
-    PyObject *data, *verdict, *load_args[3];
+    PyObject *load_args[3] = {plan, py2 ? Py_True : Py_False, fast_args[5]};
+    return planned_load(module, load_args, 3);
+}
+
+static PyObject *
+safe_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *data, *verdict, *obj;
     const unsigned char *bytes;
     Py_ssize_t n;
+    int proto, py2;
 
-    if (nargs != 1 || small_args[1] == NULL || !PyBytes_CheckExact(args[0]))
+    if (nargs != 1 || fast_args[1] == NULL || !PyBytes_CheckExact(args[0]))
         return Py_NewRef(MISS);
-    data = small_args[0] = args[0];
-    verdict = plain_data(module, small_args, 5);
+    data = fast_args[0] = args[0];  /* borrowed, for the walks' argument vector */
+    verdict = plain_data(module, fast_args, 5);
     if (verdict == NULL)
         goto error;
     if (verdict == Py_True) {
         Py_DECREF(verdict);
+        fast_args[0] = NULL;
         return miss_if_exception(PyObject_CallOneArg(pickle_loads, data));
     }
     Py_DECREF(verdict);
     n = PyBytes_GET_SIZE(data);
-    if (n > PLAN_FIRST || PyDict_GET_SIZE(inverted_registry) || PyDict_GET_SIZE(extension_cache))
-        return Py_NewRef(MISS);
-    verdict = safe_plan(module, small_args, 5);
-    if (verdict == NULL)
-        goto error;
-    if (!PyTuple_CheckExact(verdict) || PyTuple_GET_SIZE(verdict) != 3) {
-        Py_DECREF(verdict);
+    if (PyDict_GET_SIZE(inverted_registry) || PyDict_GET_SIZE(extension_cache)) {
+        fast_args[0] = NULL;
         return Py_NewRef(MISS);
     }
     bytes = (const unsigned char *)PyBytes_AS_STRING(data);
-    load_args[0] = verdict;
-    load_args[1] = n >= 2 && bytes[0] == 0x80 && bytes[1] >= 3 ? Py_False : Py_True;  /* Python 2 names */
-    load_args[2] = small_args[5];
-    small_args[0] = NULL;
-    data = planned_load(module, load_args, 3);
+    proto = n >= 2 && bytes[0] == 0x80 ? bytes[1] : 0;
+    py2 = proto < 3;
+    verdict = n <= PLAN_FIRST ? safe_plan(module, fast_args, 5) : memo_check(module, fast_args, 5);
+    fast_args[0] = NULL;
+    if (verdict == NULL)
+        return miss_if_exception(NULL);
+    if (PyTuple_CheckExact(verdict) && PyTuple_GET_SIZE(verdict) == 3) {  /* a plan */
+        obj = fast_planned(module, verdict, py2);
+        Py_DECREF(verdict);
+        return obj;
+    }
+    if (verdict != Py_None) {  /* False (long integers), a refusal or a limit: the usual way */
+        Py_DECREF(verdict);
+        return Py_NewRef(MISS);
+    }
     Py_DECREF(verdict);
-    return data;
+    obj = inert_load(data, py2, proto);
+    if (obj != NULL || !needs_scan_pending() || n <= PLAN_FIRST || n > PLAN_MAX)
+        return miss_if_exception(obj);
+    PyErr_Clear();  /* a larger stream naming a non-inert global: the planned load next */
+    fast_args[0] = data;
+    verdict = safe_plan(module, fast_args, 5);
+    fast_args[0] = NULL;
+    if (verdict == NULL)
+        return miss_if_exception(NULL);
+    if (PyTuple_CheckExact(verdict) && PyTuple_GET_SIZE(verdict) == 3)
+        obj = fast_planned(module, verdict, py2);
+    else
+        obj = Py_NewRef(MISS);
+    Py_DECREF(verdict);
+    return obj;
 error:
-    small_args[0] = NULL;
+    fast_args[0] = NULL;
     return miss_if_exception(NULL);
 }
 
@@ -1603,32 +1638,33 @@ miss_if_exception(PyObject *r)
 }
 
 static PyObject *
-configure_small(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+configure_fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t i;
     if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "configure_small(max_depth, max_copy, max_int_bytes, max_hashed_keys, "
+        PyErr_SetString(PyExc_TypeError, "configure_fast(max_depth, max_copy, max_int_bytes, max_hashed_keys, "
                                          "max_array_bytes)");
         return NULL;
     }
     for (i = 0; i < 5; i++) {
         if (!PyLong_CheckExact(args[i])) {
-            PyErr_SetString(PyExc_TypeError, "configure_small takes ints");
+            PyErr_SetString(PyExc_TypeError, "configure_fast takes ints");
             return NULL;
         }
-        Py_XSETREF(small_args[i + 1], Py_NewRef(args[i]));
+        Py_XSETREF(fast_args[i + 1], Py_NewRef(args[i]));
     }
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(safe_small_doc,
-"safe_small(data, /)\n--\n\n"
-"safe_loads(data) with the default allowlist and limits, when data is bytes of plain data or a small\n"
-"stream the planned load takes; MISS for anything else (safe_loads then takes its usual way).");
+PyDoc_STRVAR(safe_fast_doc,
+"safe_fast(data, /)\n--\n\n"
+"safe_loads(data) with the default allowlist and limits, when data is bytes that plain_data, the\n"
+"planned load or the inert-only load takes; MISS for anything else (safe_loads then takes its usual\n"
+"way).");
 
-PyDoc_STRVAR(configure_small_doc,
-"configure_small(max_depth, max_copy, max_int_bytes, max_hashed_keys, max_array_bytes, /)\n--\n\n"
-"The default limits safe_small applies (anypickle.safe._loads calls it once).");
+PyDoc_STRVAR(configure_fast_doc,
+"configure_fast(max_depth, max_copy, max_int_bytes, max_hashed_keys, max_array_bytes, /)\n--\n\n"
+"The default limits safe_fast applies (anypickle.safe._loads calls it once).");
 
 
 /* pickle.loads(payload) when data is an unsigned stdlib-pickle envelope (and, with safe, its
@@ -2105,8 +2141,8 @@ static PyMethodDef methods[] = {
     {"memo_check", (PyCFunction)(void (*)(void))memo_check, METH_FASTCALL, memo_check_doc},
     {"plain_data", (PyCFunction)(void (*)(void))plain_data, METH_FASTCALL, plain_data_doc},
     {"safe_plan", (PyCFunction)(void (*)(void))safe_plan, METH_FASTCALL, safe_plan_doc},
-    {"safe_small", (PyCFunction)(void (*)(void))safe_small, METH_FASTCALL, safe_small_doc},
-    {"configure_small", (PyCFunction)(void (*)(void))configure_small, METH_FASTCALL, configure_small_doc},
+    {"safe_fast", (PyCFunction)(void (*)(void))safe_fast, METH_FASTCALL, safe_fast_doc},
+    {"configure_fast", (PyCFunction)(void (*)(void))configure_fast, METH_FASTCALL, configure_fast_doc},
     {"load_pickle_envelope", (PyCFunction)(void (*)(void))load_pickle_envelope, METH_FASTCALL,
      load_pickle_envelope_doc},
     {NULL, NULL, 0, NULL},
@@ -2169,6 +2205,7 @@ PyInit__opwalk(void)
     prefix = PyBytes_FromStringAndSize((const char *)ENVELOPE_PREFIX, sizeof ENVELOPE_PREFIX);
     if (PyModule_AddObjectRef(module, "MISS", MISS) < 0 || prefix == NULL
         || PyModule_AddIntConstant(module, "PLAN_FIRST", PLAN_FIRST) < 0
+        || PyModule_AddIntConstant(module, "PLAN_MAX", PLAN_MAX) < 0
         || PyModule_AddObject(module, "ENVELOPE_PREFIX", prefix) < 0) {
         Py_XDECREF(prefix);
         Py_DECREF(module);

@@ -68,10 +68,13 @@ static PyObject *decide;          /* (module, name, py2, bits) -> decision, cach
 static PyObject *NeedsScan;       /* _planned.NeedsScan */
 static PyObject *inert_class_fn;  /* cls -> bool: cls is an inert class without argument rules */
 static PyObject *numpy_fn;        /* () -> (classes, dtype type, ndarray type, verified, verify, nested_key) */
+static PyObject *inert_decisions; /* dict (module, name, py2) -> the global, or None: the inert-only load */
+static PyObject *inert_decide;    /* (module, name, py2) -> the global or None, caching it */
+static PyObject *buffered_type;   /* io.BufferedReader */
 static PyObject *MISS;            /* returned for a load the static path must decide */
 /* Set on the first load naming numpy (numpy_fn). */
 static PyObject *np_classes, *np_dtype_type, *np_ndarray_type, *np_verified, *np_verify, *np_nested_key;
-static PyObject *s_find_class, *s_load, *s_tell, *s_setstate, *s_dict, *s_itemsize, *s_hasobject;
+static PyObject *s_find_class, *s_load, *s_tell, *s_buffer_size, *s_setstate, *s_dict, *s_itemsize, *s_hasobject;
 static PyObject *s_latin1, *s_latin_1, *s_underscore, *zero_tuple, *bytes_b, *orders, *one;
 
 /* ---- the load's state ------------------------------------------------------------------------ */
@@ -975,16 +978,107 @@ done:
     return obj;
 }
 
+/* ---- the inert-only load ----------------------------------------------------------------------
+ *
+ * What anypickle.safe._loads._load(data, inert_only=True) does, without its Python frames: the C
+ * unpickler resolves only globals that are harmless to call with anything (INERT in the allowlist),
+ * through inert_decide's cached answers; any other global, a persistent id or bytes after STOP raise
+ * NeedsScan. */
+
+static PyObject *
+inert_find_class(PyObject *py2, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *key, *obj;
+    if (nargs != 2)
+        return needs_scan_null();
+    key = PyTuple_Pack(3, args[0], args[1], py2);
+    if (key == NULL)
+        return NULL;
+    obj = PyDict_GetItemWithError(inert_decisions, key);
+    if (obj != NULL)
+        Py_INCREF(obj);
+    else if (!PyErr_Occurred())
+        obj = PyObject_Vectorcall(inert_decide, &PyTuple_GET_ITEM(key, 0), 3, NULL);
+    Py_DECREF(key);
+    if (obj == Py_None) {
+        Py_DECREF(obj);
+        return needs_scan_null();
+    }
+    return obj;
+}
+
+static PyMethodDef inert_find_class_def = {"find_class", (PyCFunction)(void (*)(void))inert_find_class,
+                                           METH_FASTCALL, NULL};
+
+/* The inert-only load of a sound stream (memo_check passed): the object, or NULL with NeedsScan or
+ * the load's own error set. */
+PyObject *
+inert_load(PyObject *data, int py2, int proto)
+{
+    PyObject *file = NULL, *reader = NULL, *unpickler = NULL, *fc = NULL, *obj = NULL, *pos = NULL;
+    if (unpickler_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "inert_load: configure() was not called");
+        return NULL;
+    }
+    file = PyObject_CallOneArg(bytesio_type, data);
+    if (file == NULL)
+        return NULL;
+    if (proto < 4) {
+        /* Protocols 0-3 have no FRAMEs: the C unpickler reads them opcode by opcode through read()
+         * unless the file has peek(), which BufferedReader offers (3x faster on 100k small ints). */
+        PyObject *size = PyLong_FromLong(1L << 16), *call[2] = {file, size};
+        if (size == NULL)
+            goto done;
+        reader = PyObject_Vectorcall(buffered_type, call, 2, NULL);
+        Py_DECREF(size);
+        if (reader == NULL)
+            goto done;
+    }
+    else
+        reader = Py_NewRef(file);
+    unpickler = PyObject_CallOneArg(unpickler_type, reader);
+    if (unpickler == NULL)
+        goto done;
+    fc = PyCFunction_New(&inert_find_class_def, py2 ? Py_True : Py_False);
+    if (fc == NULL || PyObject_SetAttr(unpickler, s_find_class, fc) < 0)
+        goto done;
+    obj = PyObject_CallMethodNoArgs(unpickler, s_load);
+    if (obj == NULL)
+        goto done;
+    pos = PyObject_CallMethodNoArgs(reader, s_tell);
+    if (pos == NULL || PyLong_AsSsize_t(pos) != PyBytes_GET_SIZE(data)) {
+        Py_CLEAR(obj);  /* bytes after STOP: the static pass names them */
+        if (!PyErr_Occurred())
+            PyErr_SetNone(NeedsScan);
+    }
+done:
+    Py_XDECREF(pos);
+    Py_XDECREF(fc);
+    Py_XDECREF(unpickler);
+    Py_XDECREF(reader);
+    Py_XDECREF(file);
+    return obj;
+}
+
+/* NeedsScan is the pending exception */
+int
+needs_scan_pending(void)
+{
+    return NeedsScan != NULL && PyErr_ExceptionMatches(NeedsScan);
+}
+
 PyDoc_STRVAR(configure_doc,
-"configure(unpickler_type, bytesio_type, decisions, decide, needs_scan, inert_class, numpy, /)\n--\n\n"
+"configure(unpickler_type, bytesio_type, decisions, decide, needs_scan, inert_class, numpy,\n"
+"          inert_decisions, inert_decide, buffered_type, /)\n--\n\n"
 "Set what planned_load uses (anypickle.safe._planned calls it once).");
 
 PyObject *
 configure_planned(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7 || !PyDict_CheckExact(args[2])) {
+    if (nargs != 10 || !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[7])) {
         PyErr_SetString(PyExc_TypeError, "configure(unpickler_type, bytesio_type, decisions, decide, "
-                                         "needs_scan, inert_class, numpy)");
+                                         "needs_scan, inert_class, numpy, inert_decisions, inert_decide, "
+                                         "buffered_type)");
         return NULL;
     }
     Py_XSETREF(unpickler_type, Py_NewRef(args[0]));
@@ -994,6 +1088,9 @@ configure_planned(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(NeedsScan, Py_NewRef(args[4]));
     Py_XSETREF(inert_class_fn, Py_NewRef(args[5]));
     Py_XSETREF(numpy_fn, Py_NewRef(args[6]));
+    Py_XSETREF(inert_decisions, Py_NewRef(args[7]));
+    Py_XSETREF(inert_decide, Py_NewRef(args[8]));
+    Py_XSETREF(buffered_type, Py_NewRef(args[9]));
     Py_RETURN_NONE;
 }
 
@@ -1013,6 +1110,7 @@ planload_init(PyObject *module, PyObject *miss)
     STR(s_find_class, "find_class");
     STR(s_load, "load");
     STR(s_tell, "tell");
+    STR(s_buffer_size, "buffer_size");
     STR(s_setstate, "__setstate__");
     STR(s_dict, "__dict__");
     STR(s_itemsize, "itemsize");

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ._allowlist import CALL, INERT, NOBUILD, Allowlist, map_python2, resolve_global
 from ._opwalk import configure_planned, planned_load
@@ -178,10 +178,12 @@ def _numpy() -> tuple:
     return guard.classes, guard.np.dtype, guard.np.ndarray, _numpy_guard._VERIFIED, guard._verify, _numpy_guard.nested_key
 
 
-def configure(allow: Allowlist) -> None:
-    """Point the C planned load at ``allow`` (the default allowlist: streams loaded with extra
-    ``allow`` entries take the static path)."""
+def configure(allow: Allowlist, substitutes: Mapping[tuple[str, str], object]) -> None:
+    """Point the C planned load, and the C inert-only load, at ``allow`` (the default allowlist:
+    streams loaded with extra ``allow`` entries take the Python steps); ``substitutes`` stand in for
+    some inert globals in the inert-only load (``_loads._SUBSTITUTES``)."""
     decisions: dict[tuple, Decision] = {}
+    inert: dict[tuple, object] = {}
 
     def decide_cached(module: str, name: str, py2_names: bool, bits: int) -> Decision:
         decision = decide(allow, module, name, py2_names, bits)
@@ -193,4 +195,18 @@ def configure(allow: Allowlist) -> None:
         pair = (cls.__module__, cls.__qualname__)
         return bool(allow.role(*pair) & INERT) and pair not in _RULED_INERT and resolve_global(*pair) is cls
 
-    configure_planned(_PlannedUnpickler, io.BytesIO, decisions, decide_cached, NeedsScan, inert_class, _numpy)
+    def inert_global(module: str, name: str, py2_names: bool) -> object:
+        """The inert-only load's find_class (``_loads._SafeUnpickler`` with ``inert_only``): the global
+        (or its substitute) when it is INERT, else None."""
+        pair = map_python2(module, name) if py2_names else (module, name)
+        found: object = None
+        if allow.role(*pair) & INERT:
+            found = substitutes.get(pair)
+            if found is None:
+                found = resolve_global(*pair)
+        if len(inert) < 4096:
+            inert[(module, name, py2_names)] = found
+        return found
+
+    configure_planned(_PlannedUnpickler, io.BytesIO, decisions, decide_cached, NeedsScan, inert_class, _numpy,
+                      inert, inert_global, io.BufferedReader)
