@@ -280,6 +280,32 @@ def test_function_payloads_take_the_c_path(monkeypatch):
 _CODE = (env._CURRENT_PACKED, _api._code_loader_for, _api._lines.register, _api._raise_code_error)
 
 
+@needs_extension
+def test_safe_envelopes_beyond_plain_data_take_the_c_path():
+    """loads(<unsigned pickle envelope>, safe=True) of data naming globals (datetime, Decimal, numpy,
+    a large list) is answered by safe loading's C first steps (_opwalk.safe_fast) without entering
+    the Python loads; a refused payload enters it, and gets its error there."""
+    import decimal
+
+    import numpy as np
+
+    import anypickle.safe._loads  # noqa: F401 - configures safe_fast, as the first safe load does
+
+    entered = []
+    fast = _opwalk.FastLoads(lambda *a, **k: entered.append(1) or _api.loads.__wrapped__(*a, **k),
+                             _api._raise_pickle_error, _CODE)
+    start = datetime.datetime(2024, 1, 1)
+    for obj in ([datetime.date(2026, 1, 1)], {"p": decimal.Decimal("1.5")}, np.arange(4.0),
+                [start + datetime.timedelta(seconds=i) for i in range(1000)]):
+        got = fast(anypickle.dumps(obj), safe=True)
+        assert type(got) is type(obj) and pickle.dumps(got) == pickle.dumps(obj)
+    assert entered == []
+    with pytest.raises(UnsafePickleError):
+        fast(_envelope(pickle.dumps(os.getcwd)), safe=True)  # a global outside the allowlist
+    assert entered == [1]
+
+
+
 def test_a_failed_function_load_names_module_and_skew():
     with pytest.raises(DecodeError, match="module 'nosuchmodule_for_fast_loads'") as info:
         anypickle.loads(_missing_module())

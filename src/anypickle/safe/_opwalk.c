@@ -1700,10 +1700,20 @@ load_envelope(PyObject *data, int safe)
         track_free(&t);
         if (verdict == NULL)
             return NULL;
-        int sound = verdict == Py_None;
+        int sound = verdict == Py_None, active_seen = verdict == Py_False;
         Py_DECREF(verdict);
-        if (!sound)
-            return Py_NewRef(MISS);
+        if (!sound) {
+            /* Not plain data: what the Python loads would do next, safe_loads(payload), starts with
+             * safe_fast (once anypickle.safe._loads has configured it); MISS goes the Python way. */
+            if (!active_seen || fast_args[1] == NULL)
+                return Py_NewRef(MISS);
+            payload = PyBytes_FromStringAndSize((const char *)buf + ENVELOPE_SIZE, n - ENVELOPE_SIZE);
+            if (payload == NULL)
+                return NULL;
+            result = safe_fast(NULL, &payload, 1);
+            Py_DECREF(payload);
+            return result;
+        }
     }
     if (n - ENVELOPE_SIZE < SMALL_PAYLOAD) {
         payload = PyBytes_FromStringAndSize((const char *)buf + ENVELOPE_SIZE, n - ENVELOPE_SIZE);
