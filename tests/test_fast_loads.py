@@ -242,6 +242,19 @@ def test_same_outcome_as_the_python_loads(shape, monkeypatch):
             assert fast == _outcome(lambda: python_loads(data, **shape)), data
 
 
+@pytest.mark.parametrize("override", [None, True, False])
+def test_a_safe_decoder_answers_as_loads_with_safe(override):
+    """Decoder(safe=True).decode binds safe=True in C (_api._safe_decode): the same outcome as
+    loads(data, safe=True) on every input, errors included; a call's own safe= still wins."""
+    decode = anypickle.Decoder(safe=True).decode
+    assert decode is anypickle.Decoder(safe=True).decode  # built once
+    extra = {} if override is None else {"safe": override}
+    for data in _INPUTS:
+        expected = _outcome(lambda: anypickle.loads(data, **{"safe": True, **extra}))
+        assert _outcome(lambda: decode(data, **extra)) == expected, data
+        assert _outcome(lambda: decode(bytearray(data), **extra)) == expected, data
+
+
 @needs_extension
 @given(st.binary(max_size=40), st.booleans())
 @settings(max_examples=300, deadline=None)

@@ -1958,6 +1958,7 @@ typedef struct {
     PyObject *dict;
     vectorcallfunc vectorcall;
     int has_code;   /* code set: function payloads take their fast path too */
+    int safe;       /* safe=True unless a call says otherwise (Decoder(safe=True).decode) */
     CodePath code;
 } FastLoads;
 
@@ -1967,7 +1968,7 @@ fastloads_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObjec
     FastLoads *self = (FastLoads *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    int safe = 0;
+    int safe = self->safe;
 
     if (nargs == 1 && PyBytes_CheckExact(args[0]) && nkw <= 1) {
         PyObject *result;
@@ -2015,14 +2016,17 @@ slow:
 static PyObject *
 fastloads_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *slow, *on_error, *code = Py_None;
+    PyObject *slow, *on_error, *code = Py_None, *safe = Py_False;
     FastLoads *self;
+    int safe_flag;
 
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
         PyErr_SetString(PyExc_TypeError, "FastLoads() takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_UnpackTuple(args, "FastLoads", 2, 3, &slow, &on_error, &code))
+    if (!PyArg_UnpackTuple(args, "FastLoads", 2, 4, &slow, &on_error, &code, &safe))
+        return NULL;
+    if ((safe_flag = PyObject_IsTrue(safe)) < 0)
         return NULL;
     if (!PyCallable_Check(slow) || !PyCallable_Check(on_error)) {
         PyErr_SetString(PyExc_TypeError, "FastLoads(slow, on_error) takes two callables");
@@ -2043,6 +2047,7 @@ fastloads_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->slow = Py_NewRef(slow);
     self->on_error = Py_NewRef(on_error);
     self->vectorcall = fastloads_vectorcall;
+    self->safe = safe_flag;
     if (code != Py_None) {
         self->has_code = 1;
         self->code.interpreter = Py_NewRef(PyTuple_GET_ITEM(code, 0));
@@ -2122,8 +2127,9 @@ static PyTypeObject FastLoadsType = {
     .tp_getattro = PyObject_GenericGetAttr,
     .tp_setattro = PyObject_GenericSetAttr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "FastLoads(slow, on_error, code=None): loads with a C fast path for plain-data envelopes\n"
-              "and, given code=(interpreter, loader_for, register, on_error), for unsigned function payloads.",
+    .tp_doc = "FastLoads(slow, on_error, code=None, safe=False): loads with a C fast path for plain-data\n"
+              "envelopes and, given code=(interpreter, loader_for, register, on_error), for unsigned function\n"
+              "payloads; safe=True makes safe=True the default of its calls (slow must then default to it too).",
     .tp_traverse = (traverseproc)fastloads_traverse,
     .tp_clear = (inquiry)fastloads_clear,
     .tp_methods = fastloads_methods,
