@@ -324,3 +324,12 @@ def test_c_build_of_a_dtype_agrees_with_verifying_afresh(spec):
             assert _c_build_verdict(args, variant, proto) == expected, (spec, variant, proto)
         checked += 1
     assert checked > 20
+
+
+def test_static_first_mode_skips_the_c_first_steps(monkeypatch):
+    """C_FIRST = False (the static-first path the differential tests and bench_safe compare against)
+    must not take safe_fast either: otherwise they would compare the C path with itself."""
+    monkeypatch.setattr(anypickle.safe._loads, "C_FIRST", False)
+    monkeypatch.setattr(anypickle.safe._loads, "_safe_fast", lambda data: pytest.fail("safe_fast ran"))
+    for obj in SAMPLES:
+        assert _outcome(lambda: safe_loads(pickle.dumps(obj, 4)))[0] == "ok"

@@ -317,7 +317,7 @@ def safe_loads(
     stream still fails to load. The result is type-identical to ``pickle.loads(data)``.
     """
     plain_judged = False
-    if limits is None and _safe_fast is not None and buffers is None and not allow:
+    if limits is None and _safe_fast is not None and C_FIRST and buffers is None and not allow:
         # The common case in one C call (_opwalk.safe_fast): plain data, the planned load or the
         # inert-only one, as below; MISS sends anything else the usual way below.
         if type(data) is not bytes:
