@@ -379,5 +379,17 @@ class NumpyGuard:
 
 
 def _same_state(expected: tuple, given: tuple) -> bool:
-    """State tuples equal element by element, of the same types (dtypes inside compare by numpy's ==)."""
-    return len(expected) == len(given) and all(type(a) is type(b) and a == b for a, b in zip(expected, given))
+    """State tuples equal element by element, of the same types all the way down: a datetime's
+    metadata ``(None, (b"D", 1, 1, 1))`` is not matched by ``(None, (b"D", 1, True, 1.0))``, nor a
+    field's offset by a bool (dtypes inside compare by numpy's ==)."""
+    return _same_value(expected, given)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if type(a) is tuple:
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same_value(v, b[k]) for k, v in a.items())
+    return bool(a == b)
