@@ -23,6 +23,7 @@ from ..analysis._needs import (
     exception_needs_own_reducer,
     gap_reduce,
     has_gap,
+    code_imports,
     imported_by_value,
     refuse_unshippable,
 )
@@ -60,15 +61,16 @@ class AnyPickler(cloudpickle.Pickler):
         self._plain = _plain_instance_types if policy.is_default else ()
         self._function_cells: set[int] = set()  # closure cells of functions written: filled by their state
         self._lines = lines
-        # Per code object (1k lambdas share one): what FunctionType derives from it, see _dynamic_function_reduce.
-        self._derived: dict[int, tuple[types.CodeType, str, str, str | None]] = {}
+        # Per code object (1k lambdas share one): what FunctionType derives from it, and whether its
+        # body imports anything (see _dynamic_function_reduce).
+        self._derived: dict[int, tuple[types.CodeType, str, str, str | None, bool]] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
         if t is types.FunctionType:  # first: the hot path of code (1k lambdas, every method of a class)
             if obj.__module__ not in MAIN_NAMES and definition_need(obj, self._policy) is None:
                 return NotImplemented  # (a __main__ function always goes by value: no need to ask)
-            if _reducers.is_singledispatch(obj):
+            if obj.__dict__ and _reducers.is_singledispatch(obj):  # (most functions: an empty __dict__)
                 return _reducers.reduce_singledispatch(obj)
             return self._dynamic_function_reduce(obj)
         if t is types.CodeType:
@@ -133,7 +135,8 @@ class AnyPickler(cloudpickle.Pickler):
         derived = self._derived.get(id(code))
         if derived is None or derived[0] is not code:
             fresh = _fresh_function(code)
-            derived = self._derived[id(code)] = (code, fresh.__name__, fresh.__qualname__, fresh.__doc__)
+            derived = self._derived[id(code)] = (code, fresh.__name__, fresh.__qualname__, fresh.__doc__,
+                                                 bool(code_imports(code)))
         if slotstate["__name__"] == derived[1]:
             del slotstate["__name__"]
         if slotstate["__qualname__"] == derived[2]:
@@ -142,7 +145,7 @@ class AnyPickler(cloudpickle.Pickler):
             del slotstate["__doc__"]
         # Local modules its body imports when it runs (from .kernels import f): the receiver lacks
         # them, so they travel by value and are registered under their names before it can run.
-        modules = imported_by_value(func, self._policy)
+        modules = imported_by_value(func, self._policy) if derived[4] else []
         if func.__closure__ is None and not modules:  # no cells to share: cloudpickle's own reconstruction
             return (_cp._make_function, self._function_getnewargs(func), (state, slotstate),
                     None, None, _cp._function_setstate)
