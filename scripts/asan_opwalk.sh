@@ -3,8 +3,9 @@
 # directory, then
 #  1. feeds memo_check hypothesis streams (and every prefix of each) in exact-size heap buffers, so a
 #     read one byte past the input is reported;
-#  2. feeds safe_fast (the walk, the plan and the planned load of _planload.c) ordinary streams that
-#     name globals (numpy's among them) and mutants of them: bytes flipped, cut, repeated.
+#  2. feeds safe_fast (the walks, the planned load and the inert-only load of _planload.c) ordinary
+#     streams that name globals (numpy's among them; a few over PLAN_FIRST bytes) and mutants of
+#     them: bytes flipped, cut, repeated.
 # Usage: scripts/asan_opwalk.sh [examples] [mutants]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,10 +46,14 @@ import anypickle.safe._planned as planned
 from test_safe_planned import CORPUS
 
 planned.configure_planned = _opwalk.configure_planned
-planned.configure(loads._DEFAULT_ALLOWLIST)
+planned.configure(loads._DEFAULT_ALLOWLIST, loads._SUBSTITUTES)
 _opwalk.configure_fast(*loads._DEFAULT_C_ARGS, loads._DEFAULT_ARRAY_CAP)
 warnings.simplefilter("ignore")
-seeds = [d for d in CORPUS.values() if len(d) <= _opwalk.PLAN_FIRST]
+import datetime
+when = [datetime.datetime(2024, 1, 1) + datetime.timedelta(seconds=i) for i in range(700)]
+larger = [pickle.dumps(when + extra, p) for p in (2, 5) for extra in ([], [range(3)])]  # inert, then planned
+assert all(len(d) > _opwalk.PLAN_FIRST for d in larger)
+seeds = [d for d in CORPUS.values() if len(d) <= _opwalk.PLAN_FIRST] + larger
 taken = sum(_opwalk.safe_fast(d) is not _opwalk.MISS for d in seeds)
 assert taken >= len(seeds) * 9 // 10, (taken, len(seeds))
 rng = random.Random(16)
