@@ -1729,11 +1729,7 @@ load_envelope(PyObject *data, int safe)
         return NULL;
     result = PyObject_CallOneArg(pickle_loads, payload);
     Py_DECREF(payload);
-    if (result == NULL && safe && PyErr_ExceptionMatches(PyExc_Exception)) {
-        PyErr_Clear();
-        return Py_NewRef(MISS);
-    }
-    return result;
+    return safe ? miss_if_exception(result) : result;  /* safe: the safe path names the problem */
 }
 
 static PyObject *
