@@ -10,9 +10,12 @@ Two guards, both exact allowlists (:mod:`anypickle.safe._allowlist`):
    ``persistent_load`` refuses: defence in depth should the two ever disagree.
 
 When the optional C helper :mod:`anypickle.safe._opwalk` is built (``C_FIRST``, see below), a stream whose
-memo discipline it proves sound is first loaded by the C unpickler resolving only *inert* globals;
-anything else (a refusal, a non-inert global, any error) goes to the static pass, then to the
-restricted load. Every error comes from the static pass, so errors name the global and byte position.
+memo discipline it proves sound is first loaded by the C unpickler resolving only *inert* globals, or
+by the planned load (:mod:`anypickle.safe._planned`), which applies the static pass's rules at each
+call and BUILD; anything else (a refusal, a global neither takes, any error) goes to the static pass,
+then to the restricted load. Every error comes from the static pass, so errors name the global and
+byte position. With the default allowlist and limits, ``_opwalk.safe_fast`` runs these C-first steps
+in one C call before any of the Python below (which it only ever shortcuts).
 """
 
 from __future__ import annotations
